@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("terraform-provider-istio: work in progress");
+    std::process::exit(1);
+}
