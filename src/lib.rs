@@ -2,6 +2,16 @@
 //!
 //! Layout: `tfplug` is the protocol layer (knows nothing of Istio); `provider` is the `istio`
 //! provider and its configuration; `kube` holds Kubernetes plumbing; `istio` typed CRDs and the
-//! VM bundle; `resources` one file per Terraform resource.
+//! VM bundle; `resources` one file per Terraform resource; `generated` writes the schema
+//! snapshot and the docs from the same models.
 
+pub mod generated;
+pub mod istio;
+pub mod kube;
+pub mod provider;
+pub mod resources;
 pub mod tfplug;
+pub mod validation;
+
+/// The provider's source address, as users write it in `required_providers`.
+pub const PROVIDER_SOURCE: &str = "registry.terraform.io/terraform-provider-istio/istio";

@@ -1,0 +1,11 @@
+//! Kubernetes plumbing shared by every resource: client construction from the provider
+//! configuration, server-side apply with conflict reporting, and watch-based waits.
+
+pub mod apply;
+pub mod client;
+pub mod error;
+pub mod mesh;
+pub mod wait;
+
+pub use client::{ConnectionSettings, ExecSettings, build_client};
+pub use error::KubeError;
