@@ -1,0 +1,583 @@
+// Package controlplane starts and stops a real local control plane for the
+// acceptance tests, `make demo` and manual use: etcd, kube-apiserver and
+// kube-controller-manager (one multi-call binary built from k8s.io/kubernetes)
+// and istiod (pilot-discovery built from istio.io/istio), all on loopback with
+// free ports and a fresh run directory. Nothing is faked.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+const (
+	// IstioNamespace is where istiod and its configuration live.
+	IstioNamespace = "istio-system"
+	// envFileName is the machine-readable result of a start, in RUN_DIR.
+	envFileName = "env"
+	// marker identifies a directory as a control-plane run directory, so a
+	// stale one may be wiped.
+	marker = ".tfpi-controlplane"
+)
+
+// Options configure Start. The zero value is usable.
+type Options struct {
+	// RunDir is the run directory (default $TFPI_CACHE/run/controlplane). A
+	// stale run directory (no live process) is wiped; a live one is an error.
+	RunDir string
+	// Revisions lists the istiod revisions to run; "default" is the
+	// unrevisioned one. Default: ["default"]. ["default", "canary"] adds a
+	// second istiod with ConfigMaps istio-canary and
+	// istio-sidecar-injector-canary.
+	Revisions []string
+	// ClusterID is istiod's cluster id and global.multiCluster.clusterName
+	// (default "cluster1").
+	ClusterID string
+	// Network is global.network and the east-west gateway's network
+	// (default "network1").
+	Network string
+	// GatewayIP is the external IP of the istio-eastwestgateway Service
+	// (default 127.0.0.1).
+	GatewayIP string
+	// ReadyTimeout bounds the wait for each component (default 3m).
+	ReadyTimeout time.Duration
+	// KillOnParentExit makes the components die with the calling process
+	// (tests). The CLI leaves it false so the control plane outlives `start`.
+	KillOnParentExit bool
+	// Progress receives one line per step (default: discarded).
+	Progress io.Writer
+}
+
+// ControlPlane is a started control plane.
+type ControlPlane struct {
+	RunDir     string
+	Kubeconfig string
+	// Env holds the values also written to RUN_DIR/env, in order.
+	Env []EnvVar
+
+	opts   Options
+	pki    *pki
+	procs  []*process
+	rest   *rest.Config
+	client kubernetes.Interface
+}
+
+// EnvVar is one line of the env file.
+type EnvVar struct{ Key, Value string }
+
+// Get returns the value of an env entry ("" if absent).
+func (cp *ControlPlane) Get(key string) string {
+	for _, e := range cp.Env {
+		if e.Key == key {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+// RestConfig returns a client configuration for the admin user.
+func (cp *ControlPlane) RestConfig() *rest.Config { return rest.CopyConfig(cp.rest) }
+
+// Clientset returns a typed client for the admin user.
+func (cp *ControlPlane) Clientset() kubernetes.Interface { return cp.client }
+
+// Dynamic returns a dynamic client for the admin user.
+func (cp *ControlPlane) Dynamic() dynamic.Interface { return dynamic.NewForConfigOrDie(cp.rest) }
+
+// DefaultRunDir is used when Options.RunDir is empty.
+func DefaultRunDir() string { return filepath.Join(CacheDir(), "run", "controlplane") }
+
+func (o *Options) defaults() {
+	if o.RunDir == "" {
+		o.RunDir = DefaultRunDir()
+	}
+	if len(o.Revisions) == 0 {
+		o.Revisions = []string{"default"}
+	}
+	if o.ClusterID == "" {
+		o.ClusterID = "cluster1"
+	}
+	if o.Network == "" {
+		o.Network = "network1"
+	}
+	if o.GatewayIP == "" {
+		o.GatewayIP = "127.0.0.1"
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 3 * time.Minute
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// Start brings up the whole control plane and returns once it is ready. On
+// error everything it started is stopped again and the error names the
+// component and its log file.
+func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
+	opts.defaults()
+	kubeBin, err := requireFile("TFPI_KUBE_TESTENV", "kube-testenv (etcd, kube-apiserver, kube-controller-manager)")
+	if err != nil {
+		return nil, err
+	}
+	pilotBin, err := requireFile("TFPI_PILOT_DISCOVERY", "pilot-discovery (istiod)")
+	if err != nil {
+		return nil, err
+	}
+	crds, err := requireFile("TFPI_ISTIO_CRDS", "Istio CRD YAML (crd-all.gen.yaml)")
+	if err != nil {
+		return nil, err
+	}
+	runDir, err := filepath.Abs(opts.RunDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareRunDir(runDir); err != nil {
+		return nil, err
+	}
+	cp := &ControlPlane{RunDir: runDir, opts: opts}
+	if err := cp.start(ctx, kubeBin, pilotBin, crds); err != nil {
+		if stopErr := cp.Stop(); stopErr != nil {
+			err = fmt.Errorf("%w (and stopping failed: %v)", err, stopErr)
+		}
+		return nil, err
+	}
+	return cp, nil
+}
+
+// prepareRunDir makes runDir a fresh, empty run directory.
+func prepareRunDir(runDir string) error {
+	if running := runningPids(runDir); len(running) > 0 {
+		var names []string
+		for _, p := range running {
+			names = append(names, fmt.Sprintf("%s (pid %d)", p.name, p.pid))
+		}
+		return fmt.Errorf("a control plane is already running in %s: %s; stop it first (go run ./cmd/controlplane stop --run-dir %s, or make controlplane-stop)",
+			runDir, strings.Join(names, ", "), runDir)
+	}
+	entries, err := os.ReadDir(runDir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return err
+	case len(entries) > 0:
+		if _, err := os.Stat(filepath.Join(runDir, marker)); err != nil {
+			return fmt.Errorf("run directory %s is not empty and is not a control-plane run directory; choose another --run-dir", runDir)
+		}
+		// Stale run directory of a control plane that is gone.
+		if err := os.RemoveAll(runDir); err != nil {
+			return fmt.Errorf("removing stale run directory %s: %w", runDir, err)
+		}
+	}
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(runDir, marker), []byte("run directory of acceptance-tests/controlplane\n"), 0o644)
+}
+
+// Stop kills every process of this control plane (also after a failed
+// start). The run directory and its logs stay.
+func (cp *ControlPlane) Stop() error {
+	err := StopRunDir(cp.RunDir)
+	for _, p := range cp.procs {
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	return err
+}
+
+func (cp *ControlPlane) progress(format string, args ...any) {
+	fmt.Fprintf(cp.opts.Progress, "controlplane: "+format+"\n", args...)
+}
+
+func (cp *ControlPlane) setEnv(key, value string) {
+	for i, e := range cp.Env {
+		if e.Key == key {
+			cp.Env[i].Value = value
+			return
+		}
+	}
+	cp.Env = append(cp.Env, EnvVar{key, value})
+}
+
+// istiodPorts are the listen addresses of one istiod.
+type istiodPorts struct {
+	grpc, xds, monitoring, http, https, ctrlz string
+}
+
+func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin, crds string) error {
+	started := time.Now()
+	var err error
+	if cp.pki, err = newPKI(filepath.Join(cp.RunDir, "pki")); err != nil {
+		return fmt.Errorf("generating certificates: %w", err)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return err
+	}
+	etcdURL := "http://" + ports[0]
+	peerURL := "http://" + ports[1]
+	apiserverAddr := ports[2]
+	apiserverURL := "https://" + apiserverAddr
+	cp.setEnv("RUN_DIR", cp.RunDir)
+
+	// Certificates: apiserver serving, admin (system:masters), one identity per istiod.
+	if err := cp.pki.issue("apiserver", "kube-apiserver", nil, []string{
+		"127.0.0.1", "localhost", "10.0.0.1", "kubernetes", "kubernetes.default",
+		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+	}); err != nil {
+		return err
+	}
+	if err := cp.pki.issue("admin", "admin", []string{"system:masters"}, nil); err != nil {
+		return err
+	}
+	cp.Kubeconfig = filepath.Join(cp.RunDir, "kubeconfig")
+	if err := cp.pki.kubeconfig(cp.Kubeconfig, apiserverURL, "admin"); err != nil {
+		return err
+	}
+	cp.setEnv("KUBECONFIG", cp.Kubeconfig)
+	cp.setEnv("KUBE_APISERVER", apiserverURL)
+	cp.setEnv("ETCD_ENDPOINT", etcdURL)
+	cp.setEnv("CLUSTER_ID", cp.opts.ClusterID)
+	cp.setEnv("NETWORK", cp.opts.Network)
+	cp.setEnv("EASTWEST_GATEWAY_IP", cp.opts.GatewayIP)
+	cp.setEnv("ISTIO_REVISIONS", strings.Join(cp.opts.Revisions, ","))
+
+	// etcd
+	cp.progress("starting etcd on %s", etcdURL)
+	etcd, err := cp.startProcess("etcd", cp.RunDir, baseEnv(), kubeBin, "etcd",
+		"--name=controlplane",
+		"--data-dir="+filepath.Join(cp.RunDir, "etcd-data"),
+		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=controlplane="+peerURL,
+		"--unsafe-no-fsync=true", "--log-level=warn",
+	)
+	if err != nil {
+		return err
+	}
+	if err := cp.waitFor(ctx, etcd, "etcd /health", func() error {
+		return httpOK(http.DefaultClient, etcdURL+"/health")
+	}); err != nil {
+		return err
+	}
+	cp.setEnv("ETCD_PID", strconv.Itoa(etcd.cmd.Process.Pid))
+
+	// kube-apiserver
+	pk := cp.pki.path
+	cp.progress("starting kube-apiserver on %s", apiserverURL)
+	host, port, _ := net.SplitHostPort(apiserverAddr)
+	apiserver, err := cp.startProcess("kube-apiserver", cp.RunDir, baseEnv(), kubeBin, "kube-apiserver",
+		"--etcd-servers="+etcdURL,
+		"--bind-address="+host, "--secure-port="+port,
+		// Loopback is not a valid endpoint for the `kubernetes` Service, so
+		// the endpoint reconciler is off (required from 1.37 on).
+		"--advertise-address="+host, "--endpoint-reconciler-type=none",
+		"--cert-dir="+filepath.Join(cp.RunDir, "pki", "apiserver-generated"),
+		"--tls-cert-file="+pk("apiserver.crt"), "--tls-private-key-file="+pk("apiserver.key"),
+		"--client-ca-file="+pk("ca.crt"),
+		"--authorization-mode=RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-signing-key-file="+pk("sa.key"),
+		"--service-account-key-file="+pk("sa.pub"),
+		"--service-cluster-ip-range=10.0.0.0/24",
+		"--allow-privileged=true",
+		"--profiling=false",
+		"--v=1",
+	)
+	if err != nil {
+		return err
+	}
+	admin, err := clientcmd.BuildConfigFromFlags("", cp.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	admin.QPS, admin.Burst = 100, 200
+	cp.rest = admin
+	httpClient, err := rest.HTTPClientFor(admin)
+	if err != nil {
+		return err
+	}
+	if err := cp.waitFor(ctx, apiserver, "kube-apiserver /readyz", func() error {
+		return httpOK(httpClient, apiserverURL+"/readyz")
+	}); err != nil {
+		return err
+	}
+	cp.setEnv("KUBE_APISERVER_PID", strconv.Itoa(apiserver.cmd.Process.Pid))
+	if cp.client, err = kubernetes.NewForConfig(admin); err != nil {
+		return err
+	}
+
+	// kube-controller-manager (uses the admin identity).
+	cp.progress("starting kube-controller-manager")
+	kcm, err := cp.startProcess("kube-controller-manager", cp.RunDir, baseEnv(), kubeBin, "kube-controller-manager",
+		"--kubeconfig="+cp.Kubeconfig,
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--controllers=namespace,serviceaccount,serviceaccount-token,garbagecollector,endpoint,endpointslice,endpointslicemirroring,root-ca-cert-publisher,clusterrole-aggregation",
+		"--root-ca-file="+pk("ca.crt"),
+		"--service-account-private-key-file="+pk("sa.key"),
+		"--use-service-account-credentials=false",
+		"--concurrent-gc-syncs=5",
+		"--v=1",
+	)
+	if err != nil {
+		return err
+	}
+	cp.setEnv("KUBE_CONTROLLER_MANAGER_PID", strconv.Itoa(kcm.cmd.Process.Pid))
+
+	// Istio CRDs and the objects an Istio installation has before istiod runs.
+	cp.progress("applying Istio CRDs from %s", crds)
+	if err := cp.applyCRDs(ctx, crds, apiserver); err != nil {
+		return err
+	}
+	if err := cp.bootstrapIstio(ctx); err != nil {
+		return fmt.Errorf("creating Istio configuration objects: %w", err)
+	}
+	if err := cp.waitFor(ctx, kcm, "kube-controller-manager (ServiceAccount default/default)", func() error {
+		_, err := cp.client.CoreV1().ServiceAccounts("default").Get(ctx, "default", getOpts)
+		return err
+	}); err != nil {
+		return err
+	}
+
+	// istiod, one per revision.
+	for _, rev := range cp.opts.Revisions {
+		if err := cp.startIstiod(ctx, pilotBin, rev); err != nil {
+			return err
+		}
+	}
+	first := cp.procByName(istiodName(cp.opts.Revisions[0]))
+	rootCertFile := filepath.Join(cp.RunDir, "istio-root-cert.pem")
+	if err := cp.waitFor(ctx, first, "ConfigMap default/istio-ca-root-cert (created by istiod)", func() error {
+		cm, err := cp.client.CoreV1().ConfigMaps("default").Get(ctx, "istio-ca-root-cert", getOpts)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(rootCertFile, []byte(cm.Data["root-cert.pem"]), 0o644)
+	}); err != nil {
+		return err
+	}
+	cp.setEnv("ISTIO_ROOT_CERT", rootCertFile)
+
+	if err := cp.writeEnvFile(); err != nil {
+		return err
+	}
+	cp.progress("ready in %s; env file %s", time.Since(started).Round(100*time.Millisecond), filepath.Join(cp.RunDir, envFileName))
+	return nil
+}
+
+func istiodName(rev string) string {
+	if rev == "default" || rev == "" {
+		return "istiod"
+	}
+	return "istiod-" + rev
+}
+
+// envPrefix is ISTIOD or ISTIOD_<REV> for env keys.
+func envPrefix(rev string) string {
+	return strings.ToUpper(strings.ReplaceAll(istiodName(rev), "-", "_"))
+}
+
+func (cp *ControlPlane) procByName(name string) *process {
+	for _, p := range cp.procs {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+func (cp *ControlPlane) startIstiod(ctx context.Context, pilotBin, rev string) error {
+	name := istiodName(rev)
+	addrs, err := freePorts(6)
+	if err != nil {
+		return err
+	}
+	pt := istiodPorts{grpc: addrs[0], xds: addrs[1], monitoring: addrs[2], http: addrs[3], https: addrs[4], ctrlz: addrs[5]}
+	// istiod authenticates as its ServiceAccount (client certificate with
+	// that user name), so the chart's RBAC applies as in a cluster.
+	if err := cp.pki.issue(name, "system:serviceaccount:"+IstioNamespace+":"+name,
+		[]string{"system:serviceaccounts", "system:serviceaccounts:" + IstioNamespace}, nil); err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(cp.RunDir, name+".kubeconfig")
+	if err := cp.pki.kubeconfig(kubeconfig, cp.Get("KUBE_APISERVER"), name); err != nil {
+		return err
+	}
+	// Working directory for the relative ./etc and ./var paths istiod uses.
+	workDir := filepath.Join(cp.RunDir, name)
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return err
+	}
+	revision := rev
+	if rev == "" {
+		revision = "default"
+	}
+	env := append(baseEnv(),
+		"POD_NAME="+name+"-local",
+		"POD_NAMESPACE="+IstioNamespace,
+		"CLUSTER_ID="+cp.opts.ClusterID,
+		"REVISION="+revision,
+		"ISTIOD_CUSTOM_HOST=localhost",
+		"PILOT_CERT_PROVIDER=istiod",
+		"ENABLE_CA_SERVER=true",
+	)
+	_, ctrlzPort, _ := net.SplitHostPort(pt.ctrlz)
+	cp.progress("starting %s (revision %s), XDS %s", name, revision, pt.xds)
+	p, err := cp.startProcess(name, workDir, env, pilotBin, "discovery",
+		"--kubeconfig="+kubeconfig,
+		"--namespace="+IstioNamespace,
+		"--clusterID="+cp.opts.ClusterID,
+		"--grpcAddr="+pt.grpc,
+		"--secureGRPCAddr="+pt.xds,
+		"--monitoringAddr="+pt.monitoring,
+		"--httpAddr="+pt.http,
+		"--httpsAddr="+pt.https,
+		"--ctrlz_address=127.0.0.1", "--ctrlz_port="+ctrlzPort,
+		"--log_output_level=default:info",
+	)
+	if err != nil {
+		return err
+	}
+	if err := cp.waitFor(ctx, p, name+" /ready", func() error {
+		return httpOK(http.DefaultClient, "http://"+pt.http+"/ready")
+	}); err != nil {
+		return err
+	}
+	prefix := envPrefix(rev)
+	cp.setEnv(prefix+"_GRPC_ADDR", pt.grpc)
+	cp.setEnv(prefix+"_XDS_ADDR", pt.xds)
+	cp.setEnv(prefix+"_MONITORING_ADDR", pt.monitoring)
+	cp.setEnv(prefix+"_HTTP_ADDR", pt.http)
+	cp.setEnv(prefix+"_WEBHOOK_ADDR", pt.https)
+	cp.setEnv(prefix+"_KUBECONFIG", kubeconfig)
+	cp.setEnv(prefix+"_PID", strconv.Itoa(p.cmd.Process.Pid))
+	return nil
+}
+
+// waitFor polls check until it succeeds, the process exits, ctx ends or the
+// timeout passes. Errors name the component and its log.
+func (cp *ControlPlane) waitFor(ctx context.Context, p *process, what string, check func() error) error {
+	deadline := time.Now().Add(cp.opts.ReadyTimeout)
+	var last error
+	for {
+		if exited, exitErr := p.exited(); exited {
+			return fmt.Errorf("%s exited (%v) while waiting for %s; log %s:\n%s", p.name, exitErr, what, p.log, tail(p.log, 25))
+		}
+		if last = check(); last == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %s not ready after %s (last error: %v); log %s:\n%s", p.name, what, cp.opts.ReadyTimeout, last, p.log, tail(p.log, 25))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: interrupted while waiting for %s: %w; log %s", p.name, what, ctx.Err(), p.log)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func httpOK(c *http.Client, url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// freePorts returns n distinct free loopback addresses (127.0.0.1:port).
+func freePorts(n int) ([]string, error) {
+	var out []string
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("no free loopback port: %w", err)
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().String())
+	}
+	return out, nil
+}
+
+// baseEnv is the environment of every component: ours without anything that
+// would point a component at another cluster.
+func baseEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return k == "KUBECONFIG" || strings.HasPrefix(k, "KUBERNETES_") ||
+			k == "POD_NAME" || k == "POD_NAMESPACE" || k == "REVISION" || k == "CLUSTER_ID"
+	})
+}
+
+// writeEnvFile writes RUN_DIR/env: KEY=value lines, sourceable by sh
+// (set -a; . env) and readable by make and by ReadEnvFile.
+func (cp *ControlPlane) writeEnvFile() error {
+	var b strings.Builder
+	for _, e := range cp.Env {
+		fmt.Fprintf(&b, "%s=%s\n", e.Key, e.Value)
+	}
+	return os.WriteFile(filepath.Join(cp.RunDir, envFileName), []byte(b.String()), 0o644)
+}
+
+// EnvFile is the env file of a run directory.
+func EnvFile(runDir string) string { return filepath.Join(runDir, envFileName) }
+
+// ReadEnvFile reads the env file of a started run directory.
+func ReadEnvFile(runDir string) ([]EnvVar, error) {
+	b, err := os.ReadFile(EnvFile(runDir))
+	if err != nil {
+		return nil, err
+	}
+	var out []EnvVar
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			out = append(out, EnvVar{k, v})
+		}
+	}
+	return out, nil
+}
+
+// Running reports the live processes of a run directory.
+func Running(runDir string) []string {
+	var out []string
+	for _, p := range runningPids(runDir) {
+		out = append(out, fmt.Sprintf("%s (pid %d)", p.name, p.pid))
+	}
+	return out
+}
