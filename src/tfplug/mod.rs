@@ -1,1 +1,25 @@
-//! placeholder, replaced by the tfplug layer
+//! tfplug: our Terraform plugin protocol 6 layer on tonic + prost. It knows nothing of Istio.
+//!
+//! Resources implement [`Resource`] against schema-typed [`Value`]s (or typed models through
+//! [`decode`]/[`encode`]); the binary's `main` calls [`install_crypto_provider`] early and then
+//! [`serve`].
+
+mod bridge;
+pub mod codec;
+mod diag;
+mod error;
+mod provider;
+pub(crate) mod proto;
+mod resource;
+pub mod schema;
+mod types;
+mod value;
+
+pub use bridge::{decode, encode};
+pub use diag::{AttributePath, Diagnostic, Diagnostics, PathStep, Severity};
+pub use error::Error;
+pub use provider::Provider;
+pub use resource::{Ctx, DataSource, Plan, Resource, default_plan};
+pub use schema::{Attribute, Block, HasType, NestedBlock, Nesting, Schema, provider_schema_json};
+pub use types::Type;
+pub use value::{Number, UnknownAs, Value};
