@@ -71,9 +71,50 @@ pub fn port(value: i64) -> Result<(), String> {
     Ok(())
 }
 
+
+/// A Terraform-style duration such as `90s`, `5m`, `1h30m` (Go's `time.ParseDuration` units
+/// h, m, s, ms). Used by `timeouts` blocks and token lifetimes.
+pub fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let problem = || format!("{text:?} is not a duration: write a number with a unit, e.g. \"30s\", \"5m\" or \"1h30m\"");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(problem());
+    }
+    let mut total = std::time::Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(problem)?;
+        if digits == 0 {
+            return Err(problem());
+        }
+        let amount: u64 = rest[..digits].parse().map_err(|_| problem())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return Err(problem()),
+        };
+        total += std::time::Duration::from_secs_f64(amount as f64 * seconds_per_unit);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse_go_style_units() {
+        assert_eq!(duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(duration("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(duration("250ms").unwrap().as_millis(), 250);
+        assert!(duration("5").is_err());
+        assert!(duration("5 minutes").is_err());
+        assert!(duration("").is_err());
+    }
 
     #[test]
     fn labels_accept_valid_and_reject_invalid() {

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use crate::provider::ProviderHandle;
 use crate::tfplug::{DataSource, Resource};
 
+pub mod common;
 pub mod mesh;
+pub mod workload_group;
 
-pub fn all(_handle: Arc<ProviderHandle>) -> Vec<Arc<dyn Resource>> {
-    vec![]
+pub fn all(handle: Arc<ProviderHandle>) -> Vec<Arc<dyn Resource>> {
+    vec![Arc::new(workload_group::WorkloadGroupResource::new(handle))]
 }
 
 pub fn all_data_sources(handle: Arc<ProviderHandle>) -> Vec<Arc<dyn DataSource>> {

@@ -1,0 +1,154 @@
+//! Pieces every resource shares: the `timeouts` block, `namespace/name` import IDs, metadata
+//! validation, and reading labels back without picking up keys other tools added.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tfplug::{AttributePath, Diagnostics};
+use crate::validation;
+
+/// How long operations may take before the provider gives up (`30s`, `5m`, `1h`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct TimeoutsModel {
+    /// Limit for create, including waits. Default depends on the resource.
+    pub create: Option<String>,
+    /// Limit for update, including waits.
+    pub update: Option<String>,
+    /// Limit for delete, including the wait until the objects are gone.
+    pub delete: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+impl TimeoutsModel {
+    pub fn validate(&self, diags: &mut Diagnostics) {
+        for (name, value) in [("create", &self.create), ("update", &self.update), ("delete", &self.delete)] {
+            if let Some(text) = value {
+                if let Err(problem) = validation::duration(text) {
+                    diags.error("Invalid timeout", problem, AttributePath::new("timeouts").attr(name));
+                }
+            }
+        }
+    }
+
+    pub fn get(timeouts: &Option<TimeoutsModel>, operation: Operation, default: Duration) -> Duration {
+        let text = timeouts.as_ref().and_then(|t| match operation {
+            Operation::Create => t.create.clone(),
+            Operation::Update => t.update.clone(),
+            Operation::Delete => t.delete.clone(),
+        });
+        text.and_then(|t| validation::duration(&t).ok()).unwrap_or(default)
+    }
+}
+
+/// Splits an import ID `namespace/name`.
+pub fn parse_import_id(id: &str, diags: &mut Diagnostics) -> Option<(String, String)> {
+    match id.split_once('/') {
+        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Some((namespace.to_string(), name.to_string()))
+        }
+        _ => {
+            diags.root_error(
+                "Invalid import ID",
+                format!("{id:?} is not of the form <namespace>/<name>, e.g. `terraform import ADDRESS default/product-vm`."),
+            );
+            None
+        }
+    }
+}
+
+pub fn validate_name(name: &str, path: AttributePath, diags: &mut Diagnostics) {
+    if let Err(problem) = validation::dns1123_subdomain(name) {
+        diags.error("Invalid name", problem, path);
+    }
+}
+
+pub fn validate_namespace(namespace: &str, path: AttributePath, diags: &mut Diagnostics) {
+    if let Err(problem) = validation::dns1123_label(namespace) {
+        diags.error("Invalid namespace", problem, path);
+    }
+}
+
+/// Label keys and values; each bad entry is reported on its own map key.
+pub fn validate_labels(labels: &Option<BTreeMap<String, String>>, path: AttributePath, diags: &mut Diagnostics) {
+    for (key, value) in labels.iter().flatten() {
+        if let Err(problem) = validation::qualified_name(key) {
+            diags.error("Invalid label key", problem, path.clone().key(key));
+        }
+        if let Err(problem) = validation::label_value(value) {
+            diags.error("Invalid label value", problem, path.clone().key(key));
+        }
+    }
+}
+
+pub fn validate_annotations(annotations: &Option<BTreeMap<String, String>>, path: AttributePath, diags: &mut Diagnostics) {
+    for key in annotations.iter().flatten().map(|(k, _)| k) {
+        if let Err(problem) = validation::qualified_name(key) {
+            diags.error("Invalid annotation key", problem, path.clone().key(key));
+        }
+    }
+}
+
+/// Labels or annotations as Terraform should see them after a refresh: only the keys the
+/// configuration manages (other tools and controllers add their own; those are not drift),
+/// and an empty map stays empty rather than turning into null.
+pub fn managed_entries(
+    live: Option<&BTreeMap<String, String>>,
+    prior: &Option<BTreeMap<String, String>>,
+) -> Option<BTreeMap<String, String>> {
+    let prior = prior.as_ref()?;
+    let live = live.cloned().unwrap_or_default();
+    Some(live.into_iter().filter(|(key, _)| prior.contains_key(key)).collect())
+}
+
+/// `Some(map)` only when non-empty, for objects built from live state without a prior.
+pub fn non_empty(map: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
+    map.filter(|m| !m.is_empty()).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_id_needs_namespace_and_name() {
+        let mut diags = Diagnostics::new();
+        assert_eq!(parse_import_id("default/product-vm", &mut diags), Some(("default".into(), "product-vm".into())));
+        assert!(parse_import_id("product-vm", &mut diags).is_none());
+        assert!(parse_import_id("a/b/c", &mut diags).is_none());
+        assert_eq!(diags.errors().count(), 2);
+    }
+
+    #[test]
+    fn refreshed_labels_keep_only_managed_keys() {
+        let prior = Some(BTreeMap::from([("app".to_string(), "product".to_string())]));
+        let live = BTreeMap::from([("app".to_string(), "changed".to_string()), ("added-by-controller".to_string(), "x".to_string())]);
+        let refreshed = managed_entries(Some(&live), &prior).unwrap();
+        assert_eq!(refreshed, BTreeMap::from([("app".to_string(), "changed".to_string())]));
+        assert_eq!(managed_entries(None, &Some(BTreeMap::new())), Some(BTreeMap::new()));
+        assert_eq!(managed_entries(Some(&live), &None), None);
+    }
+
+    #[test]
+    fn bad_label_is_reported_on_its_key() {
+        let mut diags = Diagnostics::new();
+        let labels = Some(BTreeMap::from([("Bad Key".to_string(), "v".to_string())]));
+        validate_labels(&labels, AttributePath::new("labels"), &mut diags);
+        assert_eq!(diags.errors().next().unwrap().path, Some(AttributePath::new("labels").key("Bad Key")));
+    }
+
+    #[test]
+    fn timeouts_fall_back_to_the_default() {
+        let timeouts = Some(TimeoutsModel { delete: Some("2m".into()), ..Default::default() });
+        assert_eq!(TimeoutsModel::get(&timeouts, Operation::Delete, Duration::from_secs(1)).as_secs(), 120);
+        assert_eq!(TimeoutsModel::get(&timeouts, Operation::Create, Duration::from_secs(7)).as_secs(), 7);
+    }
+}
