@@ -9,7 +9,11 @@ use super::value::{UnknownAs, Value};
 
 /// Converts a value into a typed model. On failure adds an error diagnostic naming the attribute
 /// (e.g. `spec.ports[0].number`) and returns `None`.
-pub fn decode<T: DeserializeOwned>(value: &Value, unknown_as: UnknownAs, diags: &mut Diagnostics) -> Option<T> {
+pub fn decode<T: DeserializeOwned>(
+    value: &Value,
+    unknown_as: UnknownAs,
+    diags: &mut Diagnostics,
+) -> Option<T> {
     let json = match value.to_json(unknown_as) {
         Ok(json) => json,
         Err(e) => {
@@ -29,7 +33,11 @@ pub fn decode<T: DeserializeOwned>(value: &Value, unknown_as: UnknownAs, diags: 
 
 /// Converts a typed model into a value of the schema's type; attributes the model leaves out
 /// become null. A model that does not fit its schema adds an error diagnostic.
-pub fn encode<T: Serialize>(typed: &T, schema: &impl HasType, diags: &mut Diagnostics) -> Option<Value> {
+pub fn encode<T: Serialize>(
+    typed: &T,
+    schema: &impl HasType,
+    diags: &mut Diagnostics,
+) -> Option<Value> {
     let json = match serde_json::to_value(typed) {
         Ok(json) => json,
         Err(e) => {
@@ -60,7 +68,11 @@ fn attribute_path(root: &Value, serde_path: &serde_path_to_error::Path) -> Attri
             Segment::Seq { index } => PathStep::ElementKeyInt(*index as i64),
             Segment::Enum { .. } | Segment::Unknown => break,
         };
-        current = current.and_then(|v| v.at(&AttributePath { steps: vec![step.clone()] }));
+        current = current.and_then(|v| {
+            v.at(&AttributePath {
+                steps: vec![step.clone()],
+            })
+        });
         path.steps.push(step);
     }
     path
@@ -91,7 +103,10 @@ mod tests {
         Type::object([
             ("name", Type::String),
             ("labels", Type::map(Type::String)),
-            ("ports", Type::list(Type::object([("number", Type::Number)]))),
+            (
+                "ports",
+                Type::list(Type::object([("number", Type::Number)])),
+            ),
             ("ratio", Type::Number),
             ("big", Type::Number),
         ])
@@ -126,18 +141,28 @@ mod tests {
         let decoded: Option<Model> = decode(&value, UnknownAs::Error, &mut diags);
         assert!(decoded.is_none());
         let error = diags.errors().next().unwrap();
-        assert_eq!(error.path, Some(AttributePath::new("ports").index(1).attr("number")));
+        assert_eq!(
+            error.path,
+            Some(AttributePath::new("ports").index(1).attr("number"))
+        );
     }
 
     #[test]
     fn unknown_policy_is_applied() {
-        let mut value = Value::from_json(&serde_json::json!({"name": "a", "ports": []}), &model_type()).unwrap();
+        let mut value = Value::from_json(
+            &serde_json::json!({"name": "a", "ports": []}),
+            &model_type(),
+        )
+        .unwrap();
         value.set_attr("labels", Value::Unknown);
         let mut diags = Diagnostics::new();
         let lenient: Option<Model> = decode(&value, UnknownAs::Null, &mut diags);
         assert_eq!(lenient.unwrap().labels, None);
         let strict: Option<Model> = decode(&value, UnknownAs::Error, &mut diags);
         assert!(strict.is_none());
-        assert_eq!(diags.errors().next().unwrap().path, Some(AttributePath::new("labels")));
+        assert_eq!(
+            diags.errors().next().unwrap().path,
+            Some(AttributePath::new("labels"))
+        );
     }
 }

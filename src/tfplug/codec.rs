@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use rmpv::Value as Mp;
 
+use super::Error;
 use super::diag::{AttributePath, PathStep};
 use super::types::Type;
 use super::value::{Number, Value};
-use super::Error;
 
 /// Terraform accepts any extension type as "unknown"; cty writes extension 0 with one zero byte.
 const UNKNOWN_EXT_TYPE: i8 = 0;
@@ -33,10 +33,16 @@ fn from_msgpack(raw: Mp, ty: &Type, path: &mut AttributePath) -> Result<Value, E
         _ => {}
     }
     let kind = kind_of(&raw);
-    let mismatch = |path: &AttributePath| Error::value(path, format!("expected {}, got msgpack {kind}", ty.to_json()));
+    let mismatch = |path: &AttributePath| {
+        Error::value(
+            path,
+            format!("expected {}, got msgpack {kind}", ty.to_json()),
+        )
+    };
     Ok(match (ty, raw) {
         (Type::String, Mp::String(s)) => Value::String(
-            s.into_str().ok_or_else(|| Error::value(path, "string is not valid UTF-8"))?,
+            s.into_str()
+                .ok_or_else(|| Error::value(path, "string is not valid UTF-8"))?,
         ),
         (Type::Number, Mp::Integer(i)) => Value::Number(match i.as_i64() {
             Some(i) => Number::Int(i),
@@ -46,14 +52,24 @@ fn from_msgpack(raw: Mp, ty: &Type, path: &mut AttributePath) -> Result<Value, E
         (Type::Number, Mp::F32(f)) => Value::Number(Number::Float(f as f64)),
         (Type::Number, Mp::String(s)) => {
             let text = s.into_str().ok_or_else(|| mismatch(path))?;
-            Value::Number(Number::parse(&text).ok_or_else(|| Error::value(path, format!("{text:?} is not a number")))?)
+            Value::Number(
+                Number::parse(&text)
+                    .ok_or_else(|| Error::value(path, format!("{text:?} is not a number")))?,
+            )
         }
         (Type::Bool, Mp::Boolean(b)) => Value::Bool(b),
         (Type::List(elem), Mp::Array(items)) => Value::List(array_from_msgpack(items, elem, path)?),
         (Type::Set(elem), Mp::Array(items)) => Value::Set(array_from_msgpack(items, elem, path)?),
         (Type::Tuple(elems), Mp::Array(items)) => {
             if elems.len() != items.len() {
-                return Err(Error::value(path, format!("expected {} tuple elements, got {}", elems.len(), items.len())));
+                return Err(Error::value(
+                    path,
+                    format!(
+                        "expected {} tuple elements, got {}",
+                        elems.len(),
+                        items.len()
+                    ),
+                ));
             }
             let mut out = Vec::with_capacity(items.len());
             for (i, (item, elem)) in items.into_iter().zip(elems).enumerate() {
@@ -95,9 +111,15 @@ fn from_msgpack(raw: Mp, ty: &Type, path: &mut AttributePath) -> Result<Value, E
             let type_json = match pair.pop().expect("length checked") {
                 Mp::Binary(bytes) => bytes,
                 Mp::String(s) => s.into_bytes(),
-                _ => return Err(Error::value(path, "dynamic value must start with its type JSON")),
+                _ => {
+                    return Err(Error::value(
+                        path,
+                        "dynamic value must start with its type JSON",
+                    ));
+                }
             };
-            let concrete = Type::from_json_bytes(&type_json).map_err(|e| Error::value(path, e.to_string()))?;
+            let concrete =
+                Type::from_json_bytes(&type_json).map_err(|e| Error::value(path, e.to_string()))?;
             let inner = from_msgpack(value, &concrete, path)?;
             Value::Dynamic(concrete, Box::new(inner))
         }
@@ -105,7 +127,11 @@ fn from_msgpack(raw: Mp, ty: &Type, path: &mut AttributePath) -> Result<Value, E
     })
 }
 
-fn array_from_msgpack(items: Vec<Mp>, elem: &Type, path: &mut AttributePath) -> Result<Vec<Value>, Error> {
+fn array_from_msgpack(
+    items: Vec<Mp>,
+    elem: &Type,
+    path: &mut AttributePath,
+) -> Result<Vec<Value>, Error> {
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         path.steps.push(PathStep::ElementKeyInt(i as i64));
@@ -117,8 +143,13 @@ fn array_from_msgpack(items: Vec<Mp>, elem: &Type, path: &mut AttributePath) -> 
 
 fn key_string(key: Mp, path: &AttributePath) -> Result<String, Error> {
     match key {
-        Mp::String(s) => s.into_str().ok_or_else(|| Error::value(path, "map key is not valid UTF-8")),
-        other => Err(Error::value(path, format!("map key must be a string, got msgpack {}", kind_of(&other)))),
+        Mp::String(s) => s
+            .into_str()
+            .ok_or_else(|| Error::value(path, "map key is not valid UTF-8")),
+        other => Err(Error::value(
+            path,
+            format!("map key must be a string, got msgpack {}", kind_of(&other)),
+        )),
     }
 }
 
@@ -150,16 +181,25 @@ fn to_msgpack(value: &Value, ty: &Type, path: &mut AttributePath) -> Result<Mp, 
         Value::Dynamic(_, inner) => inner.as_ref(),
         other => other,
     };
-    let mismatch =
-        |path: &AttributePath| Error::value(path, format!("value {} does not fit type {}", describe(value), ty.to_json()));
+    let mismatch = |path: &AttributePath| {
+        Error::value(
+            path,
+            format!(
+                "value {} does not fit type {}",
+                describe(value),
+                ty.to_json()
+            ),
+        )
+    };
     Ok(match (ty, value) {
         (_, Value::Null) => Mp::Nil,
         (_, Value::Unknown) => Mp::Ext(UNKNOWN_EXT_TYPE, vec![0]),
         (Type::String, Value::String(s)) => Mp::from(s.as_str()),
         (Type::Number, Value::Number(n)) => number_to_msgpack(n),
-        (Type::Number, Value::String(s)) => {
-            number_to_msgpack(&Number::parse(s).ok_or_else(|| Error::value(path, format!("{s:?} is not a number")))?)
-        }
+        (Type::Number, Value::String(s)) => number_to_msgpack(
+            &Number::parse(s)
+                .ok_or_else(|| Error::value(path, format!("{s:?} is not a number")))?,
+        ),
         (Type::Bool, Value::Bool(b)) => Mp::Boolean(*b),
         (Type::List(elem), Value::List(items) | Value::Set(items) | Value::Tuple(items))
         | (Type::Set(elem), Value::List(items) | Value::Set(items) | Value::Tuple(items)) => {
@@ -171,7 +211,9 @@ fn to_msgpack(value: &Value, ty: &Type, path: &mut AttributePath) -> Result<Mp, 
             }
             Mp::Array(out)
         }
-        (Type::Tuple(elems), Value::Tuple(items) | Value::List(items)) if elems.len() == items.len() => {
+        (Type::Tuple(elems), Value::Tuple(items) | Value::List(items))
+            if elems.len() == items.len() =>
+        {
             let mut out = Vec::with_capacity(items.len());
             for (i, (item, elem)) in items.iter().zip(elems).enumerate() {
                 path.steps.push(PathStep::ElementKeyInt(i as i64));
@@ -214,7 +256,10 @@ fn dynamic_to_msgpack(value: &Value, path: &mut AttributePath) -> Result<Mp, Err
         return to_msgpack(inner, &Type::String, path);
     }
     let encoded = to_msgpack(inner, &concrete, path)?;
-    Ok(Mp::Array(vec![Mp::Binary(concrete.to_json_bytes()), encoded]))
+    Ok(Mp::Array(vec![
+        Mp::Binary(concrete.to_json_bytes()),
+        encoded,
+    ]))
 }
 
 /// Integers go as integers; anything else as the shortest exact decimal text, because a float64
@@ -264,7 +309,13 @@ mod tests {
             ("tags", Type::list(Type::String)),
             ("ports", Type::set(Type::Number)),
             ("labels", Type::map(Type::String)),
-            ("nested", Type::list(Type::object([("a", Type::String), ("b", Type::map(Type::Number))]))),
+            (
+                "nested",
+                Type::list(Type::object([
+                    ("a", Type::String),
+                    ("b", Type::map(Type::Number)),
+                ])),
+            ),
             ("pair", Type::Tuple(vec![Type::String, Type::Bool])),
             ("any", Type::Dynamic),
         ])
@@ -283,24 +334,38 @@ mod tests {
             ("name", Value::Unknown),
             ("count", Value::Number(7.into())),
             ("enabled", Value::Unknown),
-            ("tags", Value::List(vec![Value::string("a"), Value::Unknown])),
+            (
+                "tags",
+                Value::List(vec![Value::string("a"), Value::Unknown]),
+            ),
             ("ports", Value::Unknown),
-            ("labels", Value::Map(BTreeMap::from([("k".to_string(), Value::Unknown)]))),
+            (
+                "labels",
+                Value::Map(BTreeMap::from([("k".to_string(), Value::Unknown)])),
+            ),
             (
                 "nested",
                 Value::List(vec![Value::object([
                     ("a", Value::Unknown),
-                    ("b", Value::Map(BTreeMap::from([("x".to_string(), Value::Unknown)]))),
+                    (
+                        "b",
+                        Value::Map(BTreeMap::from([("x".to_string(), Value::Unknown)])),
+                    ),
                 ])]),
             ),
-            ("pair", Value::Tuple(vec![Value::Unknown, Value::Bool(true)])),
+            (
+                "pair",
+                Value::Tuple(vec![Value::Unknown, Value::Bool(true)]),
+            ),
             ("any", Value::Unknown),
         ]);
         let back = round_trip(&value, &ty);
         assert_eq!(back, value);
         assert!(!back.is_fully_known());
         assert!(back.get_attr("nested").unwrap().is_known());
-        let deep = back.at(&AttributePath::new("nested").index(0).attr("b").key("x")).unwrap();
+        let deep = back
+            .at(&AttributePath::new("nested").index(0).attr("b").key("x"))
+            .unwrap();
         assert_eq!(*deep, Value::Unknown);
         assert_eq!(round_trip(&Value::Unknown, &ty), Value::Unknown);
     }
@@ -309,10 +374,16 @@ mod tests {
     fn refined_unknown_extension_12_reads_as_unknown() {
         // ext 12 carrying a refinement map {1: true} ("not null"), as Terraform 1.6+ sends.
         let bytes = [0xc7, 0x03, 0x0c, 0x81, 0x01, 0xc3];
-        assert_eq!(decode_msgpack(&bytes, &Type::String).unwrap(), Value::Unknown);
+        assert_eq!(
+            decode_msgpack(&bytes, &Type::String).unwrap(),
+            Value::Unknown
+        );
         let object = [0x81, 0xa1, b'a', 0xc7, 0x03, 0x0c, 0x81, 0x01, 0xc3];
         let ty = Type::object([("a", Type::list(Type::String))]);
-        assert_eq!(decode_msgpack(&object, &ty).unwrap(), Value::object([("a", Value::Unknown)]));
+        assert_eq!(
+            decode_msgpack(&object, &ty).unwrap(),
+            Value::object([("a", Value::Unknown)])
+        );
     }
 
     #[test]
@@ -332,22 +403,33 @@ mod tests {
             rmpv::encode::write_value(&mut bytes, &raw).unwrap();
             let decoded = decode_msgpack(&bytes, &Type::Number).unwrap();
             assert_eq!(decoded, Value::Number(expected.clone()), "decoding {raw}");
-            assert_eq!(decoded.as_number().unwrap().canonical(), expected.canonical());
+            assert_eq!(
+                decoded.as_number().unwrap().canonical(),
+                expected.canonical()
+            );
             assert_eq!(round_trip(&decoded, &Type::Number), decoded);
         }
     }
 
     #[test]
     fn big_numbers_are_written_as_decimal_strings() {
-        let big = Value::Number(Number::Big("1234567890123456789012345678901234567890".into()));
+        let big = Value::Number(Number::Big(
+            "1234567890123456789012345678901234567890".into(),
+        ));
         let bytes = encode_msgpack(&big, &Type::Number).unwrap();
         let raw = rmpv::decode::read_value(&mut &bytes[..]).unwrap();
         assert_eq!(raw, Mp::from("1234567890123456789012345678901234567890"));
         // Non-integral floats go as their shortest decimal, integral ones as integers.
         let bytes = encode_msgpack(&Value::Number(Number::Float(0.1)), &Type::Number).unwrap();
-        assert_eq!(rmpv::decode::read_value(&mut &bytes[..]).unwrap(), Mp::from("0.1"));
+        assert_eq!(
+            rmpv::decode::read_value(&mut &bytes[..]).unwrap(),
+            Mp::from("0.1")
+        );
         let bytes = encode_msgpack(&Value::Number(Number::Float(3.0)), &Type::Number).unwrap();
-        assert_eq!(rmpv::decode::read_value(&mut &bytes[..]).unwrap(), Mp::from(3i64));
+        assert_eq!(
+            rmpv::decode::read_value(&mut &bytes[..]).unwrap(),
+            Mp::from(3i64)
+        );
     }
 
     #[test]
@@ -363,9 +445,18 @@ mod tests {
         let ty = Type::object([("a", Type::String), ("b", Type::Number)]);
         let bytes = encode_msgpack(&Value::object([("a", Value::string("x"))]), &ty).unwrap();
         let raw = rmpv::decode::read_value(&mut &bytes[..]).unwrap();
-        assert_eq!(raw, Mp::Map(vec![(Mp::from("a"), Mp::from("x")), (Mp::from("b"), Mp::Nil)]));
+        assert_eq!(
+            raw,
+            Mp::Map(vec![
+                (Mp::from("a"), Mp::from("x")),
+                (Mp::from("b"), Mp::Nil)
+            ])
+        );
         let back = decode_msgpack(&bytes, &ty).unwrap();
-        assert_eq!(back, Value::object([("a", Value::string("x")), ("b", Value::Null)]));
+        assert_eq!(
+            back,
+            Value::object([("a", Value::string("x")), ("b", Value::Null)])
+        );
     }
 
     #[test]
@@ -398,10 +489,22 @@ mod tests {
             ("count", Value::Number(Number::Float(1.25))),
             ("enabled", Value::Bool(false)),
             ("tags", Value::List(vec![Value::string("a")])),
-            ("ports", Value::Set(vec![Value::Number(80.into()), Value::Number(443.into())])),
-            ("labels", Value::Map(BTreeMap::from([("a".into(), Value::string("1")), ("b".into(), Value::Null)]))),
+            (
+                "ports",
+                Value::Set(vec![Value::Number(80.into()), Value::Number(443.into())]),
+            ),
+            (
+                "labels",
+                Value::Map(BTreeMap::from([
+                    ("a".into(), Value::string("1")),
+                    ("b".into(), Value::Null),
+                ])),
+            ),
             ("nested", Value::Null),
-            ("pair", Value::Tuple(vec![Value::string("x"), Value::Bool(true)])),
+            (
+                "pair",
+                Value::Tuple(vec![Value::string("x"), Value::Bool(true)]),
+            ),
             ("any", Value::Null),
         ]);
         assert_eq!(round_trip(&value, &ty), value);
@@ -417,8 +520,13 @@ mod tests {
         let value = Value::Dynamic(inner_ty.clone(), Box::new(inner.clone()));
         let bytes = encode_msgpack(&value, &Type::Dynamic).unwrap();
         let raw = rmpv::decode::read_value(&mut &bytes[..]).unwrap();
-        let Mp::Array(pair) = &raw else { panic!("dynamic must be an array, got {raw}") };
-        assert_eq!(pair[0], Mp::Binary(br#"["object",{"x":["list","number"]}]"#.to_vec()));
+        let Mp::Array(pair) = &raw else {
+            panic!("dynamic must be an array, got {raw}")
+        };
+        assert_eq!(
+            pair[0],
+            Mp::Binary(br#"["object",{"x":["list","number"]}]"#.to_vec())
+        );
         let back = decode_msgpack(&bytes, &Type::Dynamic).unwrap();
         assert_eq!(back, value);
         assert!(matches!(&back, Value::Dynamic(t, _) if *t == inner_ty));
@@ -440,7 +548,9 @@ mod tests {
         let mut bytes = Vec::new();
         rmpv::encode::write_value(&mut bytes, &raw).unwrap();
         let err = decode_msgpack(&bytes, &ty).unwrap_err();
-        let Error::Value { path, message } = err else { panic!("expected a value error") };
+        let Error::Value { path, message } = err else {
+            panic!("expected a value error")
+        };
         assert_eq!(path, AttributePath::new("nested").index(0).attr("port"));
         assert!(message.contains("number"), "{message}");
     }
@@ -458,24 +568,47 @@ mod tests {
         let json = br#"{"id":"x","big":123456789012345678901234567890,"ratio":0.1,
             "labels":{"a":"b"},"any":{"type":["list","string"],"value":["v"]},"removed_attr":1}"#;
         let value = Value::from_wire_json(json, &ty).unwrap();
-        assert_eq!(value.get_attr("big").unwrap().as_number().unwrap().canonical(), "123456789012345678901234567890");
-        assert_eq!(value.get_attr("ratio").unwrap().as_number().unwrap(), &Number::Float(0.1));
+        assert_eq!(
+            value
+                .get_attr("big")
+                .unwrap()
+                .as_number()
+                .unwrap()
+                .canonical(),
+            "123456789012345678901234567890"
+        );
+        assert_eq!(
+            value.get_attr("ratio").unwrap().as_number().unwrap(),
+            &Number::Float(0.1)
+        );
         assert_eq!(value.get_attr("gone"), Some(&Value::Null));
         assert_eq!(
             value.get_attr("any").unwrap(),
-            &Value::Dynamic(Type::list(Type::String), Box::new(Value::List(vec![Value::string("v")])))
+            &Value::Dynamic(
+                Type::list(Type::String),
+                Box::new(Value::List(vec![Value::string("v")]))
+            )
         );
         let err = Value::from_wire_json(br#"{"labels":{"a":[1]}}"#, &ty).unwrap_err();
-        assert!(matches!(err, Error::Value { ref path, .. } if *path == AttributePath::new("labels").key("a")), "{err}");
+        assert!(
+            matches!(err, Error::Value { ref path, .. } if *path == AttributePath::new("labels").key("a")),
+            "{err}"
+        );
     }
 
     #[test]
     fn plain_json_round_trip_and_unknown_policy() {
         let ty = Type::object([("a", Type::String), ("n", Type::list(Type::Number))]);
         let value = Value::from_json(&json!({"a": "x", "n": [1, 2.5]}), &ty).unwrap();
-        assert_eq!(value.to_json(UnknownAs::Error).unwrap(), json!({"a": "x", "n": [1, 2.5]}));
+        assert_eq!(
+            value.to_json(UnknownAs::Error).unwrap(),
+            json!({"a": "x", "n": [1, 2.5]})
+        );
         let with_unknown = Value::object([("a", Value::Unknown), ("n", Value::Null)]);
-        assert_eq!(with_unknown.to_json(UnknownAs::Null).unwrap(), json!({"a": null, "n": null}));
+        assert_eq!(
+            with_unknown.to_json(UnknownAs::Null).unwrap(),
+            json!({"a": null, "n": null})
+        );
         let err = with_unknown.to_json(UnknownAs::Error).unwrap_err();
         assert!(matches!(err, Error::Value { ref path, .. } if *path == AttributePath::new("a")));
     }
@@ -483,8 +616,14 @@ mod tests {
     #[test]
     fn type_mismatch_on_encode_names_the_path() {
         let ty = Type::object([("m", Type::map(Type::Bool))]);
-        let value = Value::object([("m", Value::Map(BTreeMap::from([("k".into(), Value::string("no"))])))]);
+        let value = Value::object([(
+            "m",
+            Value::Map(BTreeMap::from([("k".into(), Value::string("no"))])),
+        )]);
         let err = encode_msgpack(&value, &ty).unwrap_err();
-        assert!(matches!(err, Error::Value { ref path, .. } if *path == AttributePath::new("m").key("k")), "{err}");
+        assert!(
+            matches!(err, Error::Value { ref path, .. } if *path == AttributePath::new("m").key("k")),
+            "{err}"
+        );
     }
 }

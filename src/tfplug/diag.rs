@@ -106,7 +106,12 @@ impl Diagnostics {
         Self::default()
     }
 
-    pub fn error(&mut self, summary: impl Into<String>, detail: impl Into<String>, path: AttributePath) {
+    pub fn error(
+        &mut self,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+        path: AttributePath,
+    ) {
         self.push(Severity::Error, summary.into(), detail.into(), Some(path));
     }
 
@@ -115,7 +120,12 @@ impl Diagnostics {
         self.push(Severity::Error, summary.into(), detail.into(), None);
     }
 
-    pub fn warning(&mut self, summary: impl Into<String>, detail: impl Into<String>, path: AttributePath) {
+    pub fn warning(
+        &mut self,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+        path: AttributePath,
+    ) {
         self.push(Severity::Warning, summary.into(), detail.into(), Some(path));
     }
 
@@ -123,16 +133,29 @@ impl Diagnostics {
         self.push(Severity::Warning, summary.into(), detail.into(), None);
     }
 
-    pub fn push(&mut self, severity: Severity, summary: String, detail: String, path: Option<AttributePath>) {
+    pub fn push(
+        &mut self,
+        severity: Severity,
+        summary: String,
+        detail: String,
+        path: Option<AttributePath>,
+    ) {
         // A root path is the same as no path for Terraform; normalise so equality is simple.
         let path = path.filter(|p| !p.is_root());
-        self.items.push(Diagnostic { severity, summary, detail, path });
+        self.items.push(Diagnostic {
+            severity,
+            summary,
+            detail,
+            path,
+        });
     }
 
     /// Records a layer error; value errors keep their attribute path.
     pub fn from_error(&mut self, summary: &str, error: &super::Error) {
         match error {
-            super::Error::Value { path, message } => self.error(summary, message.clone(), path.clone()),
+            super::Error::Value { path, message } => {
+                self.error(summary, message.clone(), path.clone())
+            }
             other => self.root_error(summary, other.to_string()),
         }
     }

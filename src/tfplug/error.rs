@@ -6,7 +6,10 @@ use super::diag::AttributePath;
 pub enum Error {
     /// A value did not match the schema type at `path`.
     #[error("{path}: {message}")]
-    Value { path: AttributePath, message: String },
+    Value {
+        path: AttributePath,
+        message: String,
+    },
     #[error("invalid msgpack: {0}")]
     Msgpack(String),
     #[error("invalid JSON: {0}")]
@@ -27,6 +30,9 @@ pub enum Error {
 
 impl Error {
     pub fn value(path: &AttributePath, message: impl Into<String>) -> Self {
-        Error::Value { path: path.clone(), message: message.into() }
+        Error::Value {
+            path: path.clone(),
+            message: message.into(),
+        }
     }
 }

@@ -8,8 +8,8 @@ mod bridge;
 pub mod codec;
 mod diag;
 mod error;
-mod provider;
 pub(crate) mod proto;
+mod provider;
 mod resource;
 pub mod schema;
 mod types;
@@ -23,3 +23,12 @@ pub use resource::{Ctx, DataSource, Plan, Resource, default_plan};
 pub use schema::{Attribute, Block, HasType, NestedBlock, Nesting, Schema, provider_schema_json};
 pub use types::Type;
 pub use value::{Number, UnknownAs, Value};
+
+mod log;
+mod rpc;
+mod server;
+mod tls;
+
+pub use log::level_from_env as log_level_from_env;
+pub use server::{MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, MAX_MESSAGE_SIZE, handshake_line, serve};
+pub use tls::install_crypto_provider;

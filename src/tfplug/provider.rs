@@ -18,7 +18,13 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Called once per process before any resource operation. The config may contain unknowns
     /// (e.g. a cluster created in the same apply); report that clearly rather than fail later.
-    async fn configure(&self, ctx: &Ctx, terraform_version: &str, config: Value, diags: &mut Diagnostics);
+    async fn configure(
+        &self,
+        ctx: &Ctx,
+        terraform_version: &str,
+        config: Value,
+        diags: &mut Diagnostics,
+    );
 
     fn resources(&self) -> Vec<Arc<dyn Resource>>;
 

@@ -64,17 +64,31 @@ pub trait Resource: Send + Sync + 'static {
     async fn read(&self, ctx: &Ctx, state: Value, diags: &mut Diagnostics) -> Option<Value>;
 
     /// Returning `Some(state)` with error diagnostics saves that state.
-    async fn update(&self, ctx: &Ctx, prior: Value, planned: Value, diags: &mut Diagnostics) -> Option<Value>;
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        prior: Value,
+        planned: Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value>;
 
     async fn delete(&self, ctx: &Ctx, prior: Value, diags: &mut Diagnostics);
 
     async fn import(&self, _ctx: &Ctx, _id: &str, diags: &mut Diagnostics) -> Option<Value> {
-        diags.root_error("Import is not supported", format!("{} cannot be imported.", self.type_name()));
+        diags.root_error(
+            "Import is not supported",
+            format!("{} cannot be imported.", self.type_name()),
+        );
         None
     }
 
     /// Called with the stored JSON state when its schema version differs from the current one.
-    async fn upgrade(&self, version: i64, _raw: serde_json::Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn upgrade(
+        &self,
+        version: i64,
+        _raw: serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
         diags.root_error(
             "Cannot upgrade state",
             format!(
@@ -124,15 +138,19 @@ fn mark_unset_computed_unknown(block: &Block, object: &mut Value) {
         }
     }
     for nested in &block.block_types {
-        let Some(value) = attrs.get_mut(&nested.type_name) else { continue };
+        let Some(value) = attrs.get_mut(&nested.type_name) else {
+            continue;
+        };
         match (nested.nesting, value) {
-            (Nesting::Single | Nesting::Group, object) => mark_unset_computed_unknown(&nested.block, object),
-            (Nesting::List | Nesting::Set, Value::List(items) | Value::Set(items)) => {
-                items.iter_mut().for_each(|item| mark_unset_computed_unknown(&nested.block, item))
+            (Nesting::Single | Nesting::Group, object) => {
+                mark_unset_computed_unknown(&nested.block, object)
             }
-            (Nesting::Map, Value::Map(items)) => {
-                items.values_mut().for_each(|item| mark_unset_computed_unknown(&nested.block, item))
-            }
+            (Nesting::List | Nesting::Set, Value::List(items) | Value::Set(items)) => items
+                .iter_mut()
+                .for_each(|item| mark_unset_computed_unknown(&nested.block, item)),
+            (Nesting::Map, Value::Map(items)) => items
+                .values_mut()
+                .for_each(|item| mark_unset_computed_unknown(&nested.block, item)),
             _ => {}
         }
     }
@@ -140,20 +158,30 @@ fn mark_unset_computed_unknown(block: &Block, object: &mut Value) {
 
 fn replacement_paths(block: &Block, prior: &Value, planned: &Value) -> Vec<AttributePath> {
     let differs = |name: &str| prior.get_attr(name) != planned.get_attr(name);
-    let attributes = block.attributes.iter().filter(|a| a.requires_replace).map(|a| a.name.as_str());
-    let blocks = block.block_types.iter().filter(|b| b.requires_replace).map(|b| b.type_name.as_str());
+    let attributes = block
+        .attributes
+        .iter()
+        .filter(|a| a.requires_replace)
+        .map(|a| a.name.as_str());
+    let blocks = block
+        .block_types
+        .iter()
+        .filter(|b| b.requires_replace)
+        .map(|b| b.type_name.as_str());
     attributes
         .chain(blocks)
         .filter(|name| differs(name))
-        .map(|name| AttributePath { steps: vec![PathStep::AttributeName(name.to_string())] })
+        .map(|name| AttributePath {
+            steps: vec![PathStep::AttributeName(name.to_string())],
+        })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tfplug::schema::{Attribute, NestedBlock};
     use crate::tfplug::Type;
+    use crate::tfplug::schema::{Attribute, NestedBlock};
 
     fn schema() -> Schema {
         let mut name = Attribute::new("name", Type::String);
@@ -172,7 +200,10 @@ mod tests {
                 attributes: vec![name, id, Attribute::new("content", Type::String)],
                 block_types: vec![NestedBlock {
                     type_name: "rule".into(),
-                    block: Block { attributes: vec![inner_id], ..Block::default() },
+                    block: Block {
+                        attributes: vec![inner_id],
+                        ..Block::default()
+                    },
                     nesting: Nesting::List,
                     min_items: 0,
                     max_items: 0,
@@ -184,7 +215,14 @@ mod tests {
     }
 
     fn plan(prior: Option<Value>, proposed: Value) -> Plan {
-        Plan { prior, config: proposed.clone(), proposed, planned: Value::Null, requires_replace: vec![], private: vec![] }
+        Plan {
+            prior,
+            config: proposed.clone(),
+            proposed,
+            planned: Value::Null,
+            requires_replace: vec![],
+            private: vec![],
+        }
     }
 
     #[test]
@@ -193,19 +231,30 @@ mod tests {
             ("name", Value::string("a")),
             ("id", Value::Null),
             ("content", Value::Null),
-            ("rule", Value::List(vec![Value::object([("uid", Value::Null)])])),
+            (
+                "rule",
+                Value::List(vec![Value::object([("uid", Value::Null)])]),
+            ),
         ]);
         let mut p = plan(None, proposed);
         default_plan(&schema(), &mut p);
         assert_eq!(p.planned.get_attr("id"), Some(&Value::Unknown));
         assert_eq!(p.planned.get_attr("content"), Some(&Value::Null));
-        assert_eq!(p.planned.at(&AttributePath::new("rule").index(0).attr("uid")), Some(&Value::Unknown));
+        assert_eq!(
+            p.planned
+                .at(&AttributePath::new("rule").index(0).attr("uid")),
+            Some(&Value::Unknown)
+        );
         assert!(p.requires_replace.is_empty());
     }
 
     #[test]
     fn update_lists_changed_requires_replace_attributes() {
-        let prior = Value::object([("name", Value::string("a")), ("id", Value::string("1")), ("content", Value::Null)]);
+        let prior = Value::object([
+            ("name", Value::string("a")),
+            ("id", Value::string("1")),
+            ("content", Value::Null),
+        ]);
         let mut proposed = prior.clone();
         proposed.set_attr("name", Value::string("b"));
         proposed.set_attr("content", Value::string("new"));

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value as Json, json};
 
+use super::Error;
 use super::proto::tfplugin6 as pb;
 use super::types::Type;
-use super::Error;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Schema {
@@ -84,7 +84,10 @@ impl Schema {
         match Self::try_from_model::<T>(version) {
             Ok(schema) => schema,
             // A model that cannot be a Terraform schema is a programming error caught by tests.
-            Err(e) => panic!("model {} cannot be a Terraform schema: {e}", T::schema_name()),
+            Err(e) => panic!(
+                "model {} cannot be a Terraform schema: {e}",
+                T::schema_name()
+            ),
         }
     }
 
@@ -92,7 +95,11 @@ impl Schema {
         let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
         let root = generator.into_root_schema_for::<T>();
         let root = root.as_value();
-        let defs = root.get("$defs").and_then(Json::as_object).cloned().unwrap_or_default();
+        let defs = root
+            .get("$defs")
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default();
         let reader = ModelReader { defs };
         let block = reader.block(root)?;
         Ok(Schema { version, block })
@@ -104,7 +111,10 @@ impl Schema {
     }
 
     pub(crate) fn to_proto(&self) -> pb::Schema {
-        pb::Schema { version: self.version, block: Some(self.block.to_proto()) }
+        pb::Schema {
+            version: self.version,
+            block: Some(self.block.to_proto()),
+        }
     }
 
     /// The shape `terraform providers schema -json` prints for one schema.
@@ -123,8 +133,14 @@ impl Block {
     }
 
     pub fn value_type(&self) -> Type {
-        let attrs = self.attributes.iter().map(|a| (a.name.clone(), a.r#type.clone()));
-        let blocks = self.block_types.iter().map(|b| (b.type_name.clone(), b.value_type()));
+        let attrs = self
+            .attributes
+            .iter()
+            .map(|a| (a.name.clone(), a.r#type.clone()));
+        let blocks = self
+            .block_types
+            .iter()
+            .map(|b| (b.type_name.clone(), b.value_type()));
         Type::Object(attrs.chain(blocks).collect())
     }
 
@@ -168,13 +184,19 @@ impl Block {
     fn to_terraform_json(&self) -> Json {
         let mut out = Map::new();
         if !self.attributes.is_empty() {
-            let attrs: Map<String, Json> =
-                self.attributes.iter().map(|a| (a.name.clone(), attribute_json(a))).collect();
+            let attrs: Map<String, Json> = self
+                .attributes
+                .iter()
+                .map(|a| (a.name.clone(), attribute_json(a)))
+                .collect();
             out.insert("attributes".into(), Json::Object(attrs));
         }
         if !self.block_types.is_empty() {
-            let blocks: Map<String, Json> =
-                self.block_types.iter().map(|b| (b.type_name.clone(), nested_block_json(b))).collect();
+            let blocks: Map<String, Json> = self
+                .block_types
+                .iter()
+                .map(|b| (b.type_name.clone(), nested_block_json(b)))
+                .collect();
             out.insert("block_types".into(), Json::Object(blocks));
         }
         if !self.description.is_empty() {
@@ -291,7 +313,11 @@ pub fn provider_schema_json(
     let mut entry = Map::new();
     entry.insert("provider".into(), provider.to_terraform_json());
     let schemas = |m: &BTreeMap<String, Schema>| -> Json {
-        Json::Object(m.iter().map(|(k, s)| (k.clone(), s.to_terraform_json())).collect())
+        Json::Object(
+            m.iter()
+                .map(|(k, s)| (k.clone(), s.to_terraform_json()))
+                .collect(),
+        )
     };
     if !resources.is_empty() {
         entry.insert("resource_schemas".into(), schemas(resources));
@@ -318,8 +344,12 @@ struct Markers {
 
 impl Markers {
     fn read(property: &Json, field: &str) -> Result<Markers, Error> {
-        let Some(ext) = property.get("x-tf") else { return Ok(Markers::default()) };
-        let ext = ext.as_object().ok_or_else(|| Error::Model(format!("{field}: x-tf must be an object")))?;
+        let Some(ext) = property.get("x-tf") else {
+            return Ok(Markers::default());
+        };
+        let ext = ext
+            .as_object()
+            .ok_or_else(|| Error::Model(format!("{field}: x-tf must be an object")))?;
         let flag = |name: &str| ext.get(name).and_then(Json::as_bool).unwrap_or(false);
         let mut markers = Markers {
             computed: flag("computed"),
@@ -327,7 +357,10 @@ impl Markers {
             sensitive: flag("sensitive"),
             requires_replace: flag("requires_replace"),
             set: flag("set"),
-            deprecated: ext.get("deprecated").and_then(Json::as_str).map(str::to_string),
+            deprecated: ext
+                .get("deprecated")
+                .and_then(Json::as_str)
+                .map(str::to_string),
             block: None,
             min_items: ext.get("min_items").and_then(Json::as_i64).unwrap_or(0),
             max_items: ext.get("max_items").and_then(Json::as_i64).unwrap_or(0),
@@ -338,15 +371,28 @@ impl Markers {
                 Some("list") => Nesting::List,
                 Some("set") => Nesting::Set,
                 Some("map") => Nesting::Map,
-                _ => return Err(Error::Model(format!("{field}: block must be single, list, set or map"))),
+                _ => {
+                    return Err(Error::Model(format!(
+                        "{field}: block must be single, list, set or map"
+                    )));
+                }
             });
         }
         let known = [
-            "computed", "optional_computed", "sensitive", "requires_replace", "set", "deprecated", "block",
-            "min_items", "max_items",
+            "computed",
+            "optional_computed",
+            "sensitive",
+            "requires_replace",
+            "set",
+            "deprecated",
+            "block",
+            "min_items",
+            "max_items",
         ];
         if let Some(unknown) = ext.keys().find(|k| !known.contains(&k.as_str())) {
-            return Err(Error::Model(format!("{field}: unknown x-tf marker {unknown:?}")));
+            return Err(Error::Model(format!(
+                "{field}: unknown x-tf marker {unknown:?}"
+            )));
         }
         Ok(markers)
     }
@@ -362,7 +408,10 @@ impl ModelReader {
         match schema.get("$ref").and_then(Json::as_str) {
             Some(reference) => {
                 let name = reference.rsplit('/').next().unwrap_or(reference);
-                let target = self.defs.get(name).ok_or_else(|| Error::Model(format!("unresolved {reference}")))?;
+                let target = self
+                    .defs
+                    .get(name)
+                    .ok_or_else(|| Error::Model(format!("unresolved {reference}")))?;
                 self.resolve(target)
             }
             None => Ok(schema),
@@ -385,10 +434,16 @@ impl ModelReader {
 
     fn block(&self, schema: &Json) -> Result<Block, Error> {
         let schema = self.non_null(schema)?;
+        if schema.get("type").and_then(Json::as_str) != Some("object") {
+            return Err(Error::Model(
+                "a block must be a struct with named fields".into(),
+            ));
+        }
+        let no_properties = Map::new();
         let properties = schema
             .get("properties")
             .and_then(Json::as_object)
-            .ok_or_else(|| Error::Model("a block must be a struct with named fields".into()))?;
+            .unwrap_or(&no_properties);
         let required: Vec<&str> = schema
             .get("required")
             .and_then(Json::as_array)
@@ -402,21 +457,39 @@ impl ModelReader {
             let markers = Markers::read(property, name)?;
             let is_required = required.contains(&name.as_str());
             match markers.block {
-                Some(nesting) => block.block_types.push(self.nested_block(name, property, &markers, nesting, is_required)?),
-                None => block.attributes.push(self.attribute(name, property, &markers, is_required)?),
+                Some(nesting) => block.block_types.push(self.nested_block(
+                    name,
+                    property,
+                    &markers,
+                    nesting,
+                    is_required,
+                )?),
+                None => {
+                    block
+                        .attributes
+                        .push(self.attribute(name, property, &markers, is_required)?)
+                }
             }
         }
         Ok(block)
     }
 
-    fn attribute(&self, name: &str, property: &Json, markers: &Markers, is_required: bool) -> Result<Attribute, Error> {
+    fn attribute(
+        &self,
+        name: &str,
+        property: &Json,
+        markers: &Markers,
+        is_required: bool,
+    ) -> Result<Attribute, Error> {
         let ty = self.type_of(property, markers.set)?;
         let mut description = description_of(property);
         if description.is_empty() {
             description = description_of(self.non_null(property)?);
         }
         if let Some(message) = &markers.deprecated {
-            description = format!("{description}\n\nDeprecated: {message}").trim().to_string();
+            description = format!("{description}\n\nDeprecated: {message}")
+                .trim()
+                .to_string();
         }
         let (required, optional, computed) = if markers.computed {
             (false, false, true)
@@ -449,9 +522,9 @@ impl ModelReader {
         let inner = self.non_null(property)?;
         let object = match nesting {
             Nesting::Single | Nesting::Group => inner,
-            Nesting::List | Nesting::Set => {
-                inner.get("items").ok_or_else(|| Error::Model(format!("{name}: list/set block must be a Vec")))?
-            }
+            Nesting::List | Nesting::Set => inner
+                .get("items")
+                .ok_or_else(|| Error::Model(format!("{name}: list/set block must be a Vec")))?,
             Nesting::Map => inner
                 .get("additionalProperties")
                 .ok_or_else(|| Error::Model(format!("{name}: map block must be a map")))?,
@@ -483,7 +556,10 @@ impl ModelReader {
         if schema.as_bool() == Some(true) || schema.as_object().is_some_and(|o| o.is_empty()) {
             return Ok(Type::Dynamic);
         }
-        if schema.get("enum").is_some() || schema.get("const").is_some() || is_string_alternatives(schema) {
+        if schema.get("enum").is_some()
+            || schema.get("const").is_some()
+            || is_string_alternatives(schema)
+        {
             return Ok(Type::String);
         }
         let type_name = match schema.get("type") {
@@ -497,14 +573,26 @@ impl ModelReader {
             Some("boolean") => Type::Bool,
             Some("array") => {
                 if let Some(prefix) = schema.get("prefixItems").and_then(Json::as_array) {
-                    Type::Tuple(prefix.iter().map(|s| self.type_of(s, false)).collect::<Result<_, _>>()?)
+                    Type::Tuple(
+                        prefix
+                            .iter()
+                            .map(|s| self.type_of(s, false))
+                            .collect::<Result<_, _>>()?,
+                    )
                 } else {
                     let element = match schema.get("items") {
                         Some(items) => self.type_of(items, false)?,
                         None => Type::Dynamic,
                     };
-                    let unique = schema.get("uniqueItems").and_then(Json::as_bool).unwrap_or(false);
-                    if as_set || unique { Type::set(element) } else { Type::list(element) }
+                    let unique = schema
+                        .get("uniqueItems")
+                        .and_then(Json::as_bool)
+                        .unwrap_or(false);
+                    if as_set || unique {
+                        Type::set(element)
+                    } else {
+                        Type::list(element)
+                    }
                 }
             }
             Some("object") => match schema.get("properties").and_then(Json::as_object) {
@@ -532,17 +620,28 @@ fn is_null_schema(schema: &Json) -> bool {
 
 /// Unit-only enums with doc comments come out as `oneOf` of string consts.
 fn is_string_alternatives(schema: &Json) -> bool {
-    let Some(alternatives) = schema.get("oneOf").or_else(|| schema.get("anyOf")).and_then(Json::as_array) else {
+    let Some(alternatives) = schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))
+        .and_then(Json::as_array)
+    else {
         return false;
     };
     alternatives.iter().all(|alt| {
         alt.get("const").is_some_and(Json::is_string)
-            || alt.get("enum").and_then(Json::as_array).is_some_and(|e| e.iter().all(Json::is_string))
+            || alt
+                .get("enum")
+                .and_then(Json::as_array)
+                .is_some_and(|e| e.iter().all(Json::is_string))
     })
 }
 
 fn description_of(schema: &Json) -> String {
-    schema.get("description").and_then(Json::as_str).unwrap_or_default().to_string()
+    schema
+        .get("description")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -604,7 +703,10 @@ mod tests {
     }
 
     fn attr<'a>(schema: &'a Schema, name: &str) -> &'a Attribute {
-        schema.block.attribute(name).unwrap_or_else(|| panic!("no attribute {name}"))
+        schema
+            .block
+            .attribute(name)
+            .unwrap_or_else(|| panic!("no attribute {name}"))
     }
 
     #[test]
@@ -638,7 +740,10 @@ mod tests {
         assert!(rule.block.attribute("port").unwrap().required);
         assert!(rule.block.attribute("uid").unwrap().computed);
         let settings = schema.block.block_type("settings").unwrap();
-        assert_eq!((settings.nesting, settings.min_items, settings.max_items), (Nesting::Single, 0, 0));
+        assert_eq!(
+            (settings.nesting, settings.min_items, settings.max_items),
+            (Nesting::Single, 0, 0)
+        );
         assert!(schema.block.attribute("rule").is_none());
     }
 
@@ -658,8 +763,17 @@ mod tests {
     fn proto_schema_never_sets_nested_type() {
         let schema = Schema::from_model::<Thing>(0).to_proto();
         let block = schema.block.unwrap();
-        assert!(block.attributes.iter().all(|a| a.nested_type.is_none() && !a.r#type.is_empty()));
-        let target = block.attributes.iter().find(|a| a.name == "target").unwrap();
+        assert!(
+            block
+                .attributes
+                .iter()
+                .all(|a| a.nested_type.is_none() && !a.r#type.is_empty())
+        );
+        let target = block
+            .attributes
+            .iter()
+            .find(|a| a.name == "target")
+            .unwrap();
         assert_eq!(
             serde_json::from_slice::<Json>(&target.r#type).unwrap(),
             json!(["object", {"host": "string", "weight": "number"}])

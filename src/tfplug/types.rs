@@ -48,11 +48,15 @@ impl Type {
             Type::Set(e) => json!(["set", e.to_json()]),
             Type::Map(e) => json!(["map", e.to_json()]),
             Type::Object(attrs) => {
-                let attrs: serde_json::Map<String, Json> =
-                    attrs.iter().map(|(k, t)| (k.clone(), t.to_json())).collect();
+                let attrs: serde_json::Map<String, Json> = attrs
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.to_json()))
+                    .collect();
                 json!(["object", attrs])
             }
-            Type::Tuple(elems) => json!(["tuple", elems.iter().map(Type::to_json).collect::<Vec<_>>()]),
+            Type::Tuple(elems) => {
+                json!(["tuple", elems.iter().map(Type::to_json).collect::<Vec<_>>()])
+            }
         }
     }
 
@@ -88,7 +92,12 @@ impl Type {
                     }
                     "tuple" => {
                         let elems = arg.as_array().ok_or_else(bad)?;
-                        Ok(Type::Tuple(elems.iter().map(Type::from_json).collect::<Result<_, _>>()?))
+                        Ok(Type::Tuple(
+                            elems
+                                .iter()
+                                .map(Type::from_json)
+                                .collect::<Result<_, _>>()?,
+                        ))
                     }
                     _ => Err(bad()),
                 }
@@ -124,7 +133,10 @@ mod tests {
     #[test]
     fn object_with_optional_attribute_list_is_accepted() {
         let json = json!(["object", {"a": "string"}, ["a"]]);
-        assert_eq!(Type::from_json(&json).unwrap(), Type::object([("a", Type::String)]));
+        assert_eq!(
+            Type::from_json(&json).unwrap(),
+            Type::object([("a", Type::String)])
+        );
     }
 
     #[test]

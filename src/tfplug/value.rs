@@ -5,9 +5,9 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
+use super::Error;
 use super::diag::{AttributePath, PathStep};
 use super::types::Type;
-use super::Error;
 
 /// A Terraform number kept exactly as received: Terraform sends integers, float64s, or decimal
 /// strings for values neither can hold (e.g. `0.1` or 40-digit integers).
@@ -70,14 +70,21 @@ impl Number {
 
 /// Rust prints the shortest text that round-trips, and never uses an exponent.
 fn format_float(f: f64) -> String {
-    if f == 0.0 { "0".to_string() } else { format!("{f}") }
+    if f == 0.0 {
+        "0".to_string()
+    } else {
+        format!("{f}")
+    }
 }
 
 fn canonical_decimal(text: &str) -> String {
     let text = text.trim().trim_start_matches('+');
     if text.contains(['e', 'E']) {
         // Exponent forms are rare on the wire; compare them through f64.
-        return text.parse::<f64>().map(format_float).unwrap_or_else(|_| text.to_string());
+        return text
+            .parse::<f64>()
+            .map(format_float)
+            .unwrap_or_else(|_| text.to_string());
     }
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -87,9 +94,16 @@ fn canonical_decimal(text: &str) -> String {
     let int_part = int_part.trim_start_matches('0');
     let frac_part = frac_part.trim_end_matches('0');
     let int_part = if int_part.is_empty() { "0" } else { int_part };
-    let magnitude =
-        if frac_part.is_empty() { int_part.to_string() } else { format!("{int_part}.{frac_part}") };
-    if negative && magnitude != "0" { format!("-{magnitude}") } else { magnitude }
+    let magnitude = if frac_part.is_empty() {
+        int_part.to_string()
+    } else {
+        format!("{int_part}.{frac_part}")
+    };
+    if negative && magnitude != "0" {
+        format!("-{magnitude}")
+    } else {
+        magnitude
+    }
 }
 
 impl PartialEq for Number {
@@ -302,7 +316,9 @@ impl Value {
 
     /// The value at `path`, or `None` when the path leads nowhere (including through null).
     pub fn at(&self, path: &AttributePath) -> Option<&Value> {
-        path.steps.iter().try_fold(self, |value, step| value.step(step))
+        path.steps
+            .iter()
+            .try_fold(self, |value, step| value.step(step))
     }
 
     pub fn at_mut(&mut self, path: &AttributePath) -> Option<&mut Value> {
@@ -317,9 +333,10 @@ impl Value {
         match (self.unwrap_dynamic(), step) {
             (Value::Object(attrs), PathStep::AttributeName(name)) => attrs.get(name),
             (Value::Map(items), PathStep::ElementKeyString(key)) => items.get(key),
-            (Value::List(items) | Value::Tuple(items) | Value::Set(items), PathStep::ElementKeyInt(i)) => {
-                usize::try_from(*i).ok().and_then(|i| items.get(i))
-            }
+            (
+                Value::List(items) | Value::Tuple(items) | Value::Set(items),
+                PathStep::ElementKeyInt(i),
+            ) => usize::try_from(*i).ok().and_then(|i| items.get(i)),
             _ => None,
         }
     }
@@ -329,9 +346,10 @@ impl Value {
             (Value::Dynamic(_, v), step) => v.step_mut(step),
             (Value::Object(attrs), PathStep::AttributeName(name)) => attrs.get_mut(name),
             (Value::Map(items), PathStep::ElementKeyString(key)) => items.get_mut(key),
-            (Value::List(items) | Value::Tuple(items) | Value::Set(items), PathStep::ElementKeyInt(i)) => {
-                usize::try_from(*i).ok().and_then(|i| items.get_mut(i))
-            }
+            (
+                Value::List(items) | Value::Tuple(items) | Value::Set(items),
+                PathStep::ElementKeyInt(i),
+            ) => usize::try_from(*i).ok().and_then(|i| items.get_mut(i)),
             _ => None,
         }
     }
@@ -346,7 +364,12 @@ impl Value {
             Value::List(items) => Type::list(common_type(items)),
             Value::Set(items) => Type::set(common_type(items)),
             Value::Map(items) => Type::map(common_type(items.values())),
-            Value::Object(attrs) => Type::Object(attrs.iter().map(|(k, v)| (k.clone(), v.infer_type())).collect()),
+            Value::Object(attrs) => Type::Object(
+                attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.infer_type()))
+                    .collect(),
+            ),
             Value::Tuple(items) => Type::Tuple(items.iter().map(Value::infer_type).collect()),
             Value::Dynamic(ty, _) => ty.clone(),
         }
@@ -392,7 +415,8 @@ impl Value {
     /// Decodes Terraform's wire JSON (state files, `DynamicValue.json`), where dynamic values are
     /// wrapped as `{"type":..,"value":..}`. Numbers keep their exact decimal text.
     pub fn from_wire_json(bytes: &[u8], ty: &Type) -> Result<Value, Error> {
-        let text = std::str::from_utf8(bytes).map_err(|e| Error::Msgpack(format!("JSON is not UTF-8: {e}")))?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| Error::Msgpack(format!("JSON is not UTF-8: {e}")))?;
         let raw: &serde_json::value::RawValue = serde_json::from_str(text)?;
         let exact = ExactJson::parse(raw)?;
         exact.to_value(ty, JsonMode::Wire, &mut AttributePath::root())
@@ -400,7 +424,11 @@ impl Value {
 }
 
 fn common_type<'a>(items: impl IntoIterator<Item = &'a Value>) -> Type {
-    items.into_iter().map(Value::infer_type).find(|t| *t != Type::Dynamic).unwrap_or(Type::Dynamic)
+    items
+        .into_iter()
+        .map(Value::infer_type)
+        .find(|t| *t != Type::Dynamic)
+        .unwrap_or(Type::Dynamic)
 }
 
 fn map_to_json(
@@ -424,7 +452,9 @@ fn number_to_json(n: &Number) -> Json {
     match n {
         Number::Int(i) => Json::from(*i),
         Number::UInt(u) => Json::from(*u),
-        Number::Float(f) => serde_json::Number::from_f64(*f).map(Json::Number).unwrap_or(Json::Null),
+        Number::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
         Number::Big(text) => match Number::parse(text) {
             Some(Number::Float(f)) => Json::from(f),
             Some(Number::Int(i)) => Json::from(i),
@@ -456,10 +486,15 @@ impl ExactJson {
             Json::Bool(b) => ExactJson::Bool(*b),
             Json::Number(n) => ExactJson::Number(n.to_string()),
             Json::String(s) => ExactJson::String(s.clone()),
-            Json::Array(items) => ExactJson::Array(items.iter().map(ExactJson::from_json).collect()),
-            Json::Object(items) => {
-                ExactJson::Object(items.iter().map(|(k, v)| (k.clone(), ExactJson::from_json(v))).collect())
+            Json::Array(items) => {
+                ExactJson::Array(items.iter().map(ExactJson::from_json).collect())
             }
+            Json::Object(items) => ExactJson::Object(
+                items
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ExactJson::from_json(v)))
+                    .collect(),
+            ),
         }
     }
 
@@ -469,14 +504,23 @@ impl ExactJson {
         let text = raw.get().trim();
         Ok(match text.as_bytes().first() {
             Some(b'{') => {
-                let items: BTreeMap<String, &serde_json::value::RawValue> = serde_json::from_str(text)?;
+                let items: BTreeMap<String, &serde_json::value::RawValue> =
+                    serde_json::from_str(text)?;
                 ExactJson::Object(
-                    items.into_iter().map(|(k, v)| Ok((k, ExactJson::parse(v)?))).collect::<Result<_, Error>>()?,
+                    items
+                        .into_iter()
+                        .map(|(k, v)| Ok((k, ExactJson::parse(v)?)))
+                        .collect::<Result<_, Error>>()?,
                 )
             }
             Some(b'[') => {
                 let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(text)?;
-                ExactJson::Array(items.into_iter().map(ExactJson::parse).collect::<Result<_, _>>()?)
+                ExactJson::Array(
+                    items
+                        .into_iter()
+                        .map(ExactJson::parse)
+                        .collect::<Result<_, _>>()?,
+                )
             }
             Some(b'"') => ExactJson::String(serde_json::from_str(text)?),
             Some(b't') => ExactJson::Bool(true),
@@ -497,9 +541,17 @@ impl ExactJson {
         }
     }
 
-    fn to_value(&self, ty: &Type, mode: JsonMode, path: &mut AttributePath) -> Result<Value, Error> {
+    fn to_value(
+        &self,
+        ty: &Type,
+        mode: JsonMode,
+        path: &mut AttributePath,
+    ) -> Result<Value, Error> {
         let mismatch = |path: &AttributePath| {
-            Error::value(path, format!("expected {}, got JSON {}", ty.to_json(), self.kind()))
+            Error::value(
+                path,
+                format!("expected {}, got JSON {}", ty.to_json(), self.kind()),
+            )
         };
         if let ExactJson::Null = self {
             return Ok(Value::Null);
@@ -510,14 +562,26 @@ impl ExactJson {
             (Type::String, ExactJson::Number(n)) => Value::String(n.clone()),
             (Type::String, ExactJson::Bool(b)) => Value::String(b.to_string()),
             (Type::Number, ExactJson::Number(n) | ExactJson::String(n)) => Value::Number(
-                Number::parse(n).ok_or_else(|| Error::value(path, format!("{n:?} is not a number")))?,
+                Number::parse(n)
+                    .ok_or_else(|| Error::value(path, format!("{n:?} is not a number")))?,
             ),
             (Type::Bool, ExactJson::Bool(b)) => Value::Bool(*b),
-            (Type::List(elem), ExactJson::Array(items)) => Value::List(array_to_values(items, elem, mode, path)?),
-            (Type::Set(elem), ExactJson::Array(items)) => Value::Set(array_to_values(items, elem, mode, path)?),
+            (Type::List(elem), ExactJson::Array(items)) => {
+                Value::List(array_to_values(items, elem, mode, path)?)
+            }
+            (Type::Set(elem), ExactJson::Array(items)) => {
+                Value::Set(array_to_values(items, elem, mode, path)?)
+            }
             (Type::Tuple(elems), ExactJson::Array(items)) => {
                 if elems.len() != items.len() {
-                    return Err(Error::value(path, format!("expected {} tuple elements, got {}", elems.len(), items.len())));
+                    return Err(Error::value(
+                        path,
+                        format!(
+                            "expected {} tuple elements, got {}",
+                            elems.len(),
+                            items.len()
+                        ),
+                    ));
                 }
                 let mut out = Vec::with_capacity(items.len());
                 for (i, (item, elem)) in items.iter().zip(elems).enumerate() {
@@ -552,7 +616,10 @@ impl ExactJson {
             (Type::Dynamic, _) if mode == JsonMode::Wire => self.wrapped_dynamic_to_value(path)?,
             (Type::Dynamic, _) => {
                 let inferred = self.infer_type();
-                Value::Dynamic(inferred.clone(), Box::new(self.to_value(&inferred, mode, path)?))
+                Value::Dynamic(
+                    inferred.clone(),
+                    Box::new(self.to_value(&inferred, mode, path)?),
+                )
             }
             _ => return Err(mismatch(path)),
         })
@@ -560,9 +627,15 @@ impl ExactJson {
 
     fn wrapped_dynamic_to_value(&self, path: &mut AttributePath) -> Result<Value, Error> {
         let ExactJson::Object(items) = self else {
-            return Err(Error::value(path, "dynamic value must be {\"type\":..,\"value\":..}"));
+            return Err(Error::value(
+                path,
+                "dynamic value must be {\"type\":..,\"value\":..}",
+            ));
         };
-        let ty_json = items.get("type").map(ExactJson::to_plain_json).unwrap_or(Json::Null);
+        let ty_json = items
+            .get("type")
+            .map(ExactJson::to_plain_json)
+            .unwrap_or(Json::Null);
         let ty = Type::from_json(&ty_json).map_err(|e| Error::value(path, e.to_string()))?;
         let value = match items.get("value") {
             Some(v) => v.to_value(&ty, JsonMode::Wire, path)?,
@@ -577,10 +650,15 @@ impl ExactJson {
             ExactJson::Bool(_) => Type::Bool,
             ExactJson::Number(_) => Type::Number,
             ExactJson::String(_) => Type::String,
-            ExactJson::Array(items) => Type::Tuple(items.iter().map(ExactJson::infer_type).collect()),
-            ExactJson::Object(items) => {
-                Type::Object(items.iter().map(|(k, v)| (k.clone(), v.infer_type())).collect())
+            ExactJson::Array(items) => {
+                Type::Tuple(items.iter().map(ExactJson::infer_type).collect())
             }
+            ExactJson::Object(items) => Type::Object(
+                items
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.infer_type()))
+                    .collect(),
+            ),
         }
     }
 
@@ -590,15 +668,25 @@ impl ExactJson {
             ExactJson::Bool(b) => Json::Bool(*b),
             ExactJson::Number(n) => serde_json::from_str(n).unwrap_or(Json::Null),
             ExactJson::String(s) => Json::String(s.clone()),
-            ExactJson::Array(items) => Json::Array(items.iter().map(ExactJson::to_plain_json).collect()),
-            ExactJson::Object(items) => {
-                Json::Object(items.iter().map(|(k, v)| (k.clone(), v.to_plain_json())).collect())
+            ExactJson::Array(items) => {
+                Json::Array(items.iter().map(ExactJson::to_plain_json).collect())
             }
+            ExactJson::Object(items) => Json::Object(
+                items
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_plain_json()))
+                    .collect(),
+            ),
         }
     }
 }
 
-fn array_to_values(items: &[ExactJson], elem: &Type, mode: JsonMode, path: &mut AttributePath) -> Result<Vec<Value>, Error> {
+fn array_to_values(
+    items: &[ExactJson],
+    elem: &Type,
+    mode: JsonMode,
+    path: &mut AttributePath,
+) -> Result<Vec<Value>, Error> {
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         path.steps.push(PathStep::ElementKeyInt(i as i64));

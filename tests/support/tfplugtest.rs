@@ -1,0 +1,233 @@
+//! A test-only provider for tfplug's end-to-end tests: `tfplugtest_blob` stores objects as JSON
+//! files in `$TFPLUGTEST_STORE`, so the real Terraform binary can drive every RPC without
+//! Kubernetes. Built only with `--features tfplug-test-provider`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use terraform_provider_istio::tfplug::{
+    self, AttributePath, Ctx, Diagnostics, Number, Plan, Provider, Resource, Schema, UnknownAs,
+    Value, decode, encode,
+};
+
+const SOURCE: &str = "registry.terraform.io/tfplug/tfplugtest";
+
+/// Test provider for the tfplug protocol layer.
+#[derive(Serialize, Deserialize, JsonSchema)]
+struct ProviderModel {
+    /// Unused; present so the provider block has an attribute.
+    prefix: Option<String>,
+}
+
+/// A port rule.
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+struct Rule {
+    /// Port number.
+    port: i64,
+    /// Protocol name.
+    protocol: Option<String>,
+}
+
+/// A blob stored as a JSON file.
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+struct Blob {
+    /// Name; changing it replaces the blob.
+    #[schemars(extend("x-tf" = { "requires_replace": true }))]
+    name: String,
+    /// Content (may be large).
+    content: Option<String>,
+    /// Labels.
+    labels: Option<BTreeMap<String, String>>,
+    /// A float attribute.
+    ratio: Option<f64>,
+    /// A number too big for any machine type.
+    big: Option<Number>,
+    /// Identifier (`blob-<name>`).
+    #[schemars(extend("x-tf" = { "computed": true }))]
+    id: Option<String>,
+    /// Hash of content and labels.
+    #[schemars(extend("x-tf" = { "computed": true }))]
+    fingerprint: Option<String>,
+    /// Port rules.
+    #[schemars(extend("x-tf" = { "block": "list", "max_items": 8 }))]
+    #[serde(default)]
+    rule: Vec<Rule>,
+}
+
+struct TestProvider;
+
+#[async_trait]
+impl Provider for TestProvider {
+    fn schema(&self) -> Schema {
+        Schema::from_model::<ProviderModel>(0)
+    }
+
+    async fn configure(
+        &self,
+        _ctx: &Ctx,
+        _terraform_version: &str,
+        _config: Value,
+        _diags: &mut Diagnostics,
+    ) {
+    }
+
+    fn resources(&self) -> Vec<Arc<dyn Resource>> {
+        vec![Arc::new(BlobResource)]
+    }
+}
+
+struct BlobResource;
+
+fn store_dir() -> PathBuf {
+    PathBuf::from(std::env::var("TFPLUGTEST_STORE").expect("TFPLUGTEST_STORE must be set"))
+}
+
+fn file_of(id: &str) -> PathBuf {
+    store_dir().join(format!("{id}.json"))
+}
+
+fn fingerprint(blob: &Blob) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(blob.content.as_deref().unwrap_or_default());
+    hasher.update(serde_json::to_vec(&blob.labels).unwrap_or_default());
+    hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl BlobResource {
+    fn save(&self, mut blob: Blob, diags: &mut Diagnostics) -> Option<Value> {
+        let id = format!("blob-{}", blob.name);
+        blob.fingerprint = Some(fingerprint(&blob));
+        blob.id = Some(id.clone());
+        let json = serde_json::to_vec(&blob).expect("blob serialises");
+        if let Err(e) = std::fs::write(file_of(&id), json) {
+            diags.root_error("Cannot store blob", e.to_string());
+            return None;
+        }
+        encode(&blob, &self.schema(), diags)
+    }
+
+    fn load(&self, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+        let bytes = std::fs::read(file_of(id)).ok()?;
+        let json: serde_json::Value = match serde_json::from_slice(&bytes) {
+            Ok(json) => json,
+            Err(e) => {
+                diags.root_error("Corrupt blob file", e.to_string());
+                return None;
+            }
+        };
+        let blob: Blob = serde_json::from_value(json).ok()?;
+        encode(&blob, &self.schema(), diags)
+    }
+}
+
+#[async_trait]
+impl Resource for BlobResource {
+    fn type_name(&self) -> &'static str {
+        "tfplugtest_blob"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::from_model::<Blob>(0)
+    }
+
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        if let Some(name) = config.get_attr("name").and_then(Value::as_str) {
+            if name == "panic-please" {
+                panic!("asked to panic by the configuration");
+            }
+            if name.contains(' ') {
+                diags.error(
+                    "Invalid name",
+                    format!("{name:?} contains a space."),
+                    AttributePath::new("name"),
+                );
+            }
+        }
+        if let Some(Value::Map(labels)) = config.get_attr("labels") {
+            for key in labels
+                .keys()
+                .filter(|k| !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            {
+                diags.error(
+                    "Invalid label key",
+                    format!("{key:?} must be alphanumeric."),
+                    AttributePath::new("labels").key(key.clone()),
+                );
+            }
+        }
+    }
+
+    async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, _diags: &mut Diagnostics) {
+        let Some(prior) = &plan.prior else { return };
+        let changed = |attr: &str| prior.get_attr(attr) != plan.planned.get_attr(attr);
+        if changed("content") || changed("labels") {
+            plan.set_unknown(&AttributePath::new("fingerprint"));
+        }
+    }
+
+    async fn create(&self, ctx: &Ctx, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
+        let blob: Blob = decode(&planned, UnknownAs::Null, diags)?;
+        let delay_ms: u64 = std::env::var("TFPLUGTEST_CREATE_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if delay_ms > 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(delay_ms)) => {}
+                _ = ctx.cancelled.cancelled() => tracing::info!("create interrupted by StopProvider; saving anyway"),
+            }
+        }
+        self.save(blob, diags)
+    }
+
+    async fn read(&self, _ctx: &Ctx, state: Value, diags: &mut Diagnostics) -> Option<Value> {
+        let id = state.get_attr("id").and_then(Value::as_str)?.to_string();
+        self.load(&id, diags)
+    }
+
+    async fn update(
+        &self,
+        _ctx: &Ctx,
+        _prior: Value,
+        planned: Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let blob: Blob = decode(&planned, UnknownAs::Null, diags)?;
+        self.save(blob, diags)
+    }
+
+    async fn delete(&self, _ctx: &Ctx, prior: Value, diags: &mut Diagnostics) {
+        if let Some(id) = prior.get_attr("id").and_then(Value::as_str) {
+            if let Err(e) = std::fs::remove_file(file_of(id)) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    diags.root_error("Cannot delete blob", e.to_string());
+                }
+            }
+        }
+    }
+
+    async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+        let found = self.load(id, diags);
+        if found.is_none() && !diags.has_errors() {
+            diags.root_error("Cannot import", format!("No blob with id {id:?}."));
+        }
+        found
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tfplug::install_crypto_provider();
+    tfplug::serve(SOURCE, Arc::new(TestProvider)).await;
+}
