@@ -7,10 +7,14 @@ use crate::tfplug::{DataSource, Resource};
 
 pub mod common;
 pub mod mesh;
+pub mod vm_registration;
 pub mod workload_group;
 
 pub fn all(handle: Arc<ProviderHandle>) -> Vec<Arc<dyn Resource>> {
-    vec![Arc::new(workload_group::WorkloadGroupResource::new(handle))]
+    vec![
+        Arc::new(workload_group::WorkloadGroupResource::new(handle.clone())),
+        Arc::new(vm_registration::VmRegistrationResource::new(handle)),
+    ]
 }
 
 pub fn all_data_sources(handle: Arc<ProviderHandle>) -> Vec<Arc<dyn DataSource>> {
