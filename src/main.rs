@@ -1,4 +1,37 @@
-fn main() {
-    eprintln!("terraform-provider-istio: work in progress");
-    std::process::exit(1);
+//! The provider binary. Terraform starts it with its plugin environment; `--write-schema DIR`
+//! and `--write-docs DIR` regenerate the committed schema snapshot and the reference docs.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use terraform_provider_istio::provider::IstioProvider;
+use terraform_provider_istio::{PROVIDER_SOURCE, generated, tfplug};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [flag, dir] if flag == "--write-schema" => write(generated::write_schema(dir.as_ref())),
+        [flag, dir] if flag == "--write-docs" => write(generated::write_docs(dir.as_ref())),
+        [] => serve(),
+        _ => {
+            eprintln!("usage: terraform-provider-istio [--write-schema DIR | --write-docs DIR]");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn write(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(tfplug::serve(PROVIDER_SOURCE, Arc::new(IstioProvider::new())));
+    ExitCode::SUCCESS
 }
