@@ -461,6 +461,32 @@ mod tests {
     }
 
     #[test]
+    fn generated_crds_match_istios_names_and_scope() {
+        use kube::CustomResourceExt;
+        for (crd, plural, short) in [
+            (WorkloadGroup::crd(), "workloadgroups", "wg"),
+            (WorkloadEntry::crd(), "workloadentries", "we"),
+        ] {
+            assert_eq!(crd.spec.group, "networking.istio.io");
+            assert_eq!(crd.spec.scope, "Namespaced");
+            assert_eq!(crd.spec.names.plural, plural);
+            assert_eq!(crd.spec.names.short_names.as_deref(), Some(&[short.to_string()][..]));
+            let version = &crd.spec.versions[0];
+            assert_eq!(version.name, "v1");
+            assert!(version.subresources.as_ref().is_some_and(|s| s.status.is_some()));
+        }
+        let schema = serde_json::to_value(&WorkloadGroup::crd().spec.versions[0].schema).unwrap();
+        let spec = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        for field in ["metadata", "template", "probe"] {
+            assert!(spec.get(field).is_some(), "spec.{field} in schema");
+        }
+        let probe = &spec["probe"]["properties"];
+        for field in ["initialDelaySeconds", "httpGet", "tcpSocket", "exec", "grpc"] {
+            assert!(probe.get(field).is_some(), "probe.{field} in schema");
+        }
+    }
+
+    #[test]
     fn dynamic_round_trip_changes_only_the_api_version() {
         let mut wg = WorkloadGroup::new("g", WorkloadGroupSpec::default());
         wg.spec.template.service_account = "sa".into();
