@@ -106,12 +106,12 @@ type VM struct {
 	// IP is INSTANCE_IP.
 	IP string
 
-	opts   Options
-	cmd    *exec.Cmd
-	done   chan struct{}
-	waitErr error
-	cancel context.CancelFunc
-	client *adsClient
+	opts     Options
+	cmd      *exec.Cmd
+	done     chan struct{}
+	waitErr  error
+	cancel   context.CancelFunc
+	client   *adsClient
 	stopOnce sync.Once
 }
 
@@ -430,6 +430,9 @@ func (vm *VM) xdsSocket() string { return filepath.Join(vm.Root, "etc", "istio",
 func (vm *VM) grpcBootstrap() string {
 	return filepath.Join(vm.Root, "etc", "istio", "proxy", "grpc-bootstrap.json")
 }
+
+// Done is closed when the agent (the VM's process tree) has exited.
+func (vm *VM) Done() <-chan struct{} { return vm.done }
 
 // Exited reports whether the agent has exited, and why.
 func (vm *VM) Exited() (bool, error) {

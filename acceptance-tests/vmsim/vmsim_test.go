@@ -1,0 +1,425 @@
+package vmsim_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"terraform-provider-istio/acceptance-tests/controlplane"
+	"terraform-provider-istio/acceptance-tests/vmsim"
+)
+
+var (
+	wgGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "workloadgroups"}
+	weGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "workloadentries"}
+)
+
+// cpEnv reads the control plane's env file named by TFPI_CONTROLPLANE_ENV
+// (e.g. $TFPI_CACHE/run/controlplane/env), or skips the test.
+func cpEnv(t *testing.T) map[string]string {
+	path := os.Getenv("TFPI_CONTROLPLANE_ENV")
+	if path == "" {
+		t.Skip("TFPI_CONTROLPLANE_ENV is not set (path of a running control plane's env file: go run ./cmd/controlplane start)")
+	}
+	vars, err := controlplane.ReadEnvFile(filepath.Dir(path))
+	if err != nil {
+		t.Fatalf("reading control plane env file: %v", err)
+	}
+	env := map[string]string{}
+	for _, v := range vars {
+		env[v.Key] = v.Value
+	}
+	for _, k := range []string{"KUBECONFIG", "EASTWEST_GATEWAY_IP", "CLUSTER_ID", "ISTIOD_XDS_ADDR"} {
+		if env[k] == "" {
+			t.Fatalf("control plane env file %s has no %s", path, k)
+		}
+	}
+	return env
+}
+
+// istiodViaGateway makes sure the VM can reach istiod where its hosts file
+// says: <gateway ip>:15012 with SNI istiod.istio-system.svc. The control
+// plane should provide that; when it does not, a stand-in SNI gateway
+// (vmsim.Gateway) is started for the test and that is logged.
+func istiodViaGateway(t *testing.T, env map[string]string) {
+	addr := net.JoinHostPort(env["EASTWEST_GATEWAY_IP"], "15012")
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Logf("istiod is reachable at the east-west gateway address %s (provided by the control plane)", addr)
+		return
+	}
+	routes := map[string]string{"istiod.istio-system.svc": env["ISTIOD_XDS_ADDR"]}
+	for k, v := range env {
+		// ISTIOD_<REV>_XDS_ADDR → istiod-<rev>.istio-system.svc
+		if rev, ok := strings.CutSuffix(strings.TrimPrefix(k, "ISTIOD_"), "_XDS_ADDR"); ok && strings.HasPrefix(k, "ISTIOD_") && rev != "" && k != "ISTIOD_XDS_ADDR" {
+			routes["istiod-"+strings.ToLower(strings.ReplaceAll(rev, "_", "-"))+".istio-system.svc"] = v
+		}
+	}
+	g, err := vmsim.StartGateway(addr, routes)
+	if err != nil {
+		t.Fatalf("the control plane does not expose istiod at %s and a stand-in gateway cannot listen there: %v", addr, err)
+	}
+	t.Cleanup(func() { g.Close() })
+	t.Logf("STAND-IN: the control plane does not expose istiod at %s; started an SNI passthrough gateway there (%v)", addr, routes)
+}
+
+// TestSimulatedVMAutoRegistersAndReportsHealth proves the simulator against a
+// running control plane with a bundle made by hand from the reference
+// (istio-vm.md §1): the agent gets a workload certificate with the group's
+// SPIFFE identity, auto-registers a WorkloadEntry, and its readinessProbe
+// against a local HTTP server drives the entry's Healthy condition True, then
+// False when the server stops.
+func TestSimulatedVMAutoRegistersAndReportsHealth(t *testing.T) {
+	env := cpEnv(t)
+	istiodViaGateway(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", env["KUBECONFIG"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := kubernetes.NewForConfigOrDie(cfg)
+	dc := dynamic.NewForConfigOrDie(cfg)
+
+	// The VM: a loopback address of its own and an HTTP app on it.
+	suffix := fmt.Sprintf("%04x", rand.IntN(0xffff))
+	vmIP := fmt.Sprintf("127.0.%d.%d", 100+rand.IntN(100), 2+rand.IntN(250))
+	appListener, err := net.Listen("tcp", net.JoinHostPort(vmIP, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	appPort := appListener.Addr().(*net.TCPAddr).Port
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ready" {
+			fmt.Fprintln(w, "ok")
+			return
+		}
+		http.NotFound(w, r)
+	})}
+	go app.Serve(appListener)
+	defer app.Close()
+
+	// Namespace, ServiceAccount, WorkloadGroup with an httpGet probe.
+	ns, sa, group := "vmsim-"+suffix, "vm-sa", "vmsim-group"
+	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = kc.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
+	if _, err := kc.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	network := env["NETWORK"]
+	labels := map[string]string{"app": "vmsim-app", "version": "v1"}
+	probe := map[string]any{
+		"httpGet":          map[string]any{"path": "/ready", "port": appPort},
+		"periodSeconds":    2,
+		"timeoutSeconds":   1,
+		"failureThreshold": 1,
+		"successThreshold": 1,
+	}
+	wg := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "networking.istio.io/v1",
+		"kind":       "WorkloadGroup",
+		"metadata":   map[string]any{"name": group, "namespace": ns},
+		"spec": map[string]any{
+			"metadata": map[string]any{"labels": toAny(labels)},
+			"template": map[string]any{"serviceAccount": sa, "network": network},
+			"probe":    probe,
+		},
+	}}
+	if _, err := dc.Resource(wgGVR).Namespace(ns).Create(ctx, wg, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The five bundle files, made as istioctl x workload entry configure
+	// --autoregister makes them (istio-vm.md §1.3–1.7).
+	bundle := t.TempDir()
+	writeBundle(ctx, t, kc, env, bundle, bundleSpec{
+		ns: ns, sa: sa, group: group, network: network, labels: labels, probe: probe,
+	})
+
+	workDir := t.TempDir()
+	vm, err := vmsim.Start(ctx, vmsim.Options{BundleDir: bundle, WorkDir: workDir, IP: vmIP, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Stop()
+	defer func() {
+		if t.Failed() {
+			t.Logf("agent log (%s) tail:\n%s\nADS client log tail:\n%s", vm.AgentLog, vm.LogTail(60), vm.ClientLogTail(20))
+		}
+	}()
+
+	// 1. Workload certificate with the group's identity.
+	id, err := vm.WaitForWorkloadCert(ctx, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", ns, sa)
+	if id != want {
+		t.Fatalf("workload certificate SPIFFE ID = %q, want %q", id, want)
+	}
+	t.Logf("workload certificate SPIFFE ID: %s", id)
+
+	// 2. istiod accepted the stream and auto-registered the VM.
+	if err := vm.WaitForXDS(ctx, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	weName := group + "-" + vmIP
+	if network != "" {
+		weName += "-" + network
+	}
+	we := waitEntry(ctx, t, dc, ns, weName, 60*time.Second, "exists", func(*unstructured.Unstructured) bool { return true })
+	if addr, _, _ := unstructured.NestedString(we.Object, "spec", "address"); addr != vmIP {
+		t.Errorf("WorkloadEntry %s spec.address = %q, want %q", weName, addr, vmIP)
+	}
+	if a := we.GetAnnotations(); a["istio.io/autoRegistrationGroup"] != group || a["proxy.istio.io/health-checks-enabled"] != "true" {
+		t.Errorf("WorkloadEntry %s annotations = %v, want istio.io/autoRegistrationGroup=%s and proxy.istio.io/health-checks-enabled=true", weName, a, group)
+	}
+	t.Logf("WorkloadEntry %s/%s auto-registered (address %s)", ns, weName, vmIP)
+
+	// 3. The probe against the app makes it Healthy=True ...
+	we = waitEntry(ctx, t, dc, ns, weName, 60*time.Second, "Healthy=True", func(u *unstructured.Unstructured) bool {
+		s, _ := healthy(u)
+		return s == "True"
+	})
+	t.Logf("WorkloadEntry %s Healthy=True", weName)
+
+	// 4. ... and stopping the app makes it Healthy=False.
+	app.Close()
+	we = waitEntry(ctx, t, dc, ns, weName, 60*time.Second, "Healthy=False", func(u *unstructured.Unstructured) bool {
+		s, _ := healthy(u)
+		return s == "False"
+	})
+	_, msg := healthy(we)
+	t.Logf("WorkloadEntry %s Healthy=False after the app stopped (message %q)", weName, msg)
+}
+
+type bundleSpec struct {
+	ns, sa, group, network string
+	labels                 map[string]string
+	probe                  map[string]any
+}
+
+// shellQuote quotes like github.com/kballard/go-shellquote (istioctl's
+// shellescape.Quote): bare when safe, else single quotes.
+func shellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}
+
+func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env map[string]string, dir string, b bundleSpec) {
+	t.Helper()
+	// mesh.yaml: defaultConfig of ConfigMap istio-system/istio key mesh,
+	// readinessProbe = group probe, proxyMetadata (§1.3).
+	cm, err := kc.CoreV1().ConfigMaps("istio-system").Get(ctx, "istio", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mesh map[string]any
+	if err := yaml.Unmarshal([]byte(cm.Data["mesh"]), &mesh); err != nil {
+		t.Fatal(err)
+	}
+	defaultConfig, _ := mesh["defaultConfig"].(map[string]any)
+	if defaultConfig == nil {
+		defaultConfig = map[string]any{}
+	}
+	trustDomain, _ := mesh["trustDomain"].(string)
+	meshID, _ := defaultConfig["meshId"].(string)
+	labelsJSON := map[string]string{}
+	for k, v := range b.labels {
+		labelsJSON[k] = v
+	}
+	canonical, revision := b.labels["app"], b.labels["version"]
+	labelsJSON["service.istio.io/canonical-name"] = canonical
+	labelsJSON["service.istio.io/canonical-revision"] = revision
+	lj, _ := json.Marshal(labelsJSON)
+	meta := map[string]string{
+		"CANONICAL_SERVICE":              canonical,
+		"CANONICAL_REVISION":             revision,
+		"POD_NAMESPACE":                  b.ns,
+		"SERVICE_ACCOUNT":                b.sa,
+		"TRUST_DOMAIN":                   trustDomain,
+		"ISTIO_META_CLUSTER_ID":          env["CLUSTER_ID"],
+		"ISTIO_META_MESH_ID":             meshID,
+		"ISTIO_META_NETWORK":             b.network,
+		"ISTIO_META_WORKLOAD_NAME":       b.group,
+		"ISTIO_METAJSON_LABELS":          string(lj),
+		"ISTIO_META_DNS_CAPTURE":         "true",
+		"ISTIO_META_AUTO_REGISTER_GROUP": b.group,
+	}
+	pm, _ := defaultConfig["proxyMetadata"].(map[string]any)
+	if pm == nil {
+		pm = map[string]any{}
+	}
+	for k, v := range meta {
+		pm[k] = v
+	}
+	defaultConfig["proxyMetadata"] = pm
+	defaultConfig["readinessProbe"] = b.probe
+	meshYAML, err := yaml.Marshal(map[string]any{"defaultConfig": defaultConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// cluster.env: every proxyMetadata entry plus the overrides (§1.4).
+	ce := map[string]string{}
+	for k, v := range pm {
+		ce[k] = fmt.Sprint(v)
+	}
+	ce["ISTIO_INBOUND_PORTS"] = "*"
+	ce["ISTIO_NAMESPACE"] = b.ns
+	ce["ISTIO_SERVICE"] = b.group + "." + b.ns
+	ce["ISTIO_SERVICE_CIDR"] = "*"
+	ce["ISTIO_LOCAL_EXCLUDE_PORTS"] = "22,15090,15021,15020"
+	ce["SERVICE_ACCOUNT"] = b.sa
+	var keys []string
+	for k := range ce {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var clusterEnv strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&clusterEnv, "%s=%s\n", k, shellQuote(ce[k]))
+	}
+
+	// root-cert.pem from the group namespace's istio-ca-root-cert (§1.5),
+	// created by istiod shortly after the namespace.
+	var rootCert string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		cm, err := kc.CoreV1().ConfigMaps(b.ns).Get(ctx, "istio-ca-root-cert", metav1.GetOptions{})
+		if err == nil && cm.Data["root-cert.pem"] != "" {
+			rootCert = cm.Data["root-cert.pem"]
+			break
+		}
+		if err != nil && !apierrors.IsNotFound(err) || time.Now().After(deadline) {
+			t.Fatalf("ConfigMap %s/istio-ca-root-cert: %v", b.ns, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+
+	// istio-token: TokenRequest for the group's ServiceAccount, audience
+	// istio-ca (§1.6).
+	exp := int64(3600)
+	tr, err := kc.CoreV1().ServiceAccounts(b.ns).CreateToken(ctx, b.sa, &authv1.TokenRequest{
+		Spec: authv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: &exp},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// hosts: the east-west gateway's load balancer IP for istiod (§1.7).
+	svc, err := kc.CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svc.Status.LoadBalancer.Ingress) == 0 || svc.Status.LoadBalancer.Ingress[0].IP == "" {
+		t.Fatal("Service istio-system/istio-eastwestgateway has no load balancer IP")
+	}
+	hosts := svc.Status.LoadBalancer.Ingress[0].IP + " istiod.istio-system.svc\n"
+
+	for name, content := range map[string]string{
+		"mesh.yaml":     string(meshYAML),
+		"cluster.env":   clusterEnv.String(),
+		"root-cert.pem": rootCert,
+		"istio-token":   tr.Status.Token,
+		"hosts":         hosts,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("bundle %s: hosts %q; cluster.env:\n%s", dir, strings.TrimSpace(hosts), clusterEnv.String())
+}
+
+func toAny(m map[string]string) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// healthy returns the status and message of the Healthy condition.
+func healthy(u *unstructured.Unstructured) (string, string) {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Healthy" {
+			s, _ := m["status"].(string)
+			msg, _ := m["message"].(string)
+			return s, msg
+		}
+	}
+	return "", ""
+}
+
+// waitEntry polls a WorkloadEntry until cond holds.
+func waitEntry(ctx context.Context, t *testing.T, dc dynamic.Interface, ns, name string, timeout time.Duration, what string, cond func(*unstructured.Unstructured) bool) *unstructured.Unstructured {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last *unstructured.Unstructured
+	var lastErr error
+	for {
+		u, err := dc.Resource(weGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			last = u
+			if cond(u) {
+				return u
+			}
+		}
+		lastErr = err
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			var state string
+			if last != nil {
+				b, _ := yaml.Marshal(last.Object)
+				state = string(b)
+			}
+			list, _ := dc.Resource(weGVR).Namespace(ns).List(context.Background(), metav1.ListOptions{})
+			var names []string
+			if list != nil {
+				for _, i := range list.Items {
+					names = append(names, i.GetName())
+				}
+			}
+			t.Fatalf("WorkloadEntry %s/%s: not %s after %s (last error %v; entries in namespace: %v); last seen:\n%s", ns, name, what, timeout, lastErr, names, state)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
