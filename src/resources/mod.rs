@@ -7,13 +7,15 @@ use crate::tfplug::{DataSource, Resource};
 
 pub mod common;
 pub mod mesh;
+pub mod mesh_service;
 pub mod vm_registration;
 pub mod workload_group;
 
 pub fn all(handle: Arc<ProviderHandle>) -> Vec<Arc<dyn Resource>> {
     vec![
         Arc::new(workload_group::WorkloadGroupResource::new(handle.clone())),
-        Arc::new(vm_registration::VmRegistrationResource::new(handle)),
+        Arc::new(vm_registration::VmRegistrationResource::new(handle.clone())),
+        Arc::new(mesh_service::MeshServiceResource::new(handle)),
     ]
 }
 
