@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -50,6 +51,7 @@ func runMain(m *testing.M) int {
 	started := time.Now()
 	cp, err = controlplane.Start(ctx, controlplane.Options{
 		RunDir:           runDir,
+		Revisions:        strings.Split(envOr("TFPI_ACC_REVISIONS", "default,canary"), ","),
 		KillOnParentExit: true,
 		Progress:         os.Stderr,
 	})
@@ -84,4 +86,11 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "acceptance: component logs kept in %s\n", runDir)
 	}
 	return code
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }

@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// pidsFile lists every process a run started, one "component pid executable"
-// line each, in start order. stop reads it, so it works from another process
+// pidsFile lists every process a run started, one "component pid starttime
+// executable" line each, in start order (starttime from /proc/PID/stat tells
+// a reused pid apart). stop reads it, so it works from another process
 // (the CLI) and after a failed start.
 const pidsFile = "pids"
 
@@ -73,14 +74,38 @@ func (cp *ControlPlane) startProcess(name, dir string, env []string, bin string,
 		return p, err
 	}
 	defer f.Close()
-	_, err = fmt.Fprintf(f, "%s %d %s\n", name, cmd.Process.Pid, bin)
+	_, err = fmt.Fprintf(f, "%s %d %s %s\n", name, cmd.Process.Pid, startTime(cmd.Process.Pid), bin)
 	return p, err
 }
 
 type recordedPid struct {
-	name string
-	pid  int
-	exe  string
+	name      string
+	pid       int
+	startTime string
+	exe       string
+}
+
+// procStat returns the state and start time fields of /proc/PID/stat.
+func procStat(pid int) (state, start string, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", "", false
+	}
+	// Fields after the parenthesised command name: state is field 3, starttime field 22.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return "", "", false
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 20 {
+		return "", "", false
+	}
+	return fields[0], fields[19], true
+}
+
+func startTime(pid int) string {
+	_, start, _ := procStat(pid)
+	return start
 }
 
 func readPids(runDir string) ([]recordedPid, error) {
@@ -92,36 +117,24 @@ func readPids(runDir string) ([]recordedPid, error) {
 	var out []recordedPid
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		fields := strings.SplitN(s.Text(), " ", 3)
-		if len(fields) != 3 {
+		fields := strings.SplitN(s.Text(), " ", 4)
+		if len(fields) != 4 {
 			continue
 		}
 		pid, err := strconv.Atoi(fields[1])
 		if err != nil {
 			continue
 		}
-		out = append(out, recordedPid{name: fields[0], pid: pid, exe: fields[2]})
+		out = append(out, recordedPid{name: fields[0], pid: pid, startTime: fields[2], exe: fields[3]})
 	}
 	return out, s.Err()
 }
 
-// alive reports whether pid runs the recorded executable (a dead, zombie or
+// alive reports whether the recorded process still runs (a dead, zombie or
 // reused pid counts as not alive).
 func (r recordedPid) alive() bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-		return false
-	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", r.pid))
-	if err != nil {
-		return false
-	}
-	want, _ := filepath.EvalSymlinks(r.exe)
-	return exe == r.exe || exe == want || strings.TrimSuffix(exe, " (deleted)") == want
+	state, start, ok := procStat(r.pid)
+	return ok && state != "Z" && start == r.startTime
 }
 
 // runningPids returns the recorded processes of runDir that are still alive.
