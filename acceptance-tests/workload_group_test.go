@@ -1,0 +1,301 @@
+package acceptance
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// groupConfig is the seed's product-vm group with a few knobs.
+func groupConfig(namespace, name string, probePort int, extra string) string {
+	return providerConfig() + fmt.Sprintf(`
+resource "istio_workload_group" "product" {
+  name      = %q
+  namespace = %q
+  labels    = { team = "shop" }
+
+  metadata {
+    labels = { app = "product" }
+  }
+
+  template {
+    service_account = "default"
+    ports           = { http = 8080 }
+  }
+
+  probe {
+    period_seconds = 5
+    http_get {
+      path = "/ready"
+      port = %d
+    }
+  }
+%s
+}
+`, name, namespace, probePort, extra)
+}
+
+func TestAccWorkloadGroup_lifecycle(t *testing.T) {
+	ns := testNamespace(t, "wg")
+	var firstUID string
+	accTest(t, resource.TestCase{
+		CheckDestroy: checkDestroy(gvrWorkloadGroup, "istio_workload_group"),
+		Steps: []resource.TestStep{
+			{
+				Config: groupConfig(ns, "product-vm", 8080, ""),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr("istio_workload_group.product", "id", ns+"/product-vm"),
+					resource.TestCheckResourceAttr("istio_workload_group.product", "api_version", "networking.istio.io/v1"),
+					resource.TestCheckResourceAttrSet("istio_workload_group.product", "uid"),
+					checkGroupSpec(t, ns, "product-vm", func(spec map[string]any) error {
+						if got := nested(spec, "probe", "httpGet", "port"); fmt.Sprint(got) != "8080" {
+							return fmt.Errorf("probe.httpGet.port = %v", got)
+						}
+						if got := nested(spec, "metadata", "labels", "app"); got != "product" {
+							return fmt.Errorf("metadata.labels.app = %v", got)
+						}
+						return nil
+					}),
+					recordUID(t, ns, "product-vm", &firstUID),
+				),
+			},
+			{
+				// In-place update: same object (UID), new probe port.
+				Config: groupConfig(ns, "product-vm", 9090, ""),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					checkGroupSpec(t, ns, "product-vm", func(spec map[string]any) error {
+						if got := nested(spec, "probe", "httpGet", "port"); fmt.Sprint(got) != "9090" {
+							return fmt.Errorf("probe.httpGet.port = %v after update", got)
+						}
+						return nil
+					}),
+					func(*terraform.State) error {
+						if uid := string(getObject(t, gvrWorkloadGroup, ns, "product-vm").GetUID()); uid != firstUID {
+							return fmt.Errorf("update replaced the object: uid %s → %s", firstUID, uid)
+						}
+						return nil
+					},
+				),
+			},
+			{
+				ResourceName:            "istio_workload_group.product",
+				ImportState:             true,
+				ImportStateId:           ns + "/product-vm",
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"force_conflicts", "timeouts.%", "timeouts"},
+			},
+			{
+				// An out-of-band edit by another field manager shows as a diff...
+				PreConfig:          func() { editGroupOutOfBand(t, ns, "product-vm", "oob-editor") },
+				Config:             groupConfig(ns, "product-vm", 9090, ""),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				// ...applying it names the other manager instead of silently fighting it...
+				Config:      groupConfig(ns, "product-vm", 9090, ""),
+				ExpectError: regexp.MustCompile(`oob-editor`),
+			},
+			{
+				// ...and force_conflicts takes the field back.
+				Config: groupConfig(ns, "product-vm", 9090, "  force_conflicts = true\n"),
+				Check: checkGroupSpec(t, ns, "product-vm", func(spec map[string]any) error {
+					if got := nested(spec, "template", "serviceAccount"); got != "default" {
+						return fmt.Errorf("template.serviceAccount = %v, want default restored", got)
+					}
+					return nil
+				}),
+			},
+			{
+				// An out-of-band delete is noticed and the next apply re-creates the group.
+				PreConfig: func() {
+					err := resourceClient(gvrWorkloadGroup, ns).Delete(context.Background(), "product-vm", metav1.DeleteOptions{})
+					if err != nil {
+						t.Fatalf("deleting out of band: %v", err)
+					}
+					if err := checkObjectGone(gvrWorkloadGroup, ns, "product-vm"); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: groupConfig(ns, "product-vm", 9090, "  force_conflicts = true\n"),
+				Check:  checkObjectExists(gvrWorkloadGroup, ns, "product-vm"),
+			},
+			{
+				// Renaming replaces: the old object is gone, the new one exists.
+				Config: groupConfig(ns, "product-vm-2", 9090, "  force_conflicts = true\n"),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					checkObjectExists(gvrWorkloadGroup, ns, "product-vm-2"),
+					func(*terraform.State) error { return checkObjectGone(gvrWorkloadGroup, ns, "product-vm") },
+					resource.TestCheckResourceAttr("istio_workload_group.product", "id", ns+"/product-vm-2"),
+				),
+			},
+		},
+	})
+}
+
+// TestAccWorkloadGroup_validation runs one config per validation rule: each
+// fails at plan time naming the attribute, and the cluster holds no group.
+func TestAccWorkloadGroup_validation(t *testing.T) {
+	ns := testNamespace(t, "wgv")
+	group := func(body string) string {
+		return providerConfig() + fmt.Sprintf(`
+resource "istio_workload_group" "bad" {
+  namespace = %q
+%s
+}
+`, ns, body)
+	}
+	cases := []struct {
+		name, body, want string
+	}{
+		{"dns name", `name = "Product_VM"`, `Invalid name`},
+		{"namespace", `
+  name      = "g"
+  namespace = "Bad_NS"`, `Invalid namespace`},
+		{"label key", `
+  name   = "g"
+  labels = { "bad key" = "v" }`, `Invalid label key`},
+		{"label value", `
+  name = "g"
+  metadata {
+    labels = { app = "has space" }
+  }`, `Invalid label value`},
+		{"port range", `
+  name = "g"
+  template {
+    ports = { http = 70000 }
+  }`, `port 70000 is out of range`},
+		{"threshold", `
+  name = "g"
+  probe {
+    failure_threshold = 0
+    tcp_socket {
+      port = 80
+    }
+  }`, `failure_threshold is 0`},
+		{"timeout", `
+  name = "g"
+  probe {
+    timeout_seconds = 0
+    tcp_socket {
+      port = 80
+    }
+  }`, `timeout_seconds is 0`},
+		{"two handlers", `
+  name = "g"
+  probe {
+    tcp_socket {
+      port = 80
+    }
+    http_get {
+      port = 80
+    }
+  }`, `exactly one handler`},
+		{"no handler", `
+  name = "g"
+  probe {
+    period_seconds = 5
+  }`, `exactly one handler`},
+		{"scheme", `
+  name = "g"
+  probe {
+    http_get {
+      port   = 80
+      scheme = "FTP"
+    }
+  }`, `use "HTTP" or "HTTPS"`},
+		{"weight", `
+  name = "g"
+  template {
+    weight = 0
+  }`, `weight 0 is out of range`},
+		{"service account", `
+  name = "g"
+  template {
+    service_account = "Not Valid"
+  }`, `Invalid service account`},
+		{"probe port", `
+  name = "g"
+  probe {
+    tcp_socket {
+      port = 0
+    }
+  }`, `port 0 is out of range`},
+		{"timeouts", `
+  name = "g"
+  timeouts {
+    delete = "soon"
+  }`, `Invalid timeout`},
+	}
+	steps := make([]resource.TestStep, 0, len(cases))
+	for _, c := range cases {
+		steps = append(steps, resource.TestStep{
+			Config:      group(c.body),
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(regexp.QuoteMeta(c.want)),
+		})
+	}
+	accTest(t, resource.TestCase{
+		Steps: steps,
+		CheckDestroy: func(*terraform.State) error {
+			list, err := resourceClient(gvrWorkloadGroup, ns).List(context.Background(), metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			if len(list.Items) != 0 {
+				return fmt.Errorf("validation failures left %d WorkloadGroup(s) in %s", len(list.Items), ns)
+			}
+			return nil
+		},
+	})
+}
+
+func checkGroupSpec(t *testing.T, ns, name string, check func(spec map[string]any) error) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		obj := getObject(t, gvrWorkloadGroup, ns, name)
+		spec, _ := obj.Object["spec"].(map[string]any)
+		return check(spec)
+	}
+}
+
+func recordUID(t *testing.T, ns, name string, uid *string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		*uid = string(getObject(t, gvrWorkloadGroup, ns, name).GetUID())
+		if *uid == "" {
+			return fmt.Errorf("no uid on %s/%s", ns, name)
+		}
+		return nil
+	}
+}
+
+// editGroupOutOfBand changes spec.template.serviceAccount as `kubectl edit` would.
+func editGroupOutOfBand(t *testing.T, ns, name, manager string) {
+	t.Helper()
+	obj := getObject(t, gvrWorkloadGroup, ns, name)
+	if err := unstructured.SetNestedField(obj.Object, "edited-by-hand", "spec", "template", "serviceAccount"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := resourceClient(gvrWorkloadGroup, ns).Update(context.Background(), obj, metav1.UpdateOptions{FieldManager: manager})
+	if err != nil {
+		t.Fatalf("out-of-band edit: %v", err)
+	}
+}
+
+// nested reads a value from a decoded object by keys.
+func nested(object map[string]any, keys ...string) any {
+	var current any = object
+	for _, key := range keys {
+		m, ok := current.(map[string]any)
+		if !ok {
+			return nil
+		}
+		current = m[key]
+	}
+	return current
+}

@@ -1,0 +1,2 @@
+# A Service is imported by <namespace>/<name>.
+terraform import istio_mesh_service.product default/product
