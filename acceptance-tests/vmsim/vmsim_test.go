@@ -83,55 +83,63 @@ func istiodViaGateway(t *testing.T, env map[string]string) {
 	t.Logf("STAND-IN: the control plane does not expose istiod at %s; started an SNI passthrough gateway there (%v)", addr, routes)
 }
 
-// TestSimulatedVMAutoRegistersAndReportsHealth proves the simulator against a
-// running control plane with a bundle made by hand from the reference
-// (istio-vm.md §1): the agent gets a workload certificate with the group's
-// SPIFFE identity, auto-registers a WorkloadEntry, and its readinessProbe
-// against a local HTTP server drives the entry's Healthy condition True, then
-// False when the server stops.
-func TestSimulatedVMAutoRegistersAndReportsHealth(t *testing.T) {
+// fixture is a namespace with a ServiceAccount, a WorkloadGroup whose
+// httpGet probe targets an HTTP app on the VM's own loopback address, and a
+// bundle for that group.
+type fixture struct {
+	env                    map[string]string
+	kc                     kubernetes.Interface
+	dc                     dynamic.Interface
+	ns, sa, group, network string
+	vmIP, bundle, workDir  string
+	app                    *http.Server
+}
+
+// newFixture makes the fixture; the bundle's token is issued for tokenSA
+// (the group's ServiceAccount unless a test breaks the bundle on purpose).
+func newFixture(ctx context.Context, t *testing.T, tokenSA string) *fixture {
+	t.Helper()
 	env := cpEnv(t)
 	istiodViaGateway(t, env)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-
 	cfg, err := clientcmd.BuildConfigFromFlags("", env["KUBECONFIG"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc := kubernetes.NewForConfigOrDie(cfg)
-	dc := dynamic.NewForConfigOrDie(cfg)
+	f := &fixture{env: env, kc: kubernetes.NewForConfigOrDie(cfg), dc: dynamic.NewForConfigOrDie(cfg)}
 
 	// The VM: a loopback address of its own and an HTTP app on it.
 	suffix := fmt.Sprintf("%04x", rand.IntN(0xffff))
-	vmIP := fmt.Sprintf("127.0.%d.%d", 100+rand.IntN(100), 2+rand.IntN(250))
-	appListener, err := net.Listen("tcp", net.JoinHostPort(vmIP, "0"))
+	f.vmIP = fmt.Sprintf("127.0.%d.%d", 100+rand.IntN(100), 2+rand.IntN(250))
+	appListener, err := net.Listen("tcp", net.JoinHostPort(f.vmIP, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	appPort := appListener.Addr().(*net.TCPAddr).Port
-	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.app = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/ready" {
 			fmt.Fprintln(w, "ok")
 			return
 		}
 		http.NotFound(w, r)
 	})}
-	go app.Serve(appListener)
-	defer app.Close()
+	go f.app.Serve(appListener)
+	t.Cleanup(func() { f.app.Close() })
 
-	// Namespace, ServiceAccount, WorkloadGroup with an httpGet probe.
-	ns, sa, group := "vmsim-"+suffix, "vm-sa", "vmsim-group"
-	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+	// Namespace, ServiceAccounts, WorkloadGroup with an httpGet probe.
+	f.ns, f.sa, f.group = "vmsim-"+suffix, "vm-sa", "vmsim-group"
+	if _, err := f.kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = kc.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+		_ = f.kc.CoreV1().Namespaces().Delete(context.Background(), f.ns, metav1.DeleteOptions{})
 	})
-	if _, err := kc.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	for _, sa := range []string{f.sa, tokenSA} {
+		_, err := f.kc.CoreV1().ServiceAccounts(f.ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
 	}
-	network := env["NETWORK"]
+	f.network = env["NETWORK"]
 	labels := map[string]string{"app": "vmsim-app", "version": "v1"}
 	probe := map[string]any{
 		"httpGet":          map[string]any{"path": "/ready", "port": appPort},
@@ -143,42 +151,69 @@ func TestSimulatedVMAutoRegistersAndReportsHealth(t *testing.T) {
 	wg := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "networking.istio.io/v1",
 		"kind":       "WorkloadGroup",
-		"metadata":   map[string]any{"name": group, "namespace": ns},
+		"metadata":   map[string]any{"name": f.group, "namespace": f.ns},
 		"spec": map[string]any{
 			"metadata": map[string]any{"labels": toAny(labels)},
-			"template": map[string]any{"serviceAccount": sa, "network": network},
+			"template": map[string]any{"serviceAccount": f.sa, "network": f.network},
 			"probe":    probe,
 		},
 	}}
-	if _, err := dc.Resource(wgGVR).Namespace(ns).Create(ctx, wg, metav1.CreateOptions{}); err != nil {
+	if _, err := f.dc.Resource(wgGVR).Namespace(f.ns).Create(ctx, wg, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
 	// The five bundle files, made as istioctl x workload entry configure
 	// --autoregister makes them (istio-vm.md §1.3–1.7).
-	bundle := t.TempDir()
-	writeBundle(ctx, t, kc, env, bundle, bundleSpec{
-		ns: ns, sa: sa, group: group, network: network, labels: labels, probe: probe,
+	f.bundle, f.workDir = testDirs(t)
+	writeBundle(ctx, t, f.kc, env, f.bundle, bundleSpec{
+		ns: f.ns, sa: f.sa, tokenSA: tokenSA, group: f.group, network: f.network, labels: labels, probe: probe,
 	})
+	return f
+}
 
-	workDir := t.TempDir()
-	vm, err := vmsim.Start(ctx, vmsim.Options{BundleDir: bundle, WorkDir: workDir, IP: vmIP, Logf: t.Logf})
+// entryName is the auto-registered WorkloadEntry's name: <group>-<ip>[-<network>] (§2.2).
+func (f *fixture) entryName() string {
+	n := f.group + "-" + f.vmIP
+	if f.network != "" {
+		n += "-" + f.network
+	}
+	return n
+}
+
+// startVM starts the simulated VM from the fixture's bundle.
+func (f *fixture) startVM(ctx context.Context, t *testing.T) *vmsim.VM {
+	t.Helper()
+	vm, err := vmsim.Start(ctx, vmsim.Options{BundleDir: f.bundle, WorkDir: f.workDir, IP: f.vmIP, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer vm.Stop()
-	defer func() {
+	t.Cleanup(func() {
+		vm.Stop()
 		if t.Failed() {
 			t.Logf("agent log (%s) tail:\n%s\nADS client log tail:\n%s", vm.AgentLog, vm.LogTail(60), vm.ClientLogTail(20))
 		}
-	}()
+	})
+	return vm
+}
+
+// TestSimulatedVMAutoRegistersAndReportsHealth proves the simulator against a
+// running control plane with a bundle made by hand from the reference
+// (istio-vm.md §1): the agent gets a workload certificate with the group's
+// SPIFFE identity, auto-registers a WorkloadEntry, and its readinessProbe
+// against a local HTTP server drives the entry's Healthy condition True, then
+// False when the server stops.
+func TestSimulatedVMAutoRegistersAndReportsHealth(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	f := newFixture(ctx, t, "vm-sa")
+	vm := f.startVM(ctx, t)
 
 	// 1. Workload certificate with the group's identity.
 	id, err := vm.WaitForWorkloadCert(ctx, 60*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", ns, sa)
+	want := fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", f.ns, f.sa)
 	if id != want {
 		t.Fatalf("workload certificate SPIFFE ID = %q, want %q", id, want)
 	}
@@ -188,29 +223,26 @@ func TestSimulatedVMAutoRegistersAndReportsHealth(t *testing.T) {
 	if err := vm.WaitForXDS(ctx, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	weName := group + "-" + vmIP
-	if network != "" {
-		weName += "-" + network
+	weName := f.entryName()
+	we := waitEntry(ctx, t, f.dc, f.ns, weName, 60*time.Second, "exists", func(*unstructured.Unstructured) bool { return true })
+	if addr, _, _ := unstructured.NestedString(we.Object, "spec", "address"); addr != f.vmIP {
+		t.Errorf("WorkloadEntry %s spec.address = %q, want %q", weName, addr, f.vmIP)
 	}
-	we := waitEntry(ctx, t, dc, ns, weName, 60*time.Second, "exists", func(*unstructured.Unstructured) bool { return true })
-	if addr, _, _ := unstructured.NestedString(we.Object, "spec", "address"); addr != vmIP {
-		t.Errorf("WorkloadEntry %s spec.address = %q, want %q", weName, addr, vmIP)
+	if a := we.GetAnnotations(); a["istio.io/autoRegistrationGroup"] != f.group || a["proxy.istio.io/health-checks-enabled"] != "true" {
+		t.Errorf("WorkloadEntry %s annotations = %v, want istio.io/autoRegistrationGroup=%s and proxy.istio.io/health-checks-enabled=true", weName, a, f.group)
 	}
-	if a := we.GetAnnotations(); a["istio.io/autoRegistrationGroup"] != group || a["proxy.istio.io/health-checks-enabled"] != "true" {
-		t.Errorf("WorkloadEntry %s annotations = %v, want istio.io/autoRegistrationGroup=%s and proxy.istio.io/health-checks-enabled=true", weName, a, group)
-	}
-	t.Logf("WorkloadEntry %s/%s auto-registered (address %s)", ns, weName, vmIP)
+	t.Logf("WorkloadEntry %s/%s auto-registered (address %s)", f.ns, weName, f.vmIP)
 
 	// 3. The probe against the app makes it Healthy=True ...
-	we = waitEntry(ctx, t, dc, ns, weName, 60*time.Second, "Healthy=True", func(u *unstructured.Unstructured) bool {
+	waitEntry(ctx, t, f.dc, f.ns, weName, 60*time.Second, "Healthy=True", func(u *unstructured.Unstructured) bool {
 		s, _ := healthy(u)
 		return s == "True"
 	})
 	t.Logf("WorkloadEntry %s Healthy=True", weName)
 
 	// 4. ... and stopping the app makes it Healthy=False.
-	app.Close()
-	we = waitEntry(ctx, t, dc, ns, weName, 60*time.Second, "Healthy=False", func(u *unstructured.Unstructured) bool {
+	f.app.Close()
+	we = waitEntry(ctx, t, f.dc, f.ns, weName, 60*time.Second, "Healthy=False", func(u *unstructured.Unstructured) bool {
 		s, _ := healthy(u)
 		return s == "False"
 	})
@@ -218,10 +250,58 @@ func TestSimulatedVMAutoRegistersAndReportsHealth(t *testing.T) {
 	t.Logf("WorkloadEntry %s Healthy=False after the app stopped (message %q)", weName, msg)
 }
 
+// TestSimulatedVMRejectsWrongIdentity shows the simulator fails a broken
+// bundle: the token belongs to another ServiceAccount than the group's, so
+// the certificate carries that identity and istiod rejects the XDS stream
+// (identity check, istio-vm.md §2.5): no response, no WorkloadEntry.
+func TestSimulatedVMRejectsWrongIdentity(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f := newFixture(ctx, t, "intruder")
+	vm := f.startVM(ctx, t)
+
+	id, err := vm.WaitForWorkloadCert(ctx, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/intruder", f.ns); id != want {
+		t.Fatalf("workload certificate SPIFFE ID = %q, want %q", id, want)
+	}
+	err = vm.WaitForXDS(ctx, 15*time.Second)
+	if err == nil {
+		t.Fatalf("istiod answered a VM whose identity is not the group's ServiceAccount (xds %+v)", vm.XDS())
+	}
+	st := vm.XDS()
+	t.Logf("as expected, no XDS response; last stream error: %s", st.LastError)
+	if st.LastError == "" {
+		t.Errorf("no stream error recorded")
+	}
+	if _, err := f.dc.Resource(weGVR).Namespace(f.ns).Get(ctx, f.entryName(), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("WorkloadEntry %s: got err=%v, want NotFound", f.entryName(), err)
+	}
+}
+
+// testDirs returns the bundle and work directories: temporary, or under
+// $TFPI_VMSIM_KEEP_DIR (kept after the test, for reading the logs).
+func testDirs(t *testing.T) (string, string) {
+	keep := os.Getenv("TFPI_VMSIM_KEEP_DIR")
+	if keep == "" {
+		return t.TempDir(), t.TempDir()
+	}
+	base := filepath.Join(keep, t.Name()+"-"+time.Now().Format("150405"))
+	for _, d := range []string{"bundle", "work"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("bundle and work directories kept under %s", base)
+	return filepath.Join(base, "bundle"), filepath.Join(base, "work")
+}
+
 type bundleSpec struct {
-	ns, sa, group, network string
-	labels                 map[string]string
-	probe                  map[string]any
+	ns, sa, tokenSA, group, network string
+	labels                          map[string]string
+	probe                           map[string]any
 }
 
 // shellQuote quotes like github.com/kballard/go-shellquote (istioctl's
@@ -337,7 +417,7 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 	// istio-token: TokenRequest for the group's ServiceAccount, audience
 	// istio-ca (§1.6).
 	exp := int64(3600)
-	tr, err := kc.CoreV1().ServiceAccounts(b.ns).CreateToken(ctx, b.sa, &authv1.TokenRequest{
+	tr, err := kc.CoreV1().ServiceAccounts(b.ns).CreateToken(ctx, b.tokenSA, &authv1.TokenRequest{
 		Spec: authv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: &exp},
 	}, metav1.CreateOptions{})
 	if err != nil {
