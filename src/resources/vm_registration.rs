@@ -153,9 +153,6 @@ pub struct VmRegistrationModel {
 /// Attributes that are derived from the bundle: unknown in a plan that changes the bundle.
 const BUNDLE_ATTRIBUTES: [&str; 6] = ["cluster_env", "mesh_config", "hosts", "root_cert", "bundle_sha256", "workload_entry_name"];
 const TOKEN_ATTRIBUTES: [&str; 3] = ["istio_token", "token_expires_at", "bundle_sha256"];
-/// Settings that change nothing in the cluster or the bundle.
-const LOCAL_SETTINGS: [&str; 3] = ["timeouts", "wait_for_healthy", "renew_before"];
-
 pub struct VmRegistrationResource {
     handle: Arc<ProviderHandle>,
 }
@@ -190,12 +187,15 @@ impl Resource for VmRegistrationResource {
             plan.planned.set_attr("mode", Value::string("auto"));
         }
         let Some(prior) = plan.prior.clone() else { return };
-        if settings_changed(&prior, &plan.planned) || entry_missing(&prior) {
+        let renew = token_due(&prior, &plan.planned);
+        let changed = plan.planned != prior || entry_missing(&prior) || files_outdated(&plan.planned) || renew;
+        if changed {
+            // Anything that changes makes the provider re-render the bundle and re-read health.
             for name in BUNDLE_ATTRIBUTES.iter().chain(["healthy", "health_message"].iter()) {
                 plan.planned.set_attr(name, Value::Unknown);
             }
         }
-        if token_due(&prior, &plan.planned) {
+        if renew {
             for name in TOKEN_ATTRIBUTES {
                 plan.planned.set_attr(name, Value::Unknown);
             }
@@ -236,6 +236,17 @@ impl Resource for VmRegistrationResource {
             Err(error) => {
                 fail::<()>(diags, "", error, None);
                 return Some(state);
+            }
+        }
+        // The group, the mesh config or the root certificate may have changed since the last
+        // apply: the state holds the bundle the cluster asks for now, so `bundle_sha256`
+        // triggers re-delivery.
+        if let Ok(group) = registration.group().await {
+            let registration_label = model.id.as_deref().and_then(|id| id.rsplit('/').next()).unwrap_or_default().to_string();
+            match registration.bundle_inputs(&model, &group.0, &registration_label).await.map(|inputs| render_bundle(&inputs)) {
+                Ok(Ok(bundle)) => record_bundle(&mut model, &bundle),
+                Ok(Err(error)) => diags.root_warning("Cannot re-render the VM bundle", error.to_string()),
+                Err((_, error)) => diags.root_warning("Cannot re-render the VM bundle", error.to_string()),
             }
         }
         match registration.find_entry(&model).await {
@@ -309,25 +320,22 @@ fn fail<T>(diags: &mut Diagnostics, attribute: &str, error: KubeError, keep: Opt
 
 // ---- plan helpers ----------------------------------------------------------------------------
 
-fn settings_changed(prior: &Value, planned: &Value) -> bool {
-    let (Value::Object(prior), Value::Object(planned)) = (prior, planned) else { return false };
-    let schema = Schema::from_model::<VmRegistrationModel>(0);
-    schema
-        .block
-        .attributes
-        .iter()
-        .filter(|a| !a.computed || a.optional)
-        .map(|a| a.name.as_str())
-        .chain(schema.block.block_types.iter().map(|b| b.type_name.as_str()))
-        .filter(|name| !LOCAL_SETTINGS.contains(name))
-        .any(|name| prior.get(name) != planned.get(name) && planned.get(name).is_some_and(|v| !v.is_null() || prior.get(name).is_some_and(|p| !p.is_null())))
-}
-
 /// A manual registration whose entry was deleted outside Terraform (Read records it as an
 /// empty name): the next apply re-creates it.
 fn entry_missing(prior: &Value) -> bool {
     prior.get_attr("mode").and_then(Value::as_str) == Some("manual")
         && prior.get_attr("workload_entry_name").and_then(Value::as_str) == Some("")
+}
+
+/// Files in `output_dir` that no longer match the bundle in state (deleted, edited, or the
+/// bundle was refreshed): the next apply rewrites them.
+fn files_outdated(planned: &Value) -> bool {
+    let Some(dir) = planned.get_attr("output_dir").and_then(Value::as_str) else { return false };
+    let files = [("cluster.env", "cluster_env"), ("mesh.yaml", "mesh_config"), ("hosts", "hosts"), ("root-cert.pem", "root_cert"), ("istio-token", "istio_token")];
+    files.iter().any(|(file, attribute)| match planned.get_attr(attribute).and_then(Value::as_str) {
+        Some(expected) => std::fs::read_to_string(Path::new(dir).join(file)).map_or(true, |actual| actual != expected),
+        None => false,
+    })
 }
 
 fn token_due(prior: &Value, planned: &Value) -> bool {
@@ -941,13 +949,20 @@ mod tests {
     }
 
     #[test]
-    fn changed_settings_but_not_local_ones_change_the_bundle() {
-        let prior = config(serde_json::json!({"workload_group": "default/g", "mode": "auto", "cluster_env": "x"}));
-        let mut planned = prior.clone();
-        planned.set_attr("wait_for_healthy", Value::Bool(true));
-        assert!(!settings_changed(&prior, &planned));
-        planned.set_attr("locality", Value::string("r/z"));
-        assert!(settings_changed(&prior, &planned));
+    fn outdated_files_are_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let planned = config(serde_json::json!({
+            "workload_group": "default/g",
+            "output_dir": dir.path().to_string_lossy(),
+            "cluster_env": "A=1\n", "mesh_config": "m", "hosts": "", "root_cert": "pem", "istio_token": "t",
+        }));
+        assert!(files_outdated(&planned), "missing files are outdated");
+        for (file, content) in [("cluster.env", "A=1\n"), ("mesh.yaml", "m"), ("hosts", ""), ("root-cert.pem", "pem"), ("istio-token", "t")] {
+            std::fs::write(dir.path().join(file), content).unwrap();
+        }
+        assert!(!files_outdated(&planned));
+        std::fs::write(dir.path().join("mesh.yaml"), "edited").unwrap();
+        assert!(files_outdated(&planned));
     }
 
     #[test]
