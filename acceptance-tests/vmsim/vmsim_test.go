@@ -248,6 +248,22 @@ func TestSimulatedVMAutoRegistersAndReportsHealth(t *testing.T) {
 	})
 	_, msg := healthy(we)
 	t.Logf("WorkloadEntry %s Healthy=False after the app stopped (message %q)", weName, msg)
+
+	// 5. Stop ends the VM's stream: istiod marks the entry disconnected and
+	// deletes it after PILOT_WORKLOAD_ENTRY_GRACE_PERIOD (10s, §2.4).
+	vm.Stop()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := f.dc.Resource(weGVR).Namespace(f.ns).Get(ctx, weName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("WorkloadEntry %s still present 60s after the VM stopped (err %v)", weName, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("WorkloadEntry %s deleted by istiod after the VM stopped", weName)
 }
 
 // TestSimulatedVMRejectsWrongIdentity shows the simulator fails a broken
