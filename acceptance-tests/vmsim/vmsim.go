@@ -20,6 +20,19 @@
 // runs), requests LDS, keeps the stream open and ACKs every response. That is
 // enough for istiod to auto-register the VM (WorkloadEntry) and to receive the
 // agent's readinessProbe results (Healthy condition).
+//
+// What the environment must provide:
+//   - root (CI is root): the agent runs in new mount and PID namespaces
+//     (the PID namespace makes the whole VM die with its start script, and
+//     Pdeathsig makes it die with the calling process);
+//   - pilot-agent ($TFPI_PILOT_AGENT or tools.env) and istio-start.sh of the
+//     same Istio (see Options.StartScript);
+//   - istiod's secure gRPC (CA + XDS) reachable at <ip>:15012 for the ip the
+//     bundle's hosts file gives istiod[-<rev>].istio-system.svc (the
+//     istio-eastwestgateway Service's load balancer IP), with TLS passed
+//     through by SNI to the istiod of that name (see Gateway);
+//   - the VM's IP (Options.IP) being a local address (any 127.0.0.0/8
+//     address works) where the probed application listens.
 package vmsim
 
 import (

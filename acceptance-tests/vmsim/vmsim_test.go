@@ -97,7 +97,9 @@ type fixture struct {
 
 // newFixture makes the fixture; the bundle's token is issued for tokenSA
 // (the group's ServiceAccount unless a test breaks the bundle on purpose).
-func newFixture(ctx context.Context, t *testing.T, tokenSA string) *fixture {
+// rev is the istiod revision the bundle targets ("default" or "" for the
+// unrevisioned one).
+func newFixture(ctx context.Context, t *testing.T, rev, tokenSA string) *fixture {
 	t.Helper()
 	env := cpEnv(t)
 	istiodViaGateway(t, env)
@@ -166,7 +168,7 @@ func newFixture(ctx context.Context, t *testing.T, tokenSA string) *fixture {
 	// --autoregister makes them (istio-vm.md §1.3–1.7).
 	f.bundle, f.workDir = testDirs(t)
 	writeBundle(ctx, t, f.kc, env, f.bundle, bundleSpec{
-		ns: f.ns, sa: f.sa, tokenSA: tokenSA, group: f.group, network: f.network, labels: labels, probe: probe,
+		rev: rev, ns: f.ns, sa: f.sa, tokenSA: tokenSA, group: f.group, network: f.network, labels: labels, probe: probe,
 	})
 	return f
 }
@@ -203,9 +205,19 @@ func (f *fixture) startVM(ctx context.Context, t *testing.T) *vmsim.VM {
 // against a local HTTP server drives the entry's Healthy condition True, then
 // False when the server stops.
 func TestSimulatedVMAutoRegistersAndReportsHealth(t *testing.T) {
+	env := cpEnv(t)
+	for _, rev := range strings.Split(env["ISTIO_REVISIONS"], ",") {
+		if rev == "" {
+			rev = "default"
+		}
+		t.Run("revision="+rev, func(t *testing.T) { testAutoRegistersAndReportsHealth(t, rev) })
+	}
+}
+
+func testAutoRegistersAndReportsHealth(t *testing.T, rev string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	f := newFixture(ctx, t, "vm-sa")
+	f := newFixture(ctx, t, rev, "vm-sa")
 	vm := f.startVM(ctx, t)
 
 	// 1. Workload certificate with the group's identity.
@@ -231,7 +243,7 @@ func TestSimulatedVMAutoRegistersAndReportsHealth(t *testing.T) {
 	if a := we.GetAnnotations(); a["istio.io/autoRegistrationGroup"] != f.group || a["proxy.istio.io/health-checks-enabled"] != "true" {
 		t.Errorf("WorkloadEntry %s annotations = %v, want istio.io/autoRegistrationGroup=%s and proxy.istio.io/health-checks-enabled=true", weName, a, f.group)
 	}
-	t.Logf("WorkloadEntry %s/%s auto-registered (address %s)", f.ns, weName, f.vmIP)
+	t.Logf("WorkloadEntry %s/%s auto-registered (address %s, istio.io/workloadController %q)", f.ns, weName, f.vmIP, we.GetAnnotations()["istio.io/workloadController"])
 
 	// 3. The probe against the app makes it Healthy=True ...
 	waitEntry(ctx, t, f.dc, f.ns, weName, 60*time.Second, "Healthy=True", func(u *unstructured.Unstructured) bool {
@@ -273,7 +285,7 @@ func TestSimulatedVMAutoRegistersAndReportsHealth(t *testing.T) {
 func TestSimulatedVMRejectsWrongIdentity(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	f := newFixture(ctx, t, "intruder")
+	f := newFixture(ctx, t, "default", "intruder")
 	vm := f.startVM(ctx, t)
 
 	id, err := vm.WaitForWorkloadCert(ctx, 60*time.Second)
@@ -315,9 +327,9 @@ func testDirs(t *testing.T) (string, string) {
 }
 
 type bundleSpec struct {
-	ns, sa, tokenSA, group, network string
-	labels                          map[string]string
-	probe                           map[string]any
+	rev, ns, sa, tokenSA, group, network string
+	labels                               map[string]string
+	probe                                map[string]any
 }
 
 // shellQuote quotes like github.com/kballard/go-shellquote (istioctl's
@@ -343,7 +355,13 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 	t.Helper()
 	// mesh.yaml: defaultConfig of ConfigMap istio-system/istio key mesh,
 	// readinessProbe = group probe, proxyMetadata (§1.3).
-	cm, err := kc.CoreV1().ConfigMaps("istio-system").Get(ctx, "istio", metav1.GetOptions{})
+	// Revisioned: ConfigMap istio-<rev>, discoveryAddress and CA_ADDR
+	// istiod-<rev>.istio-system.svc:15012, hosts for that name.
+	istiod, meshCM := "istiod", "istio"
+	if b.rev != "" && b.rev != "default" {
+		istiod, meshCM = "istiod-"+b.rev, "istio-"+b.rev
+	}
+	cm, err := kc.CoreV1().ConfigMaps("istio-system").Get(ctx, meshCM, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,6 +372,9 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 	defaultConfig, _ := mesh["defaultConfig"].(map[string]any)
 	if defaultConfig == nil {
 		defaultConfig = map[string]any{}
+	}
+	if istiod != "istiod" && defaultConfig["discoveryAddress"] == nil {
+		defaultConfig["discoveryAddress"] = istiod + ".istio-system.svc:15012"
 	}
 	trustDomain, _ := mesh["trustDomain"].(string)
 	meshID, _ := defaultConfig["meshId"].(string)
@@ -404,6 +425,9 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 	ce["ISTIO_SERVICE_CIDR"] = "*"
 	ce["ISTIO_LOCAL_EXCLUDE_PORTS"] = "22,15090,15021,15020"
 	ce["SERVICE_ACCOUNT"] = b.sa
+	if istiod != "istiod" {
+		ce["CA_ADDR"] = istiod + ".istio-system.svc:15012"
+	}
 	var keys []string
 	for k := range ce {
 		keys = append(keys, k)
@@ -448,7 +472,7 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 	if len(svc.Status.LoadBalancer.Ingress) == 0 || svc.Status.LoadBalancer.Ingress[0].IP == "" {
 		t.Fatal("Service istio-system/istio-eastwestgateway has no load balancer IP")
 	}
-	hosts := svc.Status.LoadBalancer.Ingress[0].IP + " istiod.istio-system.svc\n"
+	hosts := svc.Status.LoadBalancer.Ingress[0].IP + " " + istiod + ".istio-system.svc\n"
 
 	for name, content := range map[string]string{
 		"mesh.yaml":     string(meshYAML),
