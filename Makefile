@@ -90,7 +90,9 @@ cargo-test: setup
 
 # The checked-in schema snapshot must match the provider's schema.
 schema-check: provider
-	@if target/release/terraform-provider-istio --help 2>&1 | grep -q -- --write-schema || grep -q -- '--write-schema' src/main.rs; then \
+	@if [[ -z "$$(git ls-files -- schemas/)" ]]; then \
+	  echo "make test: no schema snapshot committed in schemas/ yet, schema check skipped"; \
+	elif grep -q -- '--write-schema' src/main.rs; then \
 	  target/release/terraform-provider-istio --write-schema schemas/; \
 	  if [[ -n "$$(git status --porcelain -- schemas/)" ]]; then \
 	    git status --short -- schemas/; git diff --stat -- schemas/; \

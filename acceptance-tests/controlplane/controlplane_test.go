@@ -103,7 +103,7 @@ func TestLiveRunDirIsRefusedAndStopped(t *testing.T) {
 	if _, err := cp.startProcess("etcd", dir, os.Environ(), "/bin/sleep", "300"); err != nil {
 		t.Fatal(err)
 	}
-	err = prepareRunDir(dir)
+	err := prepareRunDir(dir)
 	if err == nil || !strings.Contains(err.Error(), "already running") || !strings.Contains(err.Error(), "etcd (pid") {
 		t.Fatalf("got %v", err)
 	}
