@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -144,12 +145,10 @@ func TestAccWorkloadGroup_lifecycle(t *testing.T) {
 func TestAccWorkloadGroup_validation(t *testing.T) {
 	ns := testNamespace(t, "wgv")
 	group := func(body string) string {
-		return providerConfig() + fmt.Sprintf(`
-resource "istio_workload_group" "bad" {
-  namespace = %q
-%s
-}
-`, ns, body)
+		if !strings.Contains(body, "namespace") {
+			body = fmt.Sprintf("  namespace = %q\n%s", ns, body)
+		}
+		return providerConfig() + "resource \"istio_workload_group\" \"bad\" {\n" + body + "\n}\n"
 	}
 	cases := []struct {
 		name, body, want string

@@ -184,7 +184,7 @@ impl Resource for MeshServiceResource {
     }
 
     async fn create(&self, ctx: &Ctx, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
-        let mut model = decode::<MeshServiceModel>(&planned, UnknownAs::Error, diags)?;
+        let mut model = decode::<MeshServiceModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let namespace = namespace_of(&model);
         let api: Api<Service> = Api::namespaced(configured.client.clone(), &namespace);

@@ -203,7 +203,7 @@ impl Resource for VmRegistrationResource {
     }
 
     async fn create(&self, ctx: &Ctx, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
-        let mut model = decode::<VmRegistrationModel>(&planned, UnknownAs::Error, diags)?;
+        let mut model = decode::<VmRegistrationModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let registration = Registration::new(&configured, &model);
         let group = match registration.group().await {

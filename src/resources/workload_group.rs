@@ -206,7 +206,7 @@ impl Resource for WorkloadGroupResource {
     }
 
     async fn create(&self, ctx: &Ctx, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
-        let mut model = decode::<WorkloadGroupModel>(&planned, UnknownAs::Error, diags)?;
+        let mut model = decode::<WorkloadGroupModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let namespace = model.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.into());
         let version = match served_version(&configured.client).await {
@@ -257,7 +257,7 @@ impl Resource for WorkloadGroupResource {
     }
 
     async fn update(&self, _ctx: &Ctx, prior: Value, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
-        let mut model = decode::<WorkloadGroupModel>(&planned, UnknownAs::Error, diags)?;
+        let mut model = decode::<WorkloadGroupModel>(&planned, UnknownAs::Null, diags)?;
         let prior_model = decode::<WorkloadGroupModel>(&prior, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let namespace = model.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.into());
