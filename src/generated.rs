@@ -21,15 +21,28 @@ pub fn provider_schemas() -> ProviderSchemas {
     let provider = IstioProvider::new();
     ProviderSchemas {
         provider: provider.schema(),
-        resources: provider.resources().iter().map(|r| (r.type_name().to_string(), r.schema())).collect(),
-        data_sources: provider.data_sources().iter().map(|d| (d.type_name().to_string(), d.schema())).collect(),
+        resources: provider
+            .resources()
+            .iter()
+            .map(|r| (r.type_name().to_string(), r.schema()))
+            .collect(),
+        data_sources: provider
+            .data_sources()
+            .iter()
+            .map(|d| (d.type_name().to_string(), d.schema()))
+            .collect(),
     }
 }
 
 /// The snapshot text: pretty JSON with a trailing newline, stable across runs.
 pub fn schema_snapshot() -> String {
     let schemas = provider_schemas();
-    let json = provider_schema_json(PROVIDER_SOURCE, &schemas.provider, &schemas.resources, &schemas.data_sources);
+    let json = provider_schema_json(
+        PROVIDER_SOURCE,
+        &schemas.provider,
+        &schemas.resources,
+        &schemas.data_sources,
+    );
     let mut text = serde_json::to_string_pretty(&json).expect("schema JSON");
     text.push('\n');
     text
@@ -46,10 +59,16 @@ pub fn write_docs(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir.join("data-sources"))?;
     std::fs::write(dir.join("index.md"), provider_page(&schemas.provider))?;
     for (name, schema) in &schemas.resources {
-        std::fs::write(dir.join("resources").join(format!("{}.md", short(name))), page(name, "Resource", schema))?;
+        std::fs::write(
+            dir.join("resources").join(format!("{}.md", short(name))),
+            page(name, "Resource", schema),
+        )?;
     }
     for (name, schema) in &schemas.data_sources {
-        std::fs::write(dir.join("data-sources").join(format!("{}.md", short(name))), page(name, "Data Source", schema))?;
+        std::fs::write(
+            dir.join("data-sources").join(format!("{}.md", short(name))),
+            page(name, "Data Source", schema),
+        )?;
     }
     Ok(())
 }
@@ -74,9 +93,20 @@ fn page(name: &str, kind: &str, schema: &Schema) -> String {
     let _ = writeln!(out, "# {name} ({kind})\n");
     out.push_str(&schema.block.description);
     out.push_str("\n\n");
-    let folder = if kind == "Resource" { "resources" } else { "data-sources" };
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(folder).join(name);
-    if let Ok(text) = std::fs::read_to_string(example.join(if kind == "Resource" { "resource.tf" } else { "data-source.tf" })) {
+    let folder = if kind == "Resource" {
+        "resources"
+    } else {
+        "data-sources"
+    };
+    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(folder)
+        .join(name);
+    if let Ok(text) = std::fs::read_to_string(example.join(if kind == "Resource" {
+        "resource.tf"
+    } else {
+        "data-source.tf"
+    })) {
         let _ = writeln!(out, "## Example Usage\n\n```hcl\n{}```\n", text);
     }
     out.push_str(&block_reference(&schema.block, "## Schema"));
@@ -96,7 +126,11 @@ fn block_reference(block: &Block, heading: &str) -> String {
     ];
     for (title, selects) in groups {
         let attributes: Vec<_> = block.attributes.iter().filter(|a| selects(a)).collect();
-        let blocks: Vec<_> = block.block_types.iter().filter(|b| title == block_group(b)).collect();
+        let blocks: Vec<_> = block
+            .block_types
+            .iter()
+            .filter(|b| title == block_group(b))
+            .collect();
         if attributes.is_empty() && blocks.is_empty() {
             continue;
         }
@@ -109,21 +143,44 @@ fn block_reference(block: &Block, heading: &str) -> String {
             if attribute.requires_replace {
                 flags.push_str(", forces replacement");
             }
-            let _ = writeln!(out, "- `{}` ({}{flags}) {}", attribute.name, type_name(&attribute.r#type), one_line(&attribute.description));
+            let _ = writeln!(
+                out,
+                "- `{}` ({}{flags}) {}",
+                attribute.name,
+                type_name(&attribute.r#type),
+                one_line(&attribute.description)
+            );
         }
         for nested in blocks {
-            let _ = writeln!(out, "- `{}` (Block {}) {} (see [below](#nested-{}))", nested.type_name, nesting(nested), one_line(&nested.block.description), nested.type_name);
+            let _ = writeln!(
+                out,
+                "- `{}` (Block {}) {} (see [below](#nested-{}))",
+                nested.type_name,
+                nesting(nested),
+                one_line(&nested.block.description),
+                nested.type_name
+            );
         }
         out.push('\n');
     }
     for nested in &block.block_types {
-        out.push_str(&block_reference(&nested.block, &format!("<a id=\"nested-{0}\"></a>\n### Nested block `{0}`", nested.type_name)));
+        out.push_str(&block_reference(
+            &nested.block,
+            &format!(
+                "<a id=\"nested-{0}\"></a>\n### Nested block `{0}`",
+                nested.type_name
+            ),
+        ));
     }
     out
 }
 
 fn block_group(block: &NestedBlock) -> &'static str {
-    if block.min_items > 0 { "Required" } else { "Optional" }
+    if block.min_items > 0 {
+        "Required"
+    } else {
+        "Optional"
+    }
 }
 
 fn nesting(block: &NestedBlock) -> String {
@@ -133,7 +190,11 @@ fn nesting(block: &NestedBlock) -> String {
         Nesting::Set => "set",
         Nesting::Map => "map",
     };
-    if block.max_items > 0 { format!("{kind}, max {}", block.max_items) } else { kind.to_string() }
+    if block.max_items > 0 {
+        format!("{kind}, max {}", block.max_items)
+    } else {
+        kind.to_string()
+    }
 }
 
 fn type_name(ty: &crate::tfplug::Type) -> String {
@@ -163,7 +224,10 @@ mod tests {
     #[test]
     fn docs_list_sensitive_attributes_as_sensitive() {
         let page = provider_page(&IstioProvider::new().schema());
-        let token_line = page.lines().find(|l| l.starts_with("- `token`")).expect("token documented");
+        let token_line = page
+            .lines()
+            .find(|l| l.starts_with("- `token`"))
+            .expect("token documented");
         assert!(token_line.contains("sensitive"), "{token_line}");
     }
 }

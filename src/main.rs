@@ -31,7 +31,13 @@ fn write(result: std::io::Result<()>) -> ExitCode {
 }
 
 fn serve() -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    runtime.block_on(tfplug::serve(PROVIDER_SOURCE, Arc::new(IstioProvider::new())));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(tfplug::serve(
+        PROVIDER_SOURCE,
+        Arc::new(IstioProvider::new()),
+    ));
     ExitCode::SUCCESS
 }

@@ -13,7 +13,8 @@ use tokio::sync::{OnceCell, RwLock};
 use crate::kube::client::check_connection;
 use crate::kube::{ConnectionSettings, ExecSettings, KubeError, build_client};
 use crate::tfplug::{
-    AttributePath, Ctx, DataSource, Diagnostics, Provider, Resource, Schema, UnknownAs, Value, decode,
+    AttributePath, Ctx, DataSource, Diagnostics, Provider, Resource, Schema, UnknownAs, Value,
+    decode,
 };
 
 pub const DEFAULT_ISTIO_NAMESPACE: &str = "istio-system";
@@ -108,7 +109,9 @@ pub struct ProviderHandle {
 
 impl ProviderHandle {
     pub fn new() -> Arc<Self> {
-        Arc::new(ProviderHandle { state: RwLock::new(State::NotConfigured) })
+        Arc::new(ProviderHandle {
+            state: RwLock::new(State::NotConfigured),
+        })
     }
 
     /// The configured connection, checked once against the API server. Adds a diagnostic
@@ -117,7 +120,10 @@ impl ProviderHandle {
         let configured = match &*self.state.read().await {
             State::Ready(configured) => configured.clone(),
             State::NotConfigured => {
-                diags.root_error("Provider not configured", "Terraform did not configure the istio provider before using it.");
+                diags.root_error(
+                    "Provider not configured",
+                    "Terraform did not configure the istio provider before using it.",
+                );
                 return None;
             }
             State::Unknown(attributes) => {
@@ -132,7 +138,11 @@ impl ProviderHandle {
             }
             State::Failed(message, path) => {
                 match path {
-                    Some(path) => diags.error("Invalid provider configuration", message.clone(), path.clone()),
+                    Some(path) => diags.error(
+                        "Invalid provider configuration",
+                        message.clone(),
+                        path.clone(),
+                    ),
                     None => diags.root_error("Invalid provider configuration", message.clone()),
                 }
                 return None;
@@ -140,7 +150,11 @@ impl ProviderHandle {
         };
         let check = configured
             .connection
-            .get_or_init(|| async { check_connection(&configured.client, &configured.server).await.map_err(|e| e.to_string()) })
+            .get_or_init(|| async {
+                check_connection(&configured.client, &configured.server)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
             .await;
         match check {
             Ok(()) => Some(configured),
@@ -162,7 +176,9 @@ pub struct IstioProvider {
 
 impl IstioProvider {
     pub fn new() -> Self {
-        IstioProvider { handle: ProviderHandle::new() }
+        IstioProvider {
+            handle: ProviderHandle::new(),
+        }
     }
 
     pub fn handle(&self) -> Arc<ProviderHandle> {
@@ -183,17 +199,27 @@ impl Provider for IstioProvider {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let Some(model) = decode::<ProviderModel>(config, UnknownAs::Null, diags) else { return };
+        let Some(model) = decode::<ProviderModel>(config, UnknownAs::Null, diags) else {
+            return;
+        };
         validate_model(&model, diags);
     }
 
-    async fn configure(&self, _ctx: &Ctx, _terraform_version: &str, config: Value, diags: &mut Diagnostics) {
+    async fn configure(
+        &self,
+        _ctx: &Ctx,
+        _terraform_version: &str,
+        config: Value,
+        diags: &mut Diagnostics,
+    ) {
         let unknown = unknown_attributes(&config);
         if !unknown.is_empty() {
             self.handle.set(State::Unknown(unknown)).await;
             return;
         }
-        let Some(model) = decode::<ProviderModel>(&config, UnknownAs::Error, diags) else { return };
+        let Some(model) = decode::<ProviderModel>(&config, UnknownAs::Error, diags) else {
+            return;
+        };
         let state = match configure_from_model(&model).await {
             Ok(configured) => State::Ready(Arc::new(configured)),
             Err(error) => {
@@ -225,7 +251,11 @@ fn validate_model(model: &ProviderModel, diags: &mut Diagnostics) {
     }
     if let Some(namespace) = &model.istio_namespace {
         if let Err(problem) = crate::validation::dns1123_label(namespace) {
-            diags.error("Invalid istio_namespace", problem, AttributePath::new("istio_namespace"));
+            diags.error(
+                "Invalid istio_namespace",
+                problem,
+                AttributePath::new("istio_namespace"),
+            );
         }
     }
     if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty()) {
@@ -234,7 +264,11 @@ fn validate_model(model: &ProviderModel, diags: &mut Diagnostics) {
         }
     }
     if model.field_manager.as_deref() == Some("") {
-        diags.error("Invalid field_manager", "The field manager must not be empty.", AttributePath::new("field_manager"));
+        diags.error(
+            "Invalid field_manager",
+            "The field manager must not be empty.",
+            AttributePath::new("field_manager"),
+        );
     }
 }
 
@@ -253,13 +287,25 @@ async fn configure_from_model(model: &ProviderModel) -> Result<Configured, KubeE
     let settings = connection_settings(model).with_environment(&|name| std::env::var(name).ok());
     tracing::debug!(?settings, "configuring Kubernetes connection");
     let client = build_client(&settings).await?;
-    let server = crate::kube::client::build_config(&settings).await?.cluster_url.to_string();
+    let server = crate::kube::client::build_config(&settings)
+        .await?
+        .cluster_url
+        .to_string();
     Ok(Configured {
         client,
         server,
-        istio_namespace: model.istio_namespace.clone().unwrap_or_else(|| DEFAULT_ISTIO_NAMESPACE.into()),
-        revision: model.revision.clone().filter(|r| !r.is_empty() && r != "default"),
-        field_manager: model.field_manager.clone().unwrap_or_else(|| DEFAULT_FIELD_MANAGER.into()),
+        istio_namespace: model
+            .istio_namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ISTIO_NAMESPACE.into()),
+        revision: model
+            .revision
+            .clone()
+            .filter(|r| !r.is_empty() && r != "default"),
+        field_manager: model
+            .field_manager
+            .clone()
+            .unwrap_or_else(|| DEFAULT_FIELD_MANAGER.into()),
         connection: OnceCell::new(),
     })
 }
@@ -326,7 +372,9 @@ mod tests {
         let mut config = Value::from_json(&serde_json::json!({}), &schema.value_type()).unwrap();
         config.set_attr("host", Value::Unknown);
         let mut diags = Diagnostics::new();
-        provider.configure(&Ctx::default(), "1.0.3", config, &mut diags).await;
+        provider
+            .configure(&Ctx::default(), "1.0.3", config, &mut diags)
+            .await;
         assert!(!diags.has_errors());
         let mut diags = Diagnostics::new();
         assert!(provider.handle().configured(&mut diags).await.is_none());
@@ -337,10 +385,17 @@ mod tests {
     #[tokio::test]
     async fn invalid_revision_is_reported_on_its_attribute() {
         let provider = IstioProvider::new();
-        let config = Value::from_json(&serde_json::json!({"revision": "Bad_Rev"}), &provider.schema().value_type()).unwrap();
+        let config = Value::from_json(
+            &serde_json::json!({"revision": "Bad_Rev"}),
+            &provider.schema().value_type(),
+        )
+        .unwrap();
         let mut diags = Diagnostics::new();
         provider.validate(&config, &mut diags).await;
-        assert_eq!(diags.errors().next().unwrap().path, Some(AttributePath::new("revision")));
+        assert_eq!(
+            diags.errors().next().unwrap().path,
+            Some(AttributePath::new("revision"))
+        );
         let _ = Type::String;
     }
 }

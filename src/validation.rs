@@ -5,10 +5,13 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-static DNS1123_LABEL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").unwrap());
-static DNS1123_SUBDOMAIN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").unwrap());
-static LABEL_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$").unwrap());
+static DNS1123_LABEL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").unwrap());
+static DNS1123_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").unwrap()
+});
+static LABEL_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$").unwrap());
 
 /// A DNS-1123 label: namespaces, Service names, revisions.
 pub fn dns1123_label(value: &str) -> Result<(), String> {
@@ -39,7 +42,9 @@ pub fn qualified_name(key: &str) -> Result<(), String> {
     };
     if let Some(prefix) = prefix {
         if prefix.is_empty() || dns1123_subdomain(prefix).is_err() {
-            return Err(format!("key {key:?} has an invalid prefix: it must be a DNS-1123 subdomain such as example.com"));
+            return Err(format!(
+                "key {key:?} has an invalid prefix: it must be a DNS-1123 subdomain such as example.com"
+            ));
         }
     }
     if name.is_empty() || name.len() > 63 || !LABEL_NAME.is_match(name) {
@@ -71,24 +76,31 @@ pub fn port(value: i64) -> Result<(), String> {
     Ok(())
 }
 
-
 /// A Terraform-style duration such as `90s`, `5m`, `1h30m` (Go's `time.ParseDuration` units
 /// h, m, s, ms). Used by `timeouts` blocks and token lifetimes.
 pub fn duration(text: &str) -> Result<std::time::Duration, String> {
-    let problem = || format!("{text:?} is not a duration: write a number with a unit, e.g. \"30s\", \"5m\" or \"1h30m\"");
+    let problem = || {
+        format!(
+            "{text:?} is not a duration: write a number with a unit, e.g. \"30s\", \"5m\" or \"1h30m\""
+        )
+    };
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(problem());
     }
     let mut total = std::time::Duration::ZERO;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(problem)?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(problem)?;
         if digits == 0 {
             return Err(problem());
         }
         let amount: u64 = rest[..digits].parse().map_err(|_| problem())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let seconds_per_unit = match &rest[..unit_len] {
             "h" => 3600.0,
             "m" => 60.0,

@@ -123,8 +123,13 @@ impl std::fmt::Debug for Bundle {
 
 impl Bundle {
     /// File names istioctl writes, in sorted order (the order the digest uses).
-    pub const FILE_NAMES: [&'static str; 5] =
-        ["cluster.env", "hosts", "istio-token", "mesh.yaml", "root-cert.pem"];
+    pub const FILE_NAMES: [&'static str; 5] = [
+        "cluster.env",
+        "hosts",
+        "istio-token",
+        "mesh.yaml",
+        "root-cert.pem",
+    ];
 
     /// `(file name, content)` for each file, in [`Bundle::FILE_NAMES`] order.
     pub fn files(&self) -> [(&'static str, &str); 5] {
@@ -146,7 +151,11 @@ impl Bundle {
                 hasher.update(part);
             }
         }
-        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -154,7 +163,9 @@ impl Bundle {
 pub fn render_bundle(inputs: &BundleInputs) -> Result<Bundle, IstioError> {
     validate(inputs)?;
     let (trust_domain, mut default_config) = parse_mesh_config(inputs)?;
-    if is_revisioned(&inputs.revision) && string_field(&default_config, "discoveryAddress").is_empty() {
+    if is_revisioned(&inputs.revision)
+        && string_field(&default_config, "discoveryAddress").is_empty()
+    {
         default_config.insert(
             "discoveryAddress".into(),
             Value::String(istiod_addr(&inputs.istio_namespace, &inputs.revision)),
@@ -164,13 +175,21 @@ pub fn render_bundle(inputs: &BundleInputs) -> Result<Bundle, IstioError> {
     set_readiness_probe(&mut default_config, inputs.group_spec.probe.as_ref());
     let metadata = proxy_metadata(inputs, &default_config, &trust_domain);
     if let IstiodReach::DiscoveryAddress { host, port } = &inputs.istiod {
-        default_config.insert("discoveryAddress".into(), Value::String(host_port(host, *port)));
+        default_config.insert(
+            "discoveryAddress".into(),
+            Value::String(host_port(host, *port)),
+        );
     }
     let status_port = status_port(&default_config);
     let cluster_env = cluster_env(inputs, &metadata, status_port);
     default_config.insert(
         "proxyMetadata".into(),
-        Value::Object(metadata.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
+        Value::Object(
+            metadata
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
+        ),
     );
     let mesh_config = goyaml::to_string(&Value::Object(Map::from_iter([(
         "defaultConfig".to_string(),
@@ -203,12 +222,18 @@ fn validate(inputs: &BundleInputs) -> Result<(), IstioError> {
     if let RegistrationMode::Manual { entry_name } = &inputs.mode
         && entry_name.is_empty()
     {
-        return Err(IstioError::invalid("mode", "manual mode needs the WorkloadEntry name"));
+        return Err(IstioError::invalid(
+            "mode",
+            "manual mode needs the WorkloadEntry name",
+        ));
     }
     if let IstiodReach::DiscoveryAddress { host, port } = &inputs.istiod
         && (host.is_empty() || *port == 0)
     {
-        return Err(IstioError::invalid("istiod", "discovery address needs a host and a non-zero port"));
+        return Err(IstioError::invalid(
+            "istiod",
+            "discovery address needs a host and a non-zero port",
+        ));
     }
     Ok(())
 }
@@ -231,7 +256,11 @@ fn parse_mesh_config(inputs: &BundleInputs) -> Result<(String, Map<String, Value
     let default_config = match mesh.get("defaultConfig") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(dc)) => normalize_keys(dc.clone()),
-        Some(other) => return Err(error(format!("defaultConfig must be a mapping, got {other}"))),
+        Some(other) => {
+            return Err(error(format!(
+                "defaultConfig must be a mapping, got {other}"
+            )));
+        }
     };
     check_proxy_metadata(&default_config).map_err(&error)?;
     Ok((trust_domain, default_config))
@@ -279,7 +308,9 @@ fn check_proxy_metadata(config: &Map<String, Value>) -> Result<(), String> {
         None => Ok(()),
         Some(Value::Object(md)) => match md.iter().find(|(_, v)| !v.is_string()) {
             None => Ok(()),
-            Some((k, v)) => Err(format!("proxyMetadata.{k} must be a string (quote it), got {v}")),
+            Some((k, v)) => Err(format!(
+                "proxyMetadata.{k} must be a string (quote it), got {v}"
+            )),
         },
         Some(other) => Err(format!("proxyMetadata must be a mapping, got {other}")),
     }
@@ -311,7 +342,9 @@ fn apply_proxy_config_annotations(
         check_proxy_metadata(&overlay).map_err(&error)?;
         for (key, value) in overlay {
             match (key.as_str(), value, default_config.get_mut("proxyMetadata")) {
-                ("proxyMetadata", Value::Object(add), Some(Value::Object(existing))) => existing.extend(add),
+                ("proxyMetadata", Value::Object(add), Some(Value::Object(existing))) => {
+                    existing.extend(add)
+                }
                 (_, value, _) => {
                     default_config.insert(key, value);
                 }
@@ -383,10 +416,16 @@ fn proxy_metadata(
     md.insert("SERVICE_ACCOUNT".into(), service_account(spec).to_string());
     md.insert("TRUST_DOMAIN".into(), trust_domain.to_string());
     md.insert("ISTIO_META_CLUSTER_ID".into(), inputs.cluster_id.clone());
-    md.insert("ISTIO_META_MESH_ID".into(), string_field(default_config, "meshId"));
+    md.insert(
+        "ISTIO_META_MESH_ID".into(),
+        string_field(default_config, "meshId"),
+    );
     md.insert("ISTIO_META_NETWORK".into(), network(inputs).to_string());
     if !spec.template.ports.is_empty() {
-        md.insert("ISTIO_META_POD_PORTS".into(), pod_ports_json(&spec.template.ports));
+        md.insert(
+            "ISTIO_META_POD_PORTS".into(),
+            pod_ports_json(&spec.template.ports),
+        );
     }
     md.insert("ISTIO_META_WORKLOAD_NAME".into(), inputs.group_name.clone());
     labels.insert(CANONICAL_NAME_LABEL.into(), canonical_name);
@@ -397,14 +436,20 @@ fn proxy_metadata(
     }
     match &inputs.mode {
         RegistrationMode::Auto => {
-            md.insert("ISTIO_META_AUTO_REGISTER_GROUP".into(), inputs.group_name.clone());
+            md.insert(
+                "ISTIO_META_AUTO_REGISTER_GROUP".into(),
+                inputs.group_name.clone(),
+            );
         }
         RegistrationMode::Manual { entry_name } => {
             md.insert("ISTIO_META_WORKLOAD_ENTRY".into(), entry_name.clone());
         }
     }
     if let IstiodReach::DiscoveryAddress { .. } = inputs.istiod {
-        md.insert("ISTIOD_SAN".into(), istiod_host(&inputs.istio_namespace, &inputs.revision));
+        md.insert(
+            "ISTIOD_SAN".into(),
+            istiod_host(&inputs.istio_namespace, &inputs.revision),
+        );
     }
     md
 }
@@ -413,7 +458,11 @@ fn proxy_metadata(
 /// order, §1.3), then our locality and registration labels.
 fn proxy_labels(inputs: &BundleInputs) -> BTreeMap<String, String> {
     let spec = &inputs.group_spec;
-    let mut labels = spec.metadata.as_ref().map(|m| m.labels.clone()).unwrap_or_default();
+    let mut labels = spec
+        .metadata
+        .as_ref()
+        .map(|m| m.labels.clone())
+        .unwrap_or_default();
     labels.extend(spec.template.labels.clone());
     if let Some(locality) = inputs.locality.as_ref().filter(|l| !l.is_empty()) {
         labels.insert(LOCALITY_LABEL.into(), locality.clone());
@@ -427,7 +476,11 @@ fn proxy_labels(inputs: &BundleInputs) -> BTreeMap<String, String> {
 fn canonical_service(labels: &BTreeMap<String, String>, workload_name: &str) -> (String, String) {
     let first = |keys: [&str; 3]| keys.iter().find_map(|k| labels.get(*k)).cloned();
     let name = first([CANONICAL_NAME_LABEL, "app.kubernetes.io/name", "app"]);
-    let revision = first([CANONICAL_REVISION_LABEL, "app.kubernetes.io/version", "version"]);
+    let revision = first([
+        CANONICAL_REVISION_LABEL,
+        "app.kubernetes.io/version",
+        "version",
+    ]);
     (
         name.unwrap_or_else(|| workload_name.to_string()),
         revision.unwrap_or_else(|| "latest".to_string()),
@@ -440,7 +493,10 @@ fn pod_ports_json(ports: &BTreeMap<String, u32>) -> String {
     let items: Vec<String> = ports // BTreeMap iterates sorted by name, as istioctl sorts
         .iter()
         .map(|(name, port)| {
-            format!(r#"{{"name":{},"containerPort":{port},"protocol":""}}"#, go_json(&name.as_str()))
+            format!(
+                r#"{{"name":{},"containerPort":{port},"protocol":""}}"#,
+                go_json(&name.as_str())
+            )
         })
         .collect();
     format!("[{}]", items.join(","))
@@ -460,20 +516,36 @@ fn go_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
 
 /// `cluster.env`: every proxyMetadata entry plus istioctl's overrides, one `KEY=quoted` line
 /// each, lines sorted as strings (§1.4).
-fn cluster_env(inputs: &BundleInputs, metadata: &BTreeMap<String, String>, status_port: i64) -> String {
+fn cluster_env(
+    inputs: &BundleInputs,
+    metadata: &BTreeMap<String, String>,
+    status_port: i64,
+) -> String {
     let spec = &inputs.group_spec;
     let mut env = metadata.clone();
-    env.insert("ISTIO_INBOUND_PORTS".into(), inbound_ports(&spec.template.ports));
+    env.insert(
+        "ISTIO_INBOUND_PORTS".into(),
+        inbound_ports(&spec.template.ports),
+    );
     env.insert("ISTIO_NAMESPACE".into(), inputs.group_namespace.clone());
-    env.insert("ISTIO_SERVICE".into(), format!("{}.{}", inputs.group_name, inputs.group_namespace));
+    env.insert(
+        "ISTIO_SERVICE".into(),
+        format!("{}.{}", inputs.group_name, inputs.group_namespace),
+    );
     env.insert("ISTIO_SERVICE_CIDR".into(), "*".into());
-    env.insert("ISTIO_LOCAL_EXCLUDE_PORTS".into(), local_exclude_ports(status_port));
+    env.insert(
+        "ISTIO_LOCAL_EXCLUDE_PORTS".into(),
+        local_exclude_ports(status_port),
+    );
     env.insert("SERVICE_ACCOUNT".into(), service_account(spec).to_string());
     // With a discovery address the CA must stay unset: the agent then uses discoveryAddress for
     // the CA too and applies ISTIOD_SAN to it; an explicit CA_ADDR would make it verify the
     // certificate against CA_ADDR's host instead (pilot-agent options/security.go).
     if is_revisioned(&inputs.revision) && matches!(inputs.istiod, IstiodReach::HostsEntry(_)) {
-        env.insert("CA_ADDR".into(), istiod_addr(&inputs.istio_namespace, &inputs.revision));
+        env.insert(
+            "CA_ADDR".into(),
+            istiod_addr(&inputs.istio_namespace, &inputs.revision),
+        );
     }
     match inputs.workload_ip {
         Some(WorkloadIp::Internal(ip)) => {
@@ -481,11 +553,17 @@ fn cluster_env(inputs: &BundleInputs, metadata: &BTreeMap<String, String>, statu
         }
         Some(WorkloadIp::External(ip)) => {
             env.insert("ISTIO_SVC_IP".into(), ip.to_string());
-            env.insert("REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION".into(), "true".into());
+            env.insert(
+                "REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION".into(),
+                "true".into(),
+            );
         }
         None => {}
     }
-    let mut lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={}", shell::quote(v))).collect();
+    let mut lines: Vec<String> = env
+        .iter()
+        .map(|(k, v)| format!("{k}={}", shell::quote(v)))
+        .collect();
     // istioctl sorts whole lines, not keys ("FOO1=" sorts before "FOO="); follow it exactly.
     lines.sort();
     lines.join("\n") + "\n"
@@ -498,7 +576,11 @@ fn inbound_ports(ports: &BTreeMap<String, u32>) -> String {
     if numbers.is_empty() {
         return "*".to_string();
     }
-    numbers.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+    numbers
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// SSH, Prometheus and the agent's ports stay reachable even if capture is broken (§1.4).
@@ -525,7 +607,10 @@ fn status_port(default_config: &Map<String, Value>) -> i64 {
 fn hosts(inputs: &BundleInputs) -> String {
     match &inputs.istiod {
         IstiodReach::HostsEntry(ip) => {
-            format!("{ip} {}\n", istiod_host(&inputs.istio_namespace, &inputs.revision))
+            format!(
+                "{ip} {}\n",
+                istiod_host(&inputs.istio_namespace, &inputs.revision)
+            )
         }
         IstiodReach::DiscoveryAddress { .. } => String::new(),
     }
@@ -540,7 +625,10 @@ fn network(inputs: &BundleInputs) -> &str {
 }
 
 fn string_field(map: &Map<String, Value>, key: &str) -> String {
-    map.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+    map.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `host:port`, bracketing an IPv6 literal.
@@ -576,7 +664,11 @@ pub fn istiod_host(istio_namespace: &str, revision: &str) -> String {
 
 /// `istiod[-<rev>].<ns>.svc:15012`.
 pub fn istiod_addr(istio_namespace: &str, revision: &str) -> String {
-    format!("{}:{}", istiod_host(istio_namespace, revision), super::ISTIOD_TLS_PORT)
+    format!(
+        "{}:{}",
+        istiod_host(istio_namespace, revision),
+        super::ISTIOD_TLS_PORT
+    )
 }
 
 /// `istio` or `istio-<rev>`: the ConfigMap whose `mesh` key feeds mesh.yaml (§1.3).
@@ -590,18 +682,28 @@ pub fn injector_configmap_name(revision: &str) -> String {
 }
 
 fn revisioned_name(base: &str, revision: &str) -> String {
-    if is_revisioned(revision) { format!("{base}-{revision}") } else { base.to_string() }
+    if is_revisioned(revision) {
+        format!("{base}-{revision}")
+    } else {
+        base.to_string()
+    }
 }
 
 /// `global.multiCluster.clusterName` from the injector ConfigMap's `values` JSON, as istioctl
 /// reads it when `--clusterID` is not given; `None` when absent or empty (istioctl then leaves
 /// the cluster ID empty).
-pub fn cluster_id_from_injector_values(values_json: &str, revision: &str) -> Result<Option<String>, IstioError> {
-    let values: Value = serde_json::from_str(values_json).map_err(|e| IstioError::InjectorValues {
-        configmap: injector_configmap_name(revision),
-        message: e.to_string(),
-    })?;
-    let name = values.pointer("/global/multiCluster/clusterName").and_then(Value::as_str);
+pub fn cluster_id_from_injector_values(
+    values_json: &str,
+    revision: &str,
+) -> Result<Option<String>, IstioError> {
+    let values: Value =
+        serde_json::from_str(values_json).map_err(|e| IstioError::InjectorValues {
+            configmap: injector_configmap_name(revision),
+            message: e.to_string(),
+        })?;
+    let name = values
+        .pointer("/global/multiCluster/clusterName")
+        .and_then(Value::as_str);
     Ok(name.filter(|n| !n.is_empty()).map(str::to_string))
 }
 
@@ -615,20 +717,39 @@ mod tests {
         assert!(!is_revisioned("default"));
         assert!(is_revisioned("canary"));
         assert_eq!(istiod_host("istio-system", ""), "istiod.istio-system.svc");
-        assert_eq!(istiod_host("istio-system", "default"), "istiod.istio-system.svc");
-        assert_eq!(istiod_addr("istio-system", "rev-1"), "istiod-rev-1.istio-system.svc:15012");
+        assert_eq!(
+            istiod_host("istio-system", "default"),
+            "istiod.istio-system.svc"
+        );
+        assert_eq!(
+            istiod_addr("istio-system", "rev-1"),
+            "istiod-rev-1.istio-system.svc:15012"
+        );
         assert_eq!(mesh_configmap_name("canary"), "istio-canary");
         assert_eq!(mesh_configmap_name("default"), "istio");
         assert_eq!(injector_configmap_name(""), "istio-sidecar-injector");
-        assert_eq!(injector_configmap_name("canary"), "istio-sidecar-injector-canary");
+        assert_eq!(
+            injector_configmap_name("canary"),
+            "istio-sidecar-injector-canary"
+        );
     }
 
     #[test]
     fn cluster_id_comes_from_global_multicluster_cluster_name() {
         let values = r#"{"global":{"multiCluster":{"clusterName":"east"},"network":"n1"}}"#;
-        assert_eq!(cluster_id_from_injector_values(values, "").unwrap().as_deref(), Some("east"));
-        assert_eq!(cluster_id_from_injector_values(r#"{"global":{}}"#, "").unwrap(), None);
-        let err = cluster_id_from_injector_values("not json", "canary").unwrap_err().to_string();
+        assert_eq!(
+            cluster_id_from_injector_values(values, "")
+                .unwrap()
+                .as_deref(),
+            Some("east")
+        );
+        assert_eq!(
+            cluster_id_from_injector_values(r#"{"global":{}}"#, "").unwrap(),
+            None
+        );
+        let err = cluster_id_from_injector_values("not json", "canary")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("istio-sidecar-injector-canary"), "{err}");
     }
 
@@ -650,16 +771,33 @@ mod tests {
     #[test]
     fn canonical_service_uses_istio_label_precedence() {
         let l = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
-        assert_eq!(canonical_service(&l(&[]), "wg"), ("wg".into(), "latest".into()));
         assert_eq!(
-            canonical_service(&l(&[("app", "a"), ("app.kubernetes.io/name", "k"), ("version", "v1")]), "wg"),
+            canonical_service(&l(&[]), "wg"),
+            ("wg".into(), "latest".into())
+        );
+        assert_eq!(
+            canonical_service(
+                &l(&[
+                    ("app", "a"),
+                    ("app.kubernetes.io/name", "k"),
+                    ("version", "v1")
+                ]),
+                "wg"
+            ),
             ("k".into(), "v1".into())
         );
         assert_eq!(
             canonical_service(
-                &l(&[("app", "a"), (CANONICAL_NAME_LABEL, "c"), ("app.kubernetes.io/version", "2")]),
+                &l(&[
+                    ("app", "a"),
+                    (CANONICAL_NAME_LABEL, "c"),
+                    ("app.kubernetes.io/version", "2")
+                ]),
                 "wg"
             ),
             ("c".into(), "2".into())
@@ -668,7 +806,10 @@ mod tests {
 
     #[test]
     fn go_json_escapes_html_like_encoding_json() {
-        let labels = BTreeMap::from([("b".to_string(), "<&>".to_string()), ("a".to_string(), "x".to_string())]);
+        let labels = BTreeMap::from([
+            ("b".to_string(), "<&>".to_string()),
+            ("a".to_string(), "x".to_string()),
+        ]);
         assert_eq!(go_json(&labels), r#"{"a":"x","b":"\u003c\u0026\u003e"}"#);
     }
 

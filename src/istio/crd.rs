@@ -262,7 +262,9 @@ impl IstioApiVersion {
     /// Parses `v1`/`v1beta1` or the full `networking.istio.io/...` form.
     pub fn parse(s: &str) -> Option<Self> {
         let version = s.strip_prefix("networking.istio.io/").unwrap_or(s);
-        Self::PREFERENCE.into_iter().find(|v| v.version() == version)
+        Self::PREFERENCE
+            .into_iter()
+            .find(|v| v.version() == version)
     }
 
     /// `ApiResource` of `kind` (`WorkloadGroup` or `WorkloadEntry`, or any `networking.istio.io`
@@ -294,7 +296,11 @@ where
     K: kube::Resource<DynamicType = ()> + Serialize,
 {
     let kind: &'static str = static_kind::<K>();
-    let wrap = |source| IstioError::Dynamic { kind, api_version: version.api_version(), source };
+    let wrap = |source| IstioError::Dynamic {
+        kind,
+        api_version: version.api_version(),
+        source,
+    };
     let mut value = serde_json::to_value(obj).map_err(wrap)?;
     value["apiVersion"] = serde_json::Value::String(version.api_version());
     value["kind"] = serde_json::Value::String(kind.to_string());
@@ -307,8 +313,16 @@ where
     K: kube::Resource<DynamicType = ()> + DeserializeOwned,
 {
     let kind: &'static str = static_kind::<K>();
-    let api_version = obj.types.as_ref().map(|t| t.api_version.clone()).unwrap_or_default();
-    let wrap = |source| IstioError::Dynamic { kind, api_version: api_version.clone(), source };
+    let api_version = obj
+        .types
+        .as_ref()
+        .map(|t| t.api_version.clone())
+        .unwrap_or_default();
+    let wrap = |source| IstioError::Dynamic {
+        kind,
+        api_version: api_version.clone(),
+        source,
+    };
     let value = serde_json::to_value(obj).map_err(wrap)?;
     serde_json::from_value(value).map_err(wrap)
 }
@@ -347,7 +361,10 @@ mod tests {
                     initial_delay_seconds: Some(5),
                     http_get: Some(HttpHealthCheck {
                         port: 8080,
-                        http_headers: vec![HttpHeader { name: "X-A".into(), value: "b".into() }],
+                        http_headers: vec![HttpHeader {
+                            name: "X-A".into(),
+                            value: "b".into(),
+                        }],
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -369,7 +386,10 @@ mod tests {
                 }
             })
         );
-        assert!(v.get("status").is_none(), "status must not be sent by apply");
+        assert!(
+            v.get("status").is_none(),
+            "status must not be sent by apply"
+        );
     }
 
     #[test]
@@ -428,7 +448,10 @@ mod tests {
         ]));
         let c = healthy_condition(&entry).expect("condition");
         assert_eq!(c.status, "False");
-        assert_eq!(c.message.as_deref(), Some("Get \"http://10.0.0.1:8080/\": refused"));
+        assert_eq!(
+            c.message.as_deref(),
+            Some("Get \"http://10.0.0.1:8080/\": refused")
+        );
         assert_eq!(c.last_probe_time.as_deref(), Some("2026-01-01T00:00:00Z"));
         assert_eq!(c.reason, None);
         assert!(!is_healthy(&entry));
@@ -455,7 +478,10 @@ mod tests {
             ApiResource::erase::<WorkloadEntry>(&()),
             IstioApiVersion::V1.api_resource("WorkloadEntry")
         );
-        assert_eq!(IstioApiVersion::parse("networking.istio.io/v1beta1"), Some(IstioApiVersion::V1beta1));
+        assert_eq!(
+            IstioApiVersion::parse("networking.istio.io/v1beta1"),
+            Some(IstioApiVersion::V1beta1)
+        );
         assert_eq!(IstioApiVersion::parse("v1"), Some(IstioApiVersion::V1));
         assert_eq!(IstioApiVersion::parse("v1alpha3"), None);
     }
@@ -470,10 +496,18 @@ mod tests {
             assert_eq!(crd.spec.group, "networking.istio.io");
             assert_eq!(crd.spec.scope, "Namespaced");
             assert_eq!(crd.spec.names.plural, plural);
-            assert_eq!(crd.spec.names.short_names.as_deref(), Some(&[short.to_string()][..]));
+            assert_eq!(
+                crd.spec.names.short_names.as_deref(),
+                Some(&[short.to_string()][..])
+            );
             let version = &crd.spec.versions[0];
             assert_eq!(version.name, "v1");
-            assert!(version.subresources.as_ref().is_some_and(|s| s.status.is_some()));
+            assert!(
+                version
+                    .subresources
+                    .as_ref()
+                    .is_some_and(|s| s.status.is_some())
+            );
         }
         let schema = serde_json::to_value(&WorkloadGroup::crd().spec.versions[0].schema).unwrap();
         let spec = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"];
@@ -481,7 +515,13 @@ mod tests {
             assert!(spec.get(field).is_some(), "spec.{field} in schema");
         }
         let probe = &spec["probe"]["properties"];
-        for field in ["initialDelaySeconds", "httpGet", "tcpSocket", "exec", "grpc"] {
+        for field in [
+            "initialDelaySeconds",
+            "httpGet",
+            "tcpSocket",
+            "exec",
+            "grpc",
+        ] {
             assert!(probe.get(field).is_some(), "probe.{field} in schema");
         }
     }
@@ -491,7 +531,10 @@ mod tests {
         let mut wg = WorkloadGroup::new("g", WorkloadGroupSpec::default());
         wg.spec.template.service_account = "sa".into();
         let dynamic = to_dynamic(&wg, IstioApiVersion::V1beta1).unwrap();
-        assert_eq!(dynamic.types.as_ref().unwrap().api_version, "networking.istio.io/v1beta1");
+        assert_eq!(
+            dynamic.types.as_ref().unwrap().api_version,
+            "networking.istio.io/v1beta1"
+        );
         assert_eq!(dynamic.types.as_ref().unwrap().kind, "WorkloadGroup");
         assert_eq!(dynamic.data["spec"]["template"]["serviceAccount"], "sa");
         let back: WorkloadGroup = from_dynamic(dynamic).unwrap();

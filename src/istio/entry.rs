@@ -64,9 +64,18 @@ pub struct ManualRegistration {
 /// entry as auto-registered and delete it when the VM disconnects (§2.4). We add
 /// `proxy.istio.io/health-checks-enabled: "true"` when the group has a probe, without which istiod
 /// ignores the VM's health reports for a manual entry (§3.4).
-pub fn manual_workload_entry(group: &WorkloadGroup, reg: &ManualRegistration) -> Result<WorkloadEntry, IstioError> {
-    let group_name = required(group.metadata.name.as_deref(), "workload_group.metadata.name")?;
-    let namespace = required(group.metadata.namespace.as_deref(), "workload_group.metadata.namespace")?;
+pub fn manual_workload_entry(
+    group: &WorkloadGroup,
+    reg: &ManualRegistration,
+) -> Result<WorkloadEntry, IstioError> {
+    let group_name = required(
+        group.metadata.name.as_deref(),
+        "workload_group.metadata.name",
+    )?;
+    let namespace = required(
+        group.metadata.namespace.as_deref(),
+        "workload_group.metadata.namespace",
+    )?;
     let uid = required(group.metadata.uid.as_deref(), "workload_group.metadata.uid")?;
     required(Some(&reg.entry_name), "entry_name")?;
     required(Some(&reg.address), "address")?;
@@ -126,11 +135,17 @@ fn override_if_set(target: &mut String, value: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::istio::crd::{HttpHealthCheck, ReadinessProbe, WorkloadEntrySpec, WorkloadGroupObjectMeta, WorkloadGroupSpec};
+    use crate::istio::crd::{
+        HttpHealthCheck, ReadinessProbe, WorkloadEntrySpec, WorkloadGroupObjectMeta,
+        WorkloadGroupSpec,
+    };
     use crate::istio::{AUTO_REGISTRATION_GROUP_ANNOTATION, WORKLOAD_CONTROLLER_ANNOTATION};
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn group(probe: bool) -> WorkloadGroup {
@@ -151,7 +166,10 @@ mod tests {
                     ..Default::default()
                 },
                 probe: probe.then(|| ReadinessProbe {
-                    http_get: Some(HttpHealthCheck { port: 8080, ..Default::default() }),
+                    http_get: Some(HttpHealthCheck {
+                        port: 8080,
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
             },
@@ -163,14 +181,26 @@ mod tests {
 
     #[test]
     fn entry_name_joins_group_ip_and_network() {
-        assert_eq!(workload_entry_name("product-vm", "10.0.0.7", None), "product-vm-10.0.0.7");
-        assert_eq!(workload_entry_name("product-vm", "10.0.0.7", Some("")), "product-vm-10.0.0.7");
-        assert_eq!(workload_entry_name("product-vm", "10.0.0.7", Some("net1")), "product-vm-10.0.0.7-net1");
+        assert_eq!(
+            workload_entry_name("product-vm", "10.0.0.7", None),
+            "product-vm-10.0.0.7"
+        );
+        assert_eq!(
+            workload_entry_name("product-vm", "10.0.0.7", Some("")),
+            "product-vm-10.0.0.7"
+        );
+        assert_eq!(
+            workload_entry_name("product-vm", "10.0.0.7", Some("net1")),
+            "product-vm-10.0.0.7-net1"
+        );
     }
 
     #[test]
     fn entry_name_sanitizes_ipv6() {
-        assert_eq!(workload_entry_name("g", "fd00:10:96::1", None), "g-fd00-10-96--1");
+        assert_eq!(
+            workload_entry_name("g", "fd00:10:96::1", None),
+            "g-fd00-10-96--1"
+        );
         assert_eq!(workload_entry_name("g", "::1", Some("n")), "g---1-n");
     }
 
@@ -199,11 +229,21 @@ mod tests {
         assert_eq!(entry.metadata.namespace.as_deref(), Some("shop"));
         assert_eq!(entry.spec.address, "10.0.0.7");
         assert_eq!(entry.spec.network, "net-vm");
-        assert_eq!(entry.spec.locality, "r1/z1", "template locality kept when not overridden");
+        assert_eq!(
+            entry.spec.locality, "r1/z1",
+            "template locality kept when not overridden"
+        );
         assert_eq!(entry.spec.weight, Some(9));
         assert_eq!(entry.spec.service_account, "product");
-        assert_eq!(entry.spec.ports, BTreeMap::from([("http".to_string(), 8080)]));
-        assert_eq!(Some(&entry.spec.labels), entry.metadata.labels.as_ref(), "istiod copies labels to both");
+        assert_eq!(
+            entry.spec.ports,
+            BTreeMap::from([("http".to_string(), 8080)])
+        );
+        assert_eq!(
+            Some(&entry.spec.labels),
+            entry.metadata.labels.as_ref(),
+            "istiod copies labels to both"
+        );
     }
 
     #[test]
@@ -219,8 +259,8 @@ mod tests {
             entry.metadata.labels.unwrap(),
             map(&[
                 ("app", "product"),
-                ("tier", "meta"),          // group metadata beats template
-                ("zone", "registration"),  // registration beats template
+                ("tier", "meta"),         // group metadata beats template
+                ("zone", "registration"), // registration beats template
                 ("registration", "r1"),
             ])
         );
@@ -228,11 +268,27 @@ mod tests {
 
     #[test]
     fn health_checks_annotation_only_when_the_group_has_a_probe() {
-        let reg = ManualRegistration { entry_name: "e".into(), address: "10.0.0.7".into(), ..Default::default() };
-        let with = manual_workload_entry(&group(true), &reg).unwrap().metadata.annotations.unwrap();
-        assert_eq!(with.get(HEALTH_CHECKS_ENABLED_ANNOTATION).map(String::as_str), Some("true"));
+        let reg = ManualRegistration {
+            entry_name: "e".into(),
+            address: "10.0.0.7".into(),
+            ..Default::default()
+        };
+        let with = manual_workload_entry(&group(true), &reg)
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap();
+        assert_eq!(
+            with.get(HEALTH_CHECKS_ENABLED_ANNOTATION)
+                .map(String::as_str),
+            Some("true")
+        );
         assert_eq!(with.get("team").map(String::as_str), Some("shop"));
-        let without = manual_workload_entry(&group(false), &reg).unwrap().metadata.annotations.unwrap();
+        let without = manual_workload_entry(&group(false), &reg)
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap();
         assert!(!without.contains_key(HEALTH_CHECKS_ENABLED_ANNOTATION));
         for annotations in [with, without] {
             assert!(!annotations.contains_key(AUTO_REGISTRATION_GROUP_ANNOTATION));
@@ -260,23 +316,40 @@ mod tests {
 
     #[test]
     fn manual_entry_needs_the_group_uid_and_an_address() {
-        let reg = ManualRegistration { entry_name: "e".into(), address: "10.0.0.7".into(), ..Default::default() };
+        let reg = ManualRegistration {
+            entry_name: "e".into(),
+            address: "10.0.0.7".into(),
+            ..Default::default()
+        };
         let mut g = group(false);
         g.metadata.uid = None;
         let err = manual_workload_entry(&g, &reg).unwrap_err().to_string();
         assert!(err.contains("uid"), "{err}");
-        let no_address = ManualRegistration { address: String::new(), ..reg };
+        let no_address = ManualRegistration {
+            address: String::new(),
+            ..reg
+        };
         assert!(manual_workload_entry(&group(false), &no_address).is_err());
     }
 
     #[test]
     fn manual_entry_serializes_only_what_we_own() {
-        let reg = ManualRegistration { entry_name: "e".into(), address: "10.0.0.7".into(), ..Default::default() };
+        let reg = ManualRegistration {
+            entry_name: "e".into(),
+            address: "10.0.0.7".into(),
+            ..Default::default()
+        };
         let mut g = group(false);
-        g.spec.template = WorkloadEntrySpec { service_account: "sa".into(), ..Default::default() };
+        g.spec.template = WorkloadEntrySpec {
+            service_account: "sa".into(),
+            ..Default::default()
+        };
         g.spec.metadata = None;
         let v = serde_json::to_value(manual_workload_entry(&g, &reg).unwrap()).unwrap();
-        assert_eq!(v["spec"], serde_json::json!({"address": "10.0.0.7", "serviceAccount": "sa"}));
+        assert_eq!(
+            v["spec"],
+            serde_json::json!({"address": "10.0.0.7", "serviceAccount": "sa"})
+        );
         assert!(v["metadata"].get("labels").is_none());
         assert!(v["metadata"].get("annotations").is_none());
         assert!(v.get("status").is_none());

@@ -27,7 +27,10 @@ pub enum IstioError {
     InjectorValues { configmap: String, message: String },
     /// An input the caller gave cannot produce a correct bundle or entry.
     #[error("{field}: {message}")]
-    InvalidInput { field: &'static str, message: String },
+    InvalidInput {
+        field: &'static str,
+        message: String,
+    },
     /// Converting a typed object to or from a `DynamicObject` failed.
     #[error("converting {kind} for {api_version}: {source}")]
     Dynamic {
@@ -40,6 +43,9 @@ pub enum IstioError {
 
 impl IstioError {
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        IstioError::InvalidInput { field, message: message.into() }
+        IstioError::InvalidInput {
+            field,
+            message: message.into(),
+        }
     }
 }

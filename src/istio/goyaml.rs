@@ -123,8 +123,8 @@ fn yaml11_retypes(s: &str) -> bool {
     const WORDS: &[&str] = &[
         "", "~", "null", "Null", "NULL", "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
         "true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF",
-        ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf",
-        "-.INF", "<<",
+        ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
+        "-.Inf", "-.INF", "<<",
     ];
     static INT: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"^[-+]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+)$").unwrap()
@@ -132,9 +132,8 @@ fn yaml11_retypes(s: &str) -> bool {
     static FLOAT: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$").unwrap()
     });
-    static BASE60: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$").unwrap()
-    });
+    static BASE60: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$").unwrap());
     static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[0-9]{4}-").unwrap());
     if WORDS.contains(&s) {
         return true;
@@ -222,7 +221,11 @@ pub fn natural_key_order(a: &str, b: &str) -> Ordering {
             return ar[i].cmp(&br[i]);
         }
         if al || bl {
-            return if bl { Ordering::Less } else { Ordering::Greater };
+            return if bl {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
         }
         return compare_digit_runs(&ar, &br, i);
     }
@@ -244,7 +247,9 @@ fn compare_digit_runs(ar: &[char], br: &[char], i: usize) -> Ordering {
         let mut n = seed;
         let mut end = i;
         while end < chars.len() && chars[end].is_ascii_digit() {
-            n = n.wrapping_mul(10).wrapping_add(chars[end] as i64 - '0' as i64);
+            n = n
+                .wrapping_mul(10)
+                .wrapping_add(chars[end] as i64 - '0' as i64);
             end += 1;
         }
         (n, end)
@@ -297,7 +302,10 @@ mod tests {
         assert_eq!(scalar_string("8080"), "\"8080\"");
         assert_eq!(scalar_string("yes"), "\"yes\"");
         assert_eq!(scalar_string("1:20"), "\"1:20\"");
-        assert_eq!(scalar_string("istiod-rev-1.istio-system.svc:15012"), "istiod-rev-1.istio-system.svc:15012");
+        assert_eq!(
+            scalar_string("istiod-rev-1.istio-system.svc:15012"),
+            "istiod-rev-1.istio-system.svc:15012"
+        );
         assert_eq!(scalar_string("10.10.10.10"), "10.10.10.10");
         assert_eq!(scalar_string("fd00:10:96::1"), "fd00:10:96::1");
         assert_eq!(scalar_string(r#"{"a":"b"}"#), r#"'{"a":"b"}'"#);
@@ -344,13 +352,41 @@ defaultConfig:
     #[test]
     fn everything_we_write_reads_back_as_the_same_value() {
         let tricky = [
-            "", "true", "no", "8080", "0x1F", "1e3", ".5", "1:20", "2026-01-01", "a: b", "#x", "x #y",
-            "{a}", "[a]", "- a", "?", "'q'", "\"d\"", "a\nb\n", " lead", "trail ", "tab\t", "é ü",
-            "null", "~", "---", "@x", "`x`", "a,b", "<<",
+            "",
+            "true",
+            "no",
+            "8080",
+            "0x1F",
+            "1e3",
+            ".5",
+            "1:20",
+            "2026-01-01",
+            "a: b",
+            "#x",
+            "x #y",
+            "{a}",
+            "[a]",
+            "- a",
+            "?",
+            "'q'",
+            "\"d\"",
+            "a\nb\n",
+            " lead",
+            "trail ",
+            "tab\t",
+            "é ü",
+            "null",
+            "~",
+            "---",
+            "@x",
+            "`x`",
+            "a,b",
+            "<<",
         ];
         for s in tricky {
             let doc = to_string(&json!({ "k": s, s: "v" }));
-            let back: serde_json::Value = serde_yaml_ng::from_str(&doc).unwrap_or_else(|e| panic!("{doc}: {e}"));
+            let back: serde_json::Value =
+                serde_yaml_ng::from_str(&doc).unwrap_or_else(|e| panic!("{doc}: {e}"));
             assert_eq!(back["k"], json!(s), "value {s:?} in {doc}");
             assert_eq!(back[s], json!("v"), "key {s:?} in {doc}");
         }

@@ -14,9 +14,9 @@ pub mod goyaml;
 pub mod shell;
 
 pub use bundle::{
-    Bundle, BundleInputs, IstiodReach, RegistrationMode, WorkloadIp, cluster_id_from_injector_values,
-    injector_configmap_name, is_revisioned, istiod_addr, istiod_host, mesh_configmap_name,
-    render_bundle, service_account,
+    Bundle, BundleInputs, IstiodReach, RegistrationMode, WorkloadIp,
+    cluster_id_from_injector_values, injector_configmap_name, is_revisioned, istiod_addr,
+    istiod_host, mesh_configmap_name, render_bundle, service_account,
 };
 pub use crd::{
     IstioApiVersion, IstioCondition, IstioStatus, ReadinessProbe, WorkloadEntry, WorkloadEntrySpec,

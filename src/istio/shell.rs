@@ -35,7 +35,10 @@ mod tests {
         assert_eq!(quote("*"), "'*'");
         assert_eq!(quote(""), "''");
         assert_eq!(quote("10.10.10.10"), "'10.10.10.10'");
-        assert_eq!(quote("istiod-rev-1.istio-system.svc:15012"), "'istiod-rev-1.istio-system.svc:15012'");
+        assert_eq!(
+            quote("istiod-rev-1.istio-system.svc:15012"),
+            "'istiod-rev-1.istio-system.svc:15012'"
+        );
         // Only the odd class of Istio's pattern stays bare.
         assert_eq!(quote("www"), "www");
         assert_eq!(quote("-./:,"), "-./:,");
@@ -50,7 +53,14 @@ mod tests {
 
     #[test]
     fn sh_reads_back_exactly_what_we_quoted() {
-        let values = ["it's going to need single quotes", r#"{"key": "value"}"#, "", "a b", r"w\", "$HOME `x`"];
+        let values = [
+            "it's going to need single quotes",
+            r#"{"key": "value"}"#,
+            "",
+            "a b",
+            r"w\",
+            "$HOME `x`",
+        ];
         for original in values {
             let out = std::process::Command::new("sh")
                 .arg("-c")

@@ -40,7 +40,11 @@ fn conflict_error(status: &Status, name: &str) -> KubeError {
         kind: status.reason.clone(),
         namespace: String::new(),
         name: name.to_string(),
-        managers: if managers.is_empty() { "unknown".into() } else { managers.join(", ") },
+        managers: if managers.is_empty() {
+            "unknown".into()
+        } else {
+            managers.join(", ")
+        },
         detail: status.message.clone(),
     }
 }
@@ -64,7 +68,10 @@ mod tests {
     #[test]
     fn managers_are_extracted_from_the_conflict_message() {
         let message = "Apply failed with 2 conflicts: conflict with \"kubectl-edit\" using networking.istio.io/v1: .spec.template.serviceAccount\nconflict with \"helm\" using networking.istio.io/v1: .spec.probe.periodSeconds";
-        assert_eq!(conflicting_managers(message), vec!["helm".to_string(), "kubectl-edit".to_string()]);
+        assert_eq!(
+            conflicting_managers(message),
+            vec!["helm".to_string(), "kubectl-edit".to_string()]
+        );
     }
 
     #[test]

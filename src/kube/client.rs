@@ -52,9 +52,15 @@ impl std::fmt::Debug for ConnectionSettings {
             .field("config_context_cluster", &self.config_context_cluster)
             .field("host", &self.host)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("cluster_ca_certificate", &self.cluster_ca_certificate.is_some())
+            .field(
+                "cluster_ca_certificate",
+                &self.cluster_ca_certificate.is_some(),
+            )
             .field("client_certificate", &self.client_certificate.is_some())
-            .field("client_key", &self.client_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_key",
+                &self.client_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("insecure", &self.insecure)
             .field("tls_server_name", &self.tls_server_name)
             .field("proxy_url", &self.proxy_url)
@@ -77,11 +83,17 @@ impl ConnectionSettings {
             }
         }
         fill(&mut self.config_context, env("KUBE_CTX"));
-        fill(&mut self.config_context_auth_info, env("KUBE_CTX_AUTH_INFO"));
+        fill(
+            &mut self.config_context_auth_info,
+            env("KUBE_CTX_AUTH_INFO"),
+        );
         fill(&mut self.config_context_cluster, env("KUBE_CTX_CLUSTER"));
         fill(&mut self.host, env("KUBE_HOST"));
         fill(&mut self.token, env("KUBE_TOKEN"));
-        fill(&mut self.cluster_ca_certificate, env("KUBE_CLUSTER_CA_CERT_DATA"));
+        fill(
+            &mut self.cluster_ca_certificate,
+            env("KUBE_CLUSTER_CA_CERT_DATA"),
+        );
         fill(&mut self.client_certificate, env("KUBE_CLIENT_CERT_DATA"));
         fill(&mut self.client_key, env("KUBE_CLIENT_KEY_DATA"));
         fill(&mut self.tls_server_name, env("KUBE_TLS_SERVER_NAME"));
@@ -102,7 +114,11 @@ impl ConnectionSettings {
     fn validate(&self) -> Result<(), KubeError> {
         if self.client_certificate.is_some() != self.client_key.is_some() {
             return Err(KubeError::InvalidSetting {
-                attribute: if self.client_key.is_none() { "client_key" } else { "client_certificate" },
+                attribute: if self.client_key.is_none() {
+                    "client_key"
+                } else {
+                    "client_certificate"
+                },
                 message: "`client_certificate` and `client_key` must be set together".into(),
             });
         }
@@ -113,13 +129,16 @@ impl ConnectionSettings {
             });
         }
         if let Some(host) = &self.host {
-            host.parse::<http::Uri>().map_err(|e| KubeError::InvalidSetting {
-                attribute: "host",
-                message: format!("{host:?} is not a URL ({e}); use e.g. https://10.0.0.1:6443"),
-            })?;
+            host.parse::<http::Uri>()
+                .map_err(|e| KubeError::InvalidSetting {
+                    attribute: "host",
+                    message: format!("{host:?} is not a URL ({e}); use e.g. https://10.0.0.1:6443"),
+                })?;
         }
         if let Some(proxy) = &self.proxy_url {
-            let scheme_ok = ["http://", "https://", "socks5://"].iter().any(|s| proxy.starts_with(s));
+            let scheme_ok = ["http://", "https://", "socks5://"]
+                .iter()
+                .any(|s| proxy.starts_with(s));
             if !scheme_ok {
                 return Err(KubeError::InvalidSetting {
                     attribute: "proxy_url",
@@ -154,7 +173,9 @@ pub async fn build_config(settings: &ConnectionSettings) -> Result<Config, KubeE
     let mut kubeconfig = load_kubeconfigs(&settings.config_paths)?;
     let options = select(settings, &mut kubeconfig);
     overlay_explicit_settings(settings, &mut kubeconfig, &options);
-    Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(KubeError::Selection)
+    Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(KubeError::Selection)
 }
 
 fn in_cluster_config() -> Result<Config, KubeError> {
@@ -168,11 +189,14 @@ fn load_kubeconfigs(paths: &[String]) -> Result<Kubeconfig, KubeError> {
     let mut merged = Kubeconfig::default();
     for path in paths {
         let expanded = expand_home(path);
-        let next = Kubeconfig::read_from(&expanded)
-            .map_err(|source| KubeError::Kubeconfig { path: path.clone(), source })?;
-        merged = merged
-            .merge(next)
-            .map_err(|source| KubeError::Kubeconfig { path: path.clone(), source })?;
+        let next = Kubeconfig::read_from(&expanded).map_err(|source| KubeError::Kubeconfig {
+            path: path.clone(),
+            source,
+        })?;
+        merged = merged.merge(next).map_err(|source| KubeError::Kubeconfig {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(merged)
 }
@@ -220,11 +244,23 @@ fn select(settings: &ConnectionSettings, kubeconfig: &mut Kubeconfig) -> KubeCon
 }
 
 fn add_synthetic_context(kubeconfig: &mut Kubeconfig) {
-    kubeconfig.clusters.push(NamedCluster { name: SYNTHETIC.into(), cluster: Some(Cluster::default()), ..Default::default() });
-    kubeconfig.auth_infos.push(NamedAuthInfo { name: SYNTHETIC.into(), auth_info: Some(AuthInfo::default()), ..Default::default() });
+    kubeconfig.clusters.push(NamedCluster {
+        name: SYNTHETIC.into(),
+        cluster: Some(Cluster::default()),
+        ..Default::default()
+    });
+    kubeconfig.auth_infos.push(NamedAuthInfo {
+        name: SYNTHETIC.into(),
+        auth_info: Some(AuthInfo::default()),
+        ..Default::default()
+    });
     kubeconfig.contexts.push(NamedContext {
         name: SYNTHETIC.into(),
-        context: Some(Context { cluster: SYNTHETIC.into(), user: Some(SYNTHETIC.into()), ..Default::default() }),
+        context: Some(Context {
+            cluster: SYNTHETIC.into(),
+            user: Some(SYNTHETIC.into()),
+            ..Default::default()
+        }),
         ..Default::default()
     });
 }
@@ -271,17 +307,33 @@ fn overlay_explicit_settings(
 
 fn named_cluster<'a>(kubeconfig: &'a mut Kubeconfig, name: &str) -> &'a mut Cluster {
     if !kubeconfig.clusters.iter().any(|c| c.name == name) {
-        kubeconfig.clusters.push(NamedCluster { name: name.into(), cluster: Some(Cluster::default()), ..Default::default() });
+        kubeconfig.clusters.push(NamedCluster {
+            name: name.into(),
+            cluster: Some(Cluster::default()),
+            ..Default::default()
+        });
     }
-    let entry = kubeconfig.clusters.iter_mut().find(|c| c.name == name).expect("inserted above");
+    let entry = kubeconfig
+        .clusters
+        .iter_mut()
+        .find(|c| c.name == name)
+        .expect("inserted above");
     entry.cluster.get_or_insert_with(Cluster::default)
 }
 
 fn named_auth_info<'a>(kubeconfig: &'a mut Kubeconfig, name: &str) -> &'a mut AuthInfo {
     if !kubeconfig.auth_infos.iter().any(|a| a.name == name) {
-        kubeconfig.auth_infos.push(NamedAuthInfo { name: name.into(), auth_info: Some(AuthInfo::default()), ..Default::default() });
+        kubeconfig.auth_infos.push(NamedAuthInfo {
+            name: name.into(),
+            auth_info: Some(AuthInfo::default()),
+            ..Default::default()
+        });
     }
-    let entry = kubeconfig.auth_infos.iter_mut().find(|a| a.name == name).expect("inserted above");
+    let entry = kubeconfig
+        .auth_infos
+        .iter_mut()
+        .find(|a| a.name == name)
+        .expect("inserted above");
     entry.auth_info.get_or_insert_with(AuthInfo::default)
 }
 
@@ -289,7 +341,12 @@ fn exec_config(exec: &ExecSettings) -> ExecConfig {
     let env = exec
         .env
         .iter()
-        .map(|(name, value)| HashMap::from([("name".to_string(), name.clone()), ("value".to_string(), value.clone())]))
+        .map(|(name, value)| {
+            HashMap::from([
+                ("name".to_string(), name.clone()),
+                ("value".to_string(), value.clone()),
+            ])
+        })
         .collect();
     ExecConfig {
         api_version: Some(exec.api_version.clone()),
@@ -311,9 +368,15 @@ pub async fn check_connection(client: &Client, server: &str) -> Result<(), KubeE
     match client.list_api_groups().await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => {
-            Err(KubeError::Unauthorized { server: server.into(), detail: status.message })
+            Err(KubeError::Unauthorized {
+                server: server.into(),
+                detail: status.message,
+            })
         }
-        Err(other) => Err(KubeError::Unreachable { server: server.into(), detail: other.to_string() }),
+        Err(other) => Err(KubeError::Unreachable {
+            server: server.into(),
+            detail: other.to_string(),
+        }),
     }
 }
 
@@ -322,21 +385,36 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
     fn attributes_win_over_environment() {
-        let settings = ConnectionSettings { host: Some("https://attr:6443".into()), ..Default::default() }
-            .with_environment(&env_of(&[("KUBE_HOST", "https://env:6443"), ("KUBE_TOKEN", "t")]));
+        let settings = ConnectionSettings {
+            host: Some("https://attr:6443".into()),
+            ..Default::default()
+        }
+        .with_environment(&env_of(&[
+            ("KUBE_HOST", "https://env:6443"),
+            ("KUBE_TOKEN", "t"),
+        ]));
         assert_eq!(settings.host.as_deref(), Some("https://attr:6443"));
         assert_eq!(settings.token.as_deref(), Some("t"));
     }
 
     #[test]
     fn config_paths_env_is_split_like_path() {
-        let settings = ConnectionSettings::default().with_environment(&env_of(&[("KUBE_CONFIG_PATHS", "/a:/b")]));
-        assert_eq!(settings.config_paths, vec!["/a".to_string(), "/b".to_string()]);
+        let settings = ConnectionSettings::default()
+            .with_environment(&env_of(&[("KUBE_CONFIG_PATHS", "/a:/b")]));
+        assert_eq!(
+            settings.config_paths,
+            vec!["/a".to_string(), "/b".to_string()]
+        );
     }
 
     #[test]
@@ -353,7 +431,10 @@ mod tests {
 
     #[test]
     fn certificate_without_key_names_the_missing_attribute() {
-        let settings = ConnectionSettings { client_certificate: Some("pem".into()), ..Default::default() };
+        let settings = ConnectionSettings {
+            client_certificate: Some("pem".into()),
+            ..Default::default()
+        };
         match settings.validate() {
             Err(KubeError::InvalidSetting { attribute, .. }) => assert_eq!(attribute, "client_key"),
             other => panic!("expected InvalidSetting, got {other:?}"),
@@ -362,8 +443,17 @@ mod tests {
 
     #[test]
     fn bad_proxy_scheme_is_rejected() {
-        let settings = ConnectionSettings { proxy_url: Some("ftp://x".into()), ..Default::default() };
-        assert!(matches!(settings.validate(), Err(KubeError::InvalidSetting { attribute: "proxy_url", .. })));
+        let settings = ConnectionSettings {
+            proxy_url: Some("ftp://x".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            settings.validate(),
+            Err(KubeError::InvalidSetting {
+                attribute: "proxy_url",
+                ..
+            })
+        ));
     }
 
     #[tokio::test]
@@ -401,16 +491,26 @@ mod tests {
 
     #[tokio::test]
     async fn missing_kubeconfig_names_the_path() {
-        let settings = ConnectionSettings { config_paths: vec!["/nonexistent/kubeconfig".into()], ..Default::default() };
+        let settings = ConnectionSettings {
+            config_paths: vec!["/nonexistent/kubeconfig".into()],
+            ..Default::default()
+        };
         let error = build_config(&settings).await.unwrap_err();
-        assert!(error.to_string().contains("/nonexistent/kubeconfig"), "{error}");
+        assert!(
+            error.to_string().contains("/nonexistent/kubeconfig"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
     async fn unknown_context_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config");
-        std::fs::write(&path, "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n").unwrap();
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
+        )
+        .unwrap();
         let settings = ConnectionSettings {
             config_paths: vec![path.to_string_lossy().into()],
             config_context: Some("nope".into()),

@@ -28,10 +28,16 @@ pub struct MeshFacts {
     pub root_cert: String,
 }
 
-pub async fn read_mesh_facts(client: &Client, istio_namespace: &str, revision: Option<&str>) -> Result<MeshFacts, KubeError> {
+pub async fn read_mesh_facts(
+    client: &Client,
+    istio_namespace: &str,
+    revision: Option<&str>,
+) -> Result<MeshFacts, KubeError> {
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), istio_namespace);
     let mesh_name = revisioned("istio", revision);
-    let mesh_config = config_map_key(&config_maps, &mesh_name, "mesh").await?.ok_or_else(|| missing(istio_namespace, &mesh_name, "mesh"))?;
+    let mesh_config = config_map_key(&config_maps, &mesh_name, "mesh")
+        .await?
+        .ok_or_else(|| missing(istio_namespace, &mesh_name, "mesh"))?;
     let injector_name = revisioned("istio-sidecar-injector", revision);
     let injector_values = config_map_key(&config_maps, &injector_name, "values").await?;
     let root_cert = config_map_key(&config_maps, "istio-ca-root-cert", "root-cert.pem")
@@ -39,8 +45,12 @@ pub async fn read_mesh_facts(client: &Client, istio_namespace: &str, revision: O
         .ok_or_else(|| missing(istio_namespace, "istio-ca-root-cert", "root-cert.pem"))?;
     Ok(MeshFacts {
         trust_domain: trust_domain(&mesh_config),
-        cluster_id: injector_values.as_deref().and_then(|v| injector_value(v, &["global", "multiCluster", "clusterName"])),
-        network: injector_values.as_deref().and_then(|v| injector_value(v, &["global", "network"])),
+        cluster_id: injector_values
+            .as_deref()
+            .and_then(|v| injector_value(v, &["global", "multiCluster", "clusterName"])),
+        network: injector_values
+            .as_deref()
+            .and_then(|v| injector_value(v, &["global", "network"])),
         mesh_config,
         root_cert,
     })
@@ -55,8 +65,14 @@ fn missing(namespace: &str, name: &str, key: &str) -> KubeError {
     }
 }
 
-async fn config_map_key(api: &Api<ConfigMap>, name: &str, key: &str) -> Result<Option<String>, KubeError> {
-    let Some(config_map) = api.get_opt(name).await? else { return Ok(None) };
+async fn config_map_key(
+    api: &Api<ConfigMap>,
+    name: &str,
+    key: &str,
+) -> Result<Option<String>, KubeError> {
+    let Some(config_map) = api.get_opt(name).await? else {
+        return Ok(None);
+    };
     Ok(config_map.data.and_then(|mut data| data.remove(key)))
 }
 
@@ -64,7 +80,11 @@ async fn config_map_key(api: &Api<ConfigMap>, name: &str, key: &str) -> Result<O
 pub fn trust_domain(mesh_config: &str) -> String {
     serde_yaml_ng::from_str::<serde_json::Value>(mesh_config)
         .ok()
-        .and_then(|mesh| mesh.get("trustDomain").and_then(|t| t.as_str()).map(str::to_string))
+        .and_then(|mesh| {
+            mesh.get("trustDomain")
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+        })
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "cluster.local".to_string())
 }
@@ -98,8 +118,17 @@ mod tests {
     #[test]
     fn cluster_name_is_read_from_injector_values() {
         let values = r#"{"global":{"multiCluster":{"clusterName":"cluster1"},"network":"net1"}}"#;
-        assert_eq!(injector_value(values, &["global", "multiCluster", "clusterName"]).as_deref(), Some("cluster1"));
-        assert_eq!(injector_value(values, &["global", "network"]).as_deref(), Some("net1"));
-        assert_eq!(injector_value(r#"{"global":{}}"#, &["global", "network"]), None);
+        assert_eq!(
+            injector_value(values, &["global", "multiCluster", "clusterName"]).as_deref(),
+            Some("cluster1")
+        );
+        assert_eq!(
+            injector_value(values, &["global", "network"]).as_deref(),
+            Some("net1")
+        );
+        assert_eq!(
+            injector_value(r#"{"global":{}}"#, &["global", "network"]),
+            None
+        );
     }
 }

@@ -45,7 +45,16 @@ pub async fn wait_until_deleted<K>(
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    wait_for(api, name, conditions::is_deleted(uid), timeout, cancel, what).await.map(|_| ())
+    wait_for(
+        api,
+        name,
+        conditions::is_deleted(uid),
+        timeout,
+        cancel,
+        what,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Waits until some object matching `label_selector` satisfies `done`. On timeout or
@@ -66,7 +75,11 @@ where
     use kube::runtime::{WatchStreamExt, watcher};
 
     let mut last_seen: Option<K> = None;
-    let stream = watcher(api.clone(), watcher::Config::default().labels(label_selector)).applied_objects();
+    let stream = watcher(
+        api.clone(),
+        watcher::Config::default().labels(label_selector),
+    )
+    .applied_objects();
     let mut stream = std::pin::pin!(stream);
     let deadline = tokio::time::sleep(timeout);
     let mut deadline = std::pin::pin!(deadline);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::tfplug::{AttributePath, Diagnostics};
+use crate::tfplug::{AttributePath, Diagnostics, Value};
 use crate::validation;
 
 /// How long operations may take before the provider gives up (`30s`, `5m`, `1h`).
@@ -30,29 +30,62 @@ pub enum Operation {
 
 impl TimeoutsModel {
     pub fn validate(&self, diags: &mut Diagnostics) {
-        for (name, value) in [("create", &self.create), ("update", &self.update), ("delete", &self.delete)] {
+        for (name, value) in [
+            ("create", &self.create),
+            ("update", &self.update),
+            ("delete", &self.delete),
+        ] {
             if let Some(text) = value {
                 if let Err(problem) = validation::duration(text) {
-                    diags.error("Invalid timeout", problem, AttributePath::new("timeouts").attr(name));
+                    diags.error(
+                        "Invalid timeout",
+                        problem,
+                        AttributePath::new("timeouts").attr(name),
+                    );
                 }
             }
         }
     }
 
-    pub fn get(timeouts: &Option<TimeoutsModel>, operation: Operation, default: Duration) -> Duration {
+    pub fn get(
+        timeouts: &Option<TimeoutsModel>,
+        operation: Operation,
+        default: Duration,
+    ) -> Duration {
         let text = timeouts.as_ref().and_then(|t| match operation {
             Operation::Create => t.create.clone(),
             Operation::Update => t.update.clone(),
             Operation::Delete => t.delete.clone(),
         });
-        text.and_then(|t| validation::duration(&t).ok()).unwrap_or(default)
+        text.and_then(|t| validation::duration(&t).ok())
+            .unwrap_or(default)
     }
+}
+
+/// Validation runs on configurations with values Terraform learns only during apply; those
+/// decode as defaults, so judgements about them are dropped here and made again at apply.
+pub fn drop_judgements_on_unknown(config: &Value, diags: &mut Diagnostics) {
+    diags.items.retain(|diagnostic| match &diagnostic.path {
+        Some(path) => !depends_on_unknown(config, path),
+        None => true,
+    });
+}
+
+fn depends_on_unknown(config: &Value, path: &AttributePath) -> bool {
+    (0..=path.steps.len()).any(|length| {
+        let prefix = AttributePath {
+            steps: path.steps[..length].to_vec(),
+        };
+        config.at(&prefix).is_some_and(|value| !value.is_known())
+    })
 }
 
 /// Splits an import ID `namespace/name`.
 pub fn parse_import_id(id: &str, diags: &mut Diagnostics) -> Option<(String, String)> {
     match id.split_once('/') {
-        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
+        Some((namespace, name))
+            if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+        {
             Some((namespace.to_string(), name.to_string()))
         }
         _ => {
@@ -78,7 +111,11 @@ pub fn validate_namespace(namespace: &str, path: AttributePath, diags: &mut Diag
 }
 
 /// Label keys and values; each bad entry is reported on its own map key.
-pub fn validate_labels(labels: &Option<BTreeMap<String, String>>, path: AttributePath, diags: &mut Diagnostics) {
+pub fn validate_labels(
+    labels: &Option<BTreeMap<String, String>>,
+    path: AttributePath,
+    diags: &mut Diagnostics,
+) {
     for (key, value) in labels.iter().flatten() {
         if let Err(problem) = validation::qualified_name(key) {
             diags.error("Invalid label key", problem, path.clone().key(key));
@@ -89,7 +126,11 @@ pub fn validate_labels(labels: &Option<BTreeMap<String, String>>, path: Attribut
     }
 }
 
-pub fn validate_annotations(annotations: &Option<BTreeMap<String, String>>, path: AttributePath, diags: &mut Diagnostics) {
+pub fn validate_annotations(
+    annotations: &Option<BTreeMap<String, String>>,
+    path: AttributePath,
+    diags: &mut Diagnostics,
+) {
     for key in annotations.iter().flatten().map(|(k, _)| k) {
         if let Err(problem) = validation::qualified_name(key) {
             diags.error("Invalid annotation key", problem, path.clone().key(key));
@@ -106,7 +147,11 @@ pub fn managed_entries(
 ) -> Option<BTreeMap<String, String>> {
     let prior = prior.as_ref()?;
     let live = live.cloned().unwrap_or_default();
-    Some(live.into_iter().filter(|(key, _)| prior.contains_key(key)).collect())
+    Some(
+        live.into_iter()
+            .filter(|(key, _)| prior.contains_key(key))
+            .collect(),
+    )
 }
 
 /// `Some(map)` only when non-empty, for objects built from live state without a prior.
@@ -121,7 +166,10 @@ mod tests {
     #[test]
     fn import_id_needs_namespace_and_name() {
         let mut diags = Diagnostics::new();
-        assert_eq!(parse_import_id("default/product-vm", &mut diags), Some(("default".into(), "product-vm".into())));
+        assert_eq!(
+            parse_import_id("default/product-vm", &mut diags),
+            Some(("default".into(), "product-vm".into()))
+        );
         assert!(parse_import_id("product-vm", &mut diags).is_none());
         assert!(parse_import_id("a/b/c", &mut diags).is_none());
         assert_eq!(diags.errors().count(), 2);
@@ -130,10 +178,19 @@ mod tests {
     #[test]
     fn refreshed_labels_keep_only_managed_keys() {
         let prior = Some(BTreeMap::from([("app".to_string(), "product".to_string())]));
-        let live = BTreeMap::from([("app".to_string(), "changed".to_string()), ("added-by-controller".to_string(), "x".to_string())]);
+        let live = BTreeMap::from([
+            ("app".to_string(), "changed".to_string()),
+            ("added-by-controller".to_string(), "x".to_string()),
+        ]);
         let refreshed = managed_entries(Some(&live), &prior).unwrap();
-        assert_eq!(refreshed, BTreeMap::from([("app".to_string(), "changed".to_string())]));
-        assert_eq!(managed_entries(None, &Some(BTreeMap::new())), Some(BTreeMap::new()));
+        assert_eq!(
+            refreshed,
+            BTreeMap::from([("app".to_string(), "changed".to_string())])
+        );
+        assert_eq!(
+            managed_entries(None, &Some(BTreeMap::new())),
+            Some(BTreeMap::new())
+        );
         assert_eq!(managed_entries(Some(&live), &None), None);
     }
 
@@ -142,13 +199,46 @@ mod tests {
         let mut diags = Diagnostics::new();
         let labels = Some(BTreeMap::from([("Bad Key".to_string(), "v".to_string())]));
         validate_labels(&labels, AttributePath::new("labels"), &mut diags);
-        assert_eq!(diags.errors().next().unwrap().path, Some(AttributePath::new("labels").key("Bad Key")));
+        assert_eq!(
+            diags.errors().next().unwrap().path,
+            Some(AttributePath::new("labels").key("Bad Key"))
+        );
+    }
+
+    #[test]
+    fn judgements_on_unknown_values_are_dropped() {
+        let config = Value::object([
+            ("name", Value::Unknown),
+            ("labels", Value::Map(Default::default())),
+            ("ports", Value::Unknown),
+        ]);
+        let mut diags = Diagnostics::new();
+        diags.error("Invalid name", "empty", AttributePath::new("name"));
+        diags.error("Invalid port", "0", AttributePath::new("ports").key("http"));
+        diags.error(
+            "Invalid label key",
+            "bad",
+            AttributePath::new("labels").key("Bad Key"),
+        );
+        diags.root_error("Root", "kept");
+        drop_judgements_on_unknown(&config, &mut diags);
+        let kept: Vec<_> = diags.items.iter().map(|d| d.summary.as_str()).collect();
+        assert_eq!(kept, vec!["Invalid label key", "Root"]);
     }
 
     #[test]
     fn timeouts_fall_back_to_the_default() {
-        let timeouts = Some(TimeoutsModel { delete: Some("2m".into()), ..Default::default() });
-        assert_eq!(TimeoutsModel::get(&timeouts, Operation::Delete, Duration::from_secs(1)).as_secs(), 120);
-        assert_eq!(TimeoutsModel::get(&timeouts, Operation::Create, Duration::from_secs(7)).as_secs(), 7);
+        let timeouts = Some(TimeoutsModel {
+            delete: Some("2m".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            TimeoutsModel::get(&timeouts, Operation::Delete, Duration::from_secs(1)).as_secs(),
+            120
+        );
+        assert_eq!(
+            TimeoutsModel::get(&timeouts, Operation::Create, Duration::from_secs(7)).as_secs(),
+            7
+        );
     }
 }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::kube::mesh::{read_mesh_facts, revisioned};
 use crate::provider::ProviderHandle;
-use crate::tfplug::{AttributePath, Ctx, DataSource, Diagnostics, Schema, UnknownAs, Value, decode, encode};
+use crate::tfplug::{
+    AttributePath, Ctx, DataSource, Diagnostics, Schema, UnknownAs, Value, decode, encode,
+};
 
 /// Facts about the Istio control plane the provider is configured for.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
@@ -62,7 +64,9 @@ impl DataSource for MeshDataSource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let Some(model) = decode::<MeshModel>(config, UnknownAs::Null, diags) else { return };
+        let Some(model) = decode::<MeshModel>(config, UnknownAs::Null, diags) else {
+            return;
+        };
         if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty()) {
             if let Err(problem) = crate::validation::dns1123_label(revision) {
                 diags.error("Invalid revision", problem, AttributePath::new("revision"));
@@ -73,16 +77,23 @@ impl DataSource for MeshDataSource {
     async fn read(&self, _ctx: &Ctx, config: Value, diags: &mut Diagnostics) -> Option<Value> {
         let mut model = decode::<MeshModel>(&config, UnknownAs::Error, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let revision = model.revision.clone().or_else(|| configured.revision.clone());
+        let revision = model
+            .revision
+            .clone()
+            .or_else(|| configured.revision.clone());
         let namespace = configured.istio_namespace.clone();
-        let facts = match read_mesh_facts(&configured.client, &namespace, revision.as_deref()).await {
+        let facts = match read_mesh_facts(&configured.client, &namespace, revision.as_deref()).await
+        {
             Ok(facts) => facts,
             Err(error) => {
                 diags.root_error("Cannot read the Istio control plane", error.to_string());
                 return None;
             }
         };
-        model.istiod_host = Some(format!("{}.{namespace}.svc", revisioned("istiod", revision.as_deref())));
+        model.istiod_host = Some(format!(
+            "{}.{namespace}.svc",
+            revisioned("istiod", revision.as_deref())
+        ));
         model.istio_namespace = Some(namespace);
         model.trust_domain = Some(facts.trust_domain);
         model.cluster_id = facts.cluster_id;

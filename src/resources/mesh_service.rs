@@ -16,23 +16,27 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    Operation, TimeoutsModel, managed_entries, non_empty, parse_import_id, validate_annotations, validate_labels, validate_name,
-    validate_namespace,
+    Operation, TimeoutsModel, managed_entries, non_empty, parse_import_id, validate_annotations,
+    validate_labels, validate_name, validate_namespace,
 };
-use crate::istio::crd::{WorkloadEntry, healthy_condition};
 use crate::istio::HEALTH_CHECKS_ENABLED_ANNOTATION;
+use crate::istio::crd::{WorkloadEntry, healthy_condition};
 use crate::kube::KubeError;
 use crate::kube::apply::server_side_apply;
 use crate::kube::wait::wait_until_deleted;
 use crate::provider::ProviderHandle;
-use crate::tfplug::{AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
+use crate::tfplug::{
+    AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
+};
 use crate::validation;
 
 const DEFAULT_NAMESPACE: &str = "default";
 const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Port-name prefixes from which Istio infers the protocol (`<protocol>[-<suffix>]`).
-const ISTIO_PROTOCOL_PREFIXES: [&str; 11] = ["grpc", "grpc-web", "http", "http2", "https", "mongo", "mysql", "redis", "tcp", "tls", "udp"];
+const ISTIO_PROTOCOL_PREFIXES: [&str; 11] = [
+    "grpc", "grpc-web", "http", "http2", "https", "mongo", "mysql", "redis", "tcp", "tls", "udp",
+];
 
 /// A Kubernetes Service that selects Pods and WorkloadEntries (VMs) alike by label, so clients
 /// call `<name>.<namespace>.svc.<cluster_domain>` and are balanced across both, and Istio
@@ -46,6 +50,7 @@ pub struct MeshServiceModel {
     pub id: Option<String>,
     /// Name of the Service (a DNS-1123 label). Changing it replaces the Service.
     #[schemars(extend("x-tf" = {"requires_replace": true}))]
+    #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub name: String,
     /// Namespace of the Service. Default `default`. Changing it replaces the Service.
     #[schemars(extend("x-tf" = {"optional_computed": true, "requires_replace": true}))]
@@ -56,6 +61,7 @@ pub struct MeshServiceModel {
     pub annotations: Option<BTreeMap<String, String>>,
     /// Labels that select the Pods and WorkloadEntries behind the Service (e.g. the
     /// WorkloadGroup's `metadata.labels`). Must not be empty.
+    #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub selector: BTreeMap<String, String>,
     /// Ports of the Service.
     #[schemars(extend("x-tf" = {"block": "list", "min_items": 1}))]
@@ -91,6 +97,7 @@ pub struct PortModel {
     /// unless `app_protocol` is set. Required when there is more than one port.
     pub name: Option<String>,
     /// Port the Service listens on (1–65535).
+    #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub port: i64,
     /// Port (number) or port name on the Pods and VMs; default `port`.
     pub target_port: Option<String>,
@@ -103,6 +110,7 @@ pub struct PortModel {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 pub struct WaitModel {
     /// How many endpoints must serve: ready Pod addresses plus healthy VMs.
+    #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub min_healthy_endpoints: i64,
     /// How long to wait, e.g. `5m` (default).
     pub timeout: Option<String>,
@@ -149,17 +157,28 @@ impl Resource for MeshServiceResource {
         if let Some(model) = decode::<MeshServiceModel>(config, UnknownAs::Null, diags) {
             validate_model(&model, config, diags);
         }
+        super::common::drop_judgements_on_unknown(config, diags);
     }
 
     async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, _diags: &mut Diagnostics) {
         if plan.planned.is_null() {
             return;
         }
-        if plan.planned.get_attr("namespace").is_some_and(Value::is_null) {
-            plan.planned.set_attr("namespace", Value::string(DEFAULT_NAMESPACE));
+        if plan
+            .planned
+            .get_attr("namespace")
+            .is_some_and(Value::is_null)
+        {
+            plan.planned
+                .set_attr("namespace", Value::string(DEFAULT_NAMESPACE));
         }
         let planned = plan.planned.clone();
-        let text = |name: &str| planned.get_attr(name).and_then(Value::as_str).map(str::to_string);
+        let text = |name: &str| {
+            planned
+                .get_attr(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         let hostname = match (text("name"), text("namespace")) {
             (Some(name), Some(namespace)) => {
                 let domain = match planned.get_attr("cluster_domain") {
@@ -171,14 +190,17 @@ impl Resource for MeshServiceResource {
             }
             _ => None,
         };
-        plan.planned.set_attr("hostname", hostname.unwrap_or(Value::Unknown));
+        plan.planned
+            .set_attr("hostname", hostname.unwrap_or(Value::Unknown));
         if plan.is_create() {
             let id = match (text("namespace"), text("name")) {
                 (Some(ns), Some(name)) => Value::string(format!("{ns}/{name}")),
                 _ => Value::Unknown,
             };
             plan.planned.set_attr("id", id);
-        } else if plan.planned.get_attr("wait").is_some_and(|w| !w.is_null()) && plan.prior.as_ref() != Some(&plan.planned) {
+        } else if plan.planned.get_attr("wait").is_some_and(|w| !w.is_null())
+            && plan.prior.as_ref() != Some(&plan.planned)
+        {
             plan.planned.set_attr("endpoints", Value::Unknown);
         }
     }
@@ -192,7 +214,10 @@ impl Resource for MeshServiceResource {
             Ok(Some(_)) => {
                 diags.error(
                     "Service already exists",
-                    format!("{namespace}/{0} already exists. Import it (`terraform import <address> {namespace}/{0}`) or choose another name.", model.name),
+                    format!(
+                        "{namespace}/{0} already exists. Import it (`terraform import <address> {namespace}/{0}`) or choose another name.",
+                        model.name
+                    ),
                     AttributePath::new("name"),
                 );
                 return None;
@@ -200,15 +225,29 @@ impl Resource for MeshServiceResource {
             Ok(None) => {}
             Err(error) => return report(diags, "Cannot create Service", error.into()),
         }
-        let applied = match server_side_apply(&api, &model.name, &service_from_model(&model), &configured.field_manager, model.force_conflicts.unwrap_or(false)).await {
+        let applied = match server_side_apply(
+            &api,
+            &model.name,
+            &service_from_model(&model),
+            &configured.field_manager,
+            model.force_conflicts.unwrap_or(false),
+        )
+        .await
+        {
             Ok(applied) => applied,
             Err(error) => return report(diags, "Cannot create Service", error),
         };
         set_computed(&mut model, &applied);
-        let waited = self.wait_and_summarise(&mut model, &configured.client, ctx, Operation::Create).await;
+        let waited = self
+            .wait_and_summarise(&mut model, &configured.client, ctx, Operation::Create)
+            .await;
         let state = encode(&model, &self.schema(), diags);
         if let Err(error) = waited {
-            diags.error("Not enough healthy endpoints", error, AttributePath::new("wait"));
+            diags.error(
+                "Not enough healthy endpoints",
+                error,
+                AttributePath::new("wait"),
+            );
         }
         state
     }
@@ -227,18 +266,39 @@ impl Resource for MeshServiceResource {
             }
         };
         let mut refreshed = refresh(&prior, &live);
-        match summarise(&configured.client, &namespace, &refreshed.name, &refreshed.selector).await {
+        match summarise(
+            &configured.client,
+            &namespace,
+            &refreshed.name,
+            &refreshed.selector,
+        )
+        .await
+        {
             Ok(summary) => refreshed.endpoints = Some(summary),
             Err(error) => report::<()>(diags, "Cannot count endpoints", error).unwrap_or(()),
         }
         encode(&refreshed, &self.schema(), diags)
     }
 
-    async fn update(&self, ctx: &Ctx, prior: Value, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        prior: Value,
+        planned: Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
         let mut model = decode::<MeshServiceModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let api: Api<Service> = Api::namespaced(configured.client.clone(), &namespace_of(&model));
-        let applied = match server_side_apply(&api, &model.name, &service_from_model(&model), &configured.field_manager, model.force_conflicts.unwrap_or(false)).await {
+        let applied = match server_side_apply(
+            &api,
+            &model.name,
+            &service_from_model(&model),
+            &configured.field_manager,
+            model.force_conflicts.unwrap_or(false),
+        )
+        .await
+        {
             Ok(applied) => applied,
             Err(error) => {
                 report::<()>(diags, "Cannot update Service", error);
@@ -246,22 +306,34 @@ impl Resource for MeshServiceResource {
             }
         };
         set_computed(&mut model, &applied);
-        let waited = self.wait_and_summarise(&mut model, &configured.client, ctx, Operation::Update).await;
+        let waited = self
+            .wait_and_summarise(&mut model, &configured.client, ctx, Operation::Update)
+            .await;
         let state = encode(&model, &self.schema(), diags);
         if let Err(error) = waited {
-            diags.error("Not enough healthy endpoints", error, AttributePath::new("wait"));
+            diags.error(
+                "Not enough healthy endpoints",
+                error,
+                AttributePath::new("wait"),
+            );
         }
         state
     }
 
     async fn delete(&self, ctx: &Ctx, prior: Value, diags: &mut Diagnostics) {
-        let Some(model) = decode::<MeshServiceModel>(&prior, UnknownAs::Null, diags) else { return };
-        let Some(configured) = self.handle.configured(diags).await else { return };
+        let Some(model) = decode::<MeshServiceModel>(&prior, UnknownAs::Null, diags) else {
+            return;
+        };
+        let Some(configured) = self.handle.configured(diags).await else {
+            return;
+        };
         let api: Api<Service> = Api::namespaced(configured.client.clone(), &namespace_of(&model));
         let uid = match api.get_opt(&model.name).await {
             Ok(Some(service)) => service.metadata.uid.unwrap_or_default(),
             Ok(None) => return,
-            Err(error) => return report::<()>(diags, "Cannot delete Service", error.into()).unwrap_or(()),
+            Err(error) => {
+                return report::<()>(diags, "Cannot delete Service", error.into()).unwrap_or(());
+            }
         };
         if let Err(error) = api.delete(&model.name, &DeleteParams::default()).await {
             if !matches!(&error, kube::Error::Api(status) if status.code == 404) {
@@ -269,7 +341,16 @@ impl Resource for MeshServiceResource {
             }
         }
         let timeout = TimeoutsModel::get(&model.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
-        if let Err(error) = wait_until_deleted(&api, &model.name, &uid, timeout, &ctx.cancelled, &format!("Service {} to be deleted", model.name)).await {
+        if let Err(error) = wait_until_deleted(
+            &api,
+            &model.name,
+            &uid,
+            timeout,
+            &ctx.cancelled,
+            &format!("Service {} to be deleted", model.name),
+        )
+        .await
+        {
             report::<()>(diags, "Cannot delete Service", error);
         }
     }
@@ -281,13 +362,18 @@ impl Resource for MeshServiceResource {
         let live = match api.get_opt(&name).await {
             Ok(Some(live)) => live,
             Ok(None) => {
-                diags.root_error("Cannot import Service", format!("Service {namespace}/{name} does not exist."));
+                diags.root_error(
+                    "Cannot import Service",
+                    format!("Service {namespace}/{name} does not exist."),
+                );
                 return None;
             }
             Err(error) => return report(diags, "Cannot import Service", error.into()),
         };
         let mut model = model_from_live(&live);
-        model.endpoints = summarise(&configured.client, &namespace, &name, &model.selector).await.ok();
+        model.endpoints = summarise(&configured.client, &namespace, &name, &model.selector)
+            .await
+            .ok();
         encode(&model, &self.schema(), diags)
     }
 }
@@ -295,10 +381,18 @@ impl Resource for MeshServiceResource {
 impl MeshServiceResource {
     /// Waits when asked, then records the endpoint summary; the error text lists what was
     /// found per kind.
-    async fn wait_and_summarise(&self, model: &mut MeshServiceModel, client: &kube::Client, ctx: &Ctx, operation: Operation) -> Result<(), String> {
+    async fn wait_and_summarise(
+        &self,
+        model: &mut MeshServiceModel,
+        client: &kube::Client,
+        ctx: &Ctx,
+        operation: Operation,
+    ) -> Result<(), String> {
         let namespace = namespace_of(model);
         let Some(wait) = model.wait.clone() else {
-            model.endpoints = summarise(client, &namespace, &model.name, &model.selector).await.ok();
+            model.endpoints = summarise(client, &namespace, &model.name, &model.selector)
+                .await
+                .ok();
             return Ok(());
         };
         let timeout = wait
@@ -306,7 +400,16 @@ impl MeshServiceResource {
             .as_deref()
             .and_then(|t| validation::duration(t).ok())
             .unwrap_or_else(|| TimeoutsModel::get(&model.timeouts, operation, DEFAULT_TIMEOUT));
-        let outcome = wait_for_endpoints(client, &namespace, &model.name, &model.selector, wait.min_healthy_endpoints, timeout, &ctx.cancelled).await;
+        let outcome = wait_for_endpoints(
+            client,
+            &namespace,
+            &model.name,
+            &model.selector,
+            wait.min_healthy_endpoints,
+            timeout,
+            &ctx.cancelled,
+        )
+        .await;
         match outcome {
             Ok(summary) => {
                 model.endpoints = Some(summary);
@@ -327,7 +430,10 @@ fn report<T>(diags: &mut Diagnostics, summary: &str, error: KubeError) -> Option
 }
 
 fn namespace_of(model: &MeshServiceModel) -> String {
-    model.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.into())
+    model
+        .namespace
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.into())
 }
 
 // ---- validation ----------------------------------------------------------------------------
@@ -344,32 +450,68 @@ fn validate_model(model: &MeshServiceModel, config: &Value, diags: &mut Diagnost
     }
     validate_labels(&model.labels, AttributePath::new("labels"), diags);
     validate_annotations(&model.annotations, AttributePath::new("annotations"), diags);
-    if config.get_attr("selector").is_some_and(Value::is_fully_known) && model.selector.is_empty() {
+    if config
+        .get_attr("selector")
+        .is_some_and(Value::is_fully_known)
+        && model.selector.is_empty()
+    {
         diags.error(
             "Empty selector",
             "selector must name at least one label (e.g. app = \"product\"): an empty selector would select nothing for VMs and is reserved for Services without selectors.",
             AttributePath::new("selector"),
         );
     }
-    validate_labels(&Some(model.selector.clone()), AttributePath::new("selector"), diags);
+    validate_labels(
+        &Some(model.selector.clone()),
+        AttributePath::new("selector"),
+        diags,
+    );
     validate_ports(&model.ports, diags);
-    if let Some(kind) = model.service_type.as_deref().filter(|t| !["ClusterIP", "NodePort", "LoadBalancer"].contains(t)) {
-        diags.error("Invalid type", format!("type {kind:?} is not supported: use ClusterIP, NodePort or LoadBalancer"), AttributePath::new("type"));
+    if let Some(kind) = model
+        .service_type
+        .as_deref()
+        .filter(|t| !["ClusterIP", "NodePort", "LoadBalancer"].contains(t))
+    {
+        diags.error(
+            "Invalid type",
+            format!("type {kind:?} is not supported: use ClusterIP, NodePort or LoadBalancer"),
+            AttributePath::new("type"),
+        );
     }
-    if let Some(affinity) = model.session_affinity.as_deref().filter(|a| !["None", "ClientIP"].contains(a)) {
-        diags.error("Invalid session_affinity", format!("{affinity:?} is not supported: use None or ClientIP"), AttributePath::new("session_affinity"));
+    if let Some(affinity) = model
+        .session_affinity
+        .as_deref()
+        .filter(|a| !["None", "ClientIP"].contains(a))
+    {
+        diags.error(
+            "Invalid session_affinity",
+            format!("{affinity:?} is not supported: use None or ClientIP"),
+            AttributePath::new("session_affinity"),
+        );
     }
     if let Some(domain) = &model.cluster_domain {
         if let Err(problem) = validation::dns1123_subdomain(domain) {
-            diags.error("Invalid cluster_domain", problem, AttributePath::new("cluster_domain"));
+            diags.error(
+                "Invalid cluster_domain",
+                problem,
+                AttributePath::new("cluster_domain"),
+            );
         }
     }
     if let Some(wait) = &model.wait {
         if wait.min_healthy_endpoints < 1 {
-            diags.error("Invalid min_healthy_endpoints", "min_healthy_endpoints must be at least 1", AttributePath::new("wait").attr("min_healthy_endpoints"));
+            diags.error(
+                "Invalid min_healthy_endpoints",
+                "min_healthy_endpoints must be at least 1",
+                AttributePath::new("wait").attr("min_healthy_endpoints"),
+            );
         }
         if let Some(Err(problem)) = wait.timeout.as_deref().map(validation::duration) {
-            diags.error("Invalid timeout", problem, AttributePath::new("wait").attr("timeout"));
+            diags.error(
+                "Invalid timeout",
+                problem,
+                AttributePath::new("wait").attr("timeout"),
+            );
         }
     }
     if let Some(timeouts) = &model.timeouts {
@@ -387,10 +529,18 @@ fn validate_ports(ports: &[PortModel], diags: &mut Diagnostics) {
         }
         let protocol = port.protocol.as_deref().unwrap_or("TCP");
         if !["TCP", "UDP", "SCTP"].contains(&protocol) {
-            diags.error("Invalid protocol", format!("protocol {protocol:?} is not supported: use TCP, UDP or SCTP"), path.clone().attr("protocol"));
+            diags.error(
+                "Invalid protocol",
+                format!("protocol {protocol:?} is not supported: use TCP, UDP or SCTP"),
+                path.clone().attr("protocol"),
+            );
         }
         if !numbers.insert((port.port, protocol.to_string())) {
-            diags.error("Duplicate port", format!("port {} / {protocol} appears more than once", port.port), path.clone().attr("port"));
+            diags.error(
+                "Duplicate port",
+                format!("port {} / {protocol} appears more than once", port.port),
+                path.clone().attr("port"),
+            );
         }
         match port.name.as_deref() {
             Some(name) => {
@@ -398,7 +548,11 @@ fn validate_ports(ports: &[PortModel], diags: &mut Diagnostics) {
                     diags.error("Invalid port name", problem, path.clone().attr("name"));
                 }
                 if !names.insert(name.to_string()) {
-                    diags.error("Duplicate port name", format!("port name {name:?} appears more than once"), path.clone().attr("name"));
+                    diags.error(
+                        "Duplicate port name",
+                        format!("port name {name:?} appears more than once"),
+                        path.clone().attr("name"),
+                    );
                 }
                 if port.app_protocol.is_none() && !has_istio_protocol_prefix(name) {
                     diags.warning(
@@ -408,7 +562,11 @@ fn validate_ports(ports: &[PortModel], diags: &mut Diagnostics) {
                     );
                 }
             }
-            None if ports.len() > 1 => diags.error("Missing port name", "Every port needs a name when the Service has more than one port.", path.clone().attr("name")),
+            None if ports.len() > 1 => diags.error(
+                "Missing port name",
+                "Every port needs a name when the Service has more than one port.",
+                path.clone().attr("name"),
+            ),
             None => {}
         }
         if let Some(target) = port.target_port.as_deref() {
@@ -417,14 +575,20 @@ fn validate_ports(ports: &[PortModel], diags: &mut Diagnostics) {
                 Err(_) => validation::dns1123_label(target).is_ok() && target.len() <= 15,
             };
             if !valid {
-                diags.error("Invalid target_port", format!("{target:?} must be a port number 1–65535 or a port name of at most 15 characters"), path.clone().attr("target_port"));
+                diags.error(
+                    "Invalid target_port",
+                    format!("{target:?} must be a port number 1–65535 or a port name of at most 15 characters"),
+                    path.clone().attr("target_port"),
+                );
             }
         }
     }
 }
 
 fn has_istio_protocol_prefix(name: &str) -> bool {
-    ISTIO_PROTOCOL_PREFIXES.iter().any(|prefix| name == *prefix || name.starts_with(&format!("{prefix}-")))
+    ISTIO_PROTOCOL_PREFIXES
+        .iter()
+        .any(|prefix| name == *prefix || name.starts_with(&format!("{prefix}-")))
 }
 
 // ---- model ⇄ Kubernetes ----------------------------------------------------------------------
@@ -468,7 +632,11 @@ fn normalised_port(port: &PortModel) -> PortModel {
     PortModel {
         name: port.name.clone().filter(|n| !n.is_empty()),
         port: port.port,
-        target_port: Some(port.target_port.clone().unwrap_or_else(|| port.port.to_string())),
+        target_port: Some(
+            port.target_port
+                .clone()
+                .unwrap_or_else(|| port.port.to_string()),
+        ),
         protocol: Some(port.protocol.clone().unwrap_or_else(|| "TCP".into())),
         app_protocol: port.app_protocol.clone(),
     }
@@ -493,15 +661,20 @@ fn refresh(prior: &MeshServiceModel, live: &Service) -> MeshServiceModel {
     let mut refreshed = prior.clone();
     let spec = live.spec.clone().unwrap_or_default();
     let live_ports: Vec<PortModel> = spec.ports.iter().flatten().map(port_from_live).collect();
-    let same_ports = live_ports.iter().map(normalised_port).collect::<Vec<_>>() == prior.ports.iter().map(normalised_port).collect::<Vec<_>>();
+    let same_ports = live_ports.iter().map(normalised_port).collect::<Vec<_>>()
+        == prior.ports.iter().map(normalised_port).collect::<Vec<_>>();
     if !same_ports {
         refreshed.ports = live_ports;
     }
     refreshed.selector = spec.selector.clone().unwrap_or_default();
-    if spec.type_.as_deref().unwrap_or("ClusterIP") != prior.service_type.as_deref().unwrap_or("ClusterIP") {
+    if spec.type_.as_deref().unwrap_or("ClusterIP")
+        != prior.service_type.as_deref().unwrap_or("ClusterIP")
+    {
         refreshed.service_type = spec.type_.clone();
     }
-    if spec.session_affinity.as_deref().unwrap_or("None") != prior.session_affinity.as_deref().unwrap_or("None") {
+    if spec.session_affinity.as_deref().unwrap_or("None")
+        != prior.session_affinity.as_deref().unwrap_or("None")
+    {
         refreshed.session_affinity = spec.session_affinity.clone();
     }
     refreshed.labels = managed_entries(live.metadata.labels.as_ref(), &prior.labels);
@@ -517,10 +690,20 @@ fn model_from_live(live: &Service) -> MeshServiceModel {
         namespace: live.metadata.namespace.clone(),
         labels: non_empty(live.metadata.labels.as_ref()),
         annotations: non_empty(live.metadata.annotations.as_ref())
-            .map(|a| a.into_iter().filter(|(k, _)| !k.starts_with("kubectl.kubernetes.io/")).collect::<BTreeMap<_, _>>())
+            .map(|a| {
+                a.into_iter()
+                    .filter(|(k, _)| !k.starts_with("kubectl.kubernetes.io/"))
+                    .collect::<BTreeMap<_, _>>()
+            })
             .filter(|a| !a.is_empty()),
         selector: spec.selector.clone().unwrap_or_default(),
-        ports: spec.ports.iter().flatten().map(port_from_live).map(|p| simplify_port(&p)).collect(),
+        ports: spec
+            .ports
+            .iter()
+            .flatten()
+            .map(port_from_live)
+            .map(|p| simplify_port(&p))
+            .collect(),
         service_type: spec.type_.clone().filter(|t| t != "ClusterIP"),
         session_affinity: spec.session_affinity.clone().filter(|a| a != "None"),
         ..Default::default()
@@ -532,7 +715,10 @@ fn model_from_live(live: &Service) -> MeshServiceModel {
 /// Drops values equal to their defaults, the way a user would write the port.
 fn simplify_port(port: &PortModel) -> PortModel {
     PortModel {
-        target_port: port.target_port.clone().filter(|t| *t != port.port.to_string()),
+        target_port: port
+            .target_port
+            .clone()
+            .filter(|t| *t != port.port.to_string()),
         protocol: port.protocol.clone().filter(|p| p != "TCP"),
         ..port.clone()
     }
@@ -543,22 +729,40 @@ fn set_computed(model: &mut MeshServiceModel, live: &Service) {
     model.namespace = Some(namespace.clone());
     model.id = Some(format!("{namespace}/{}", model.name));
     model.cluster_ip = live.spec.as_ref().and_then(|s| s.cluster_ip.clone());
-    let domain = model.cluster_domain.clone().unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.into());
+    let domain = model
+        .cluster_domain
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.into());
     model.hostname = Some(format!("{}.{namespace}.svc.{domain}", model.name));
 }
 
 // ---- endpoints -------------------------------------------------------------------------------
 
 fn selector_string(selector: &BTreeMap<String, String>) -> String {
-    selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Counts what serves now, with one list of each kind.
-async fn summarise(client: &kube::Client, namespace: &str, service: &str, selector: &BTreeMap<String, String>) -> Result<EndpointSummary, KubeError> {
+async fn summarise(
+    client: &kube::Client,
+    namespace: &str,
+    service: &str,
+    selector: &BTreeMap<String, String>,
+) -> Result<EndpointSummary, KubeError> {
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
     let entries: Api<WorkloadEntry> = Api::namespaced(client.clone(), namespace);
-    let slices = slices.list(&ListParams::default().labels(&format!("kubernetes.io/service-name={service}"))).await?.items;
-    let entries = match entries.list(&ListParams::default().labels(&selector_string(selector))).await {
+    let slices = slices
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={service}")))
+        .await?
+        .items;
+    let entries = match entries
+        .list(&ListParams::default().labels(&selector_string(selector)))
+        .await
+    {
         Ok(list) => list.items,
         // A cluster without Istio's CRDs has no VMs to count.
         Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
@@ -567,16 +771,29 @@ async fn summarise(client: &kube::Client, namespace: &str, service: &str, select
     Ok(count(slices.iter(), entries.iter()))
 }
 
-fn count<'a>(slices: impl Iterator<Item = &'a EndpointSlice>, entries: impl Iterator<Item = &'a WorkloadEntry>) -> EndpointSummary {
+fn count<'a>(
+    slices: impl Iterator<Item = &'a EndpointSlice>,
+    entries: impl Iterator<Item = &'a WorkloadEntry>,
+) -> EndpointSummary {
     let mut summary = EndpointSummary::default();
     for slice in slices {
         for endpoint in slice.endpoints.iter().flatten() {
             let addresses = endpoint.addresses.len() as i64;
             // A WorkloadEntry mirrored into an EndpointSlice would be counted twice; Pods have a targetRef of kind Pod.
-            if endpoint.target_ref.as_ref().and_then(|r| r.kind.as_deref()).is_some_and(|kind| kind != "Pod") {
+            if endpoint
+                .target_ref
+                .as_ref()
+                .and_then(|r| r.kind.as_deref())
+                .is_some_and(|kind| kind != "Pod")
+            {
                 continue;
             }
-            if endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true) {
+            if endpoint
+                .conditions
+                .as_ref()
+                .and_then(|c| c.ready)
+                .unwrap_or(true)
+            {
                 summary.pods_ready += addresses;
             } else {
                 summary.pods_not_ready += addresses;
@@ -584,7 +801,10 @@ fn count<'a>(slices: impl Iterator<Item = &'a EndpointSlice>, entries: impl Iter
         }
     }
     for entry in entries {
-        let health_checked = entry.metadata.annotations.as_ref().is_some_and(|a| a.get(HEALTH_CHECKS_ENABLED_ANNOTATION).is_some_and(|v| v == "true"));
+        let health_checked = entry.metadata.annotations.as_ref().is_some_and(|a| {
+            a.get(HEALTH_CHECKS_ENABLED_ANNOTATION)
+                .is_some_and(|v| v == "true")
+        });
         let condition = healthy_condition(entry);
         let healthy = match &condition {
             Some(condition) => condition.status == "True",
@@ -608,7 +828,11 @@ fn count<'a>(slices: impl Iterator<Item = &'a EndpointSlice>, entries: impl Iter
 fn describe(summary: &EndpointSummary, wanted: i64) -> String {
     let mut text = format!(
         "Wanted {wanted} healthy endpoint(s), found {}: Pods {} ready / {} not ready (EndpointSlices), VMs {} healthy / {} unhealthy (WorkloadEntries).",
-        summary.healthy, summary.pods_ready, summary.pods_not_ready, summary.vms_healthy, summary.vms_unhealthy
+        summary.healthy,
+        summary.pods_ready,
+        summary.pods_not_ready,
+        summary.vms_healthy,
+        summary.vms_unhealthy
     );
     for line in &summary.unhealthy_vms {
         text.push_str(&format!("\n  - {line}"));
@@ -630,8 +854,14 @@ async fn wait_for_endpoints(
     use futures::StreamExt;
     let slices_api: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
     let entries_api: Api<WorkloadEntry> = Api::namespaced(client.clone(), namespace);
-    let slice_stream = watcher(slices_api, watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}")));
-    let entry_stream = watcher(entries_api, watcher::Config::default().labels(&selector_string(selector)));
+    let slice_stream = watcher(
+        slices_api,
+        watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}")),
+    );
+    let entry_stream = watcher(
+        entries_api,
+        watcher::Config::default().labels(&selector_string(selector)),
+    );
     let mut slice_stream = std::pin::pin!(slice_stream);
     let mut entry_stream = std::pin::pin!(entry_stream);
     let mut slices: BTreeMap<String, EndpointSlice> = BTreeMap::new();
@@ -653,7 +883,10 @@ async fn wait_for_endpoints(
     }
 }
 
-fn track<K: kube::Resource>(objects: &mut BTreeMap<String, K>, event: Result<watcher::Event<K>, watcher::Error>) {
+fn track<K: kube::Resource>(
+    objects: &mut BTreeMap<String, K>,
+    event: Result<watcher::Event<K>, watcher::Error>,
+) {
     let name = |object: &K| object.meta().name.clone().unwrap_or_default();
     match event {
         Ok(watcher::Event::Apply(object)) | Ok(watcher::Event::InitApply(object)) => {
@@ -678,7 +911,11 @@ mod tests {
         MeshServiceModel {
             name: "product".into(),
             selector: BTreeMap::from([("app".into(), "product".into())]),
-            ports: vec![PortModel { name: Some("http".into()), port: 8080, ..Default::default() }],
+            ports: vec![PortModel {
+                name: Some("http".into()),
+                port: 8080,
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
@@ -701,23 +938,46 @@ mod tests {
     fn rules_name_their_attributes() {
         let mut m = base();
         m.selector.clear();
-        assert_eq!(diagnostics(&m).errors().next().unwrap().path, Some(AttributePath::new("selector")));
+        assert_eq!(
+            diagnostics(&m).errors().next().unwrap().path,
+            Some(AttributePath::new("selector"))
+        );
 
         let mut m = base();
         m.ports[0].port = 0;
-        assert_eq!(diagnostics(&m).errors().next().unwrap().path, Some(AttributePath::new("ports").index(0).attr("port")));
+        assert_eq!(
+            diagnostics(&m).errors().next().unwrap().path,
+            Some(AttributePath::new("ports").index(0).attr("port"))
+        );
 
         let mut m = base();
-        m.ports.push(PortModel { name: Some("http".into()), port: 9090, ..Default::default() });
-        assert_eq!(diagnostics(&m).errors().next().unwrap().path, Some(AttributePath::new("ports").index(1).attr("name")));
+        m.ports.push(PortModel {
+            name: Some("http".into()),
+            port: 9090,
+            ..Default::default()
+        });
+        assert_eq!(
+            diagnostics(&m).errors().next().unwrap().path,
+            Some(AttributePath::new("ports").index(1).attr("name"))
+        );
 
         let mut m = base();
-        m.ports.push(PortModel { name: Some("grpc".into()), port: 8080, ..Default::default() });
-        assert_eq!(diagnostics(&m).errors().next().unwrap().path, Some(AttributePath::new("ports").index(1).attr("port")));
+        m.ports.push(PortModel {
+            name: Some("grpc".into()),
+            port: 8080,
+            ..Default::default()
+        });
+        assert_eq!(
+            diagnostics(&m).errors().next().unwrap().path,
+            Some(AttributePath::new("ports").index(1).attr("port"))
+        );
 
         let mut m = base();
         m.ports[0].protocol = Some("ICMP".into());
-        assert_eq!(diagnostics(&m).errors().next().unwrap().path, Some(AttributePath::new("ports").index(0).attr("protocol")));
+        assert_eq!(
+            diagnostics(&m).errors().next().unwrap().path,
+            Some(AttributePath::new("ports").index(0).attr("protocol"))
+        );
     }
 
     #[test]
@@ -729,7 +989,11 @@ mod tests {
         assert!(!diags.is_empty(), "expected a warning");
         m.ports[0].app_protocol = Some("http".into());
         assert!(diagnostics(&m).is_empty());
-        assert!(has_istio_protocol_prefix("http-web") && has_istio_protocol_prefix("grpc") && !has_istio_protocol_prefix("httpx"));
+        assert!(
+            has_istio_protocol_prefix("http-web")
+                && has_istio_protocol_prefix("grpc")
+                && !has_istio_protocol_prefix("httpx")
+        );
     }
 
     #[test]
@@ -751,10 +1015,18 @@ mod tests {
     fn entry(name: &str, checked: bool, status: Option<&str>) -> WorkloadEntry {
         let mut e = WorkloadEntry::new(name, WorkloadEntrySpec::default());
         if checked {
-            e.metadata.annotations = Some(BTreeMap::from([(HEALTH_CHECKS_ENABLED_ANNOTATION.to_string(), "true".to_string())]));
+            e.metadata.annotations = Some(BTreeMap::from([(
+                HEALTH_CHECKS_ENABLED_ANNOTATION.to_string(),
+                "true".to_string(),
+            )]));
         }
         e.status = status.map(|s| IstioStatus {
-            conditions: vec![IstioCondition { type_: "Healthy".into(), status: s.into(), message: Some("probe failed".into()), ..Default::default() }],
+            conditions: vec![IstioCondition {
+                type_: "Healthy".into(),
+                status: s.into(),
+                message: Some("probe failed".into()),
+                ..Default::default()
+            }],
             ..Default::default()
         });
         e
@@ -764,17 +1036,41 @@ mod tests {
     fn counting_per_kind() {
         let slice = EndpointSlice {
             endpoints: Some(vec![
-                Endpoint { addresses: vec!["10.1.0.1".into()], conditions: Some(EndpointConditions { ready: Some(true), ..Default::default() }), ..Default::default() },
-                Endpoint { addresses: vec!["10.1.0.2".into()], conditions: Some(EndpointConditions { ready: Some(false), ..Default::default() }), ..Default::default() },
+                Endpoint {
+                    addresses: vec!["10.1.0.1".into()],
+                    conditions: Some(EndpointConditions {
+                        ready: Some(true),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                Endpoint {
+                    addresses: vec!["10.1.0.2".into()],
+                    conditions: Some(EndpointConditions {
+                        ready: Some(false),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
             ]),
             ..Default::default()
         };
-        let entries = [entry("vm-a", true, Some("True")), entry("vm-b", true, Some("False")), entry("vm-c", true, None), entry("vm-d", false, None)];
+        let entries = [
+            entry("vm-a", true, Some("True")),
+            entry("vm-b", true, Some("False")),
+            entry("vm-c", true, None),
+            entry("vm-d", false, None),
+        ];
         let summary = count([&slice].into_iter(), entries.iter());
         assert_eq!((summary.pods_ready, summary.pods_not_ready), (1, 1));
         assert_eq!((summary.vms_healthy, summary.vms_unhealthy), (2, 2));
         assert_eq!(summary.healthy, 3);
-        assert!(summary.unhealthy_vms.iter().any(|l| l == "vm-b: probe failed"));
+        assert!(
+            summary
+                .unhealthy_vms
+                .iter()
+                .any(|l| l == "vm-b: probe failed")
+        );
         assert!(describe(&summary, 5).contains("Pods 1 ready / 1 not ready"));
     }
 }

@@ -19,23 +19,29 @@ use async_trait::async_trait;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Operation, TimeoutsModel, validate_labels};
 use super::workload_group::served_version;
-use crate::istio::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, healthy_condition, is_healthy, to_dynamic};
+use crate::istio::crd::{
+    IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, healthy_condition, is_healthy,
+    to_dynamic,
+};
 use crate::istio::{
-    Bundle, BundleInputs, IstiodReach, ManualRegistration, RegistrationMode, WorkloadIp, cluster_id_from_injector_values,
-    injector_configmap_name, manual_workload_entry, mesh_configmap_name, render_bundle, service_account, workload_entry_name,
+    Bundle, BundleInputs, IstiodReach, ManualRegistration, RegistrationMode, WorkloadIp,
+    cluster_id_from_injector_values, injector_configmap_name, manual_workload_entry,
+    mesh_configmap_name, render_bundle, service_account, workload_entry_name,
 };
 use crate::kube::KubeError;
 use crate::kube::apply::server_side_apply;
 use crate::kube::wait::wait_for_matching;
 use crate::provider::{Configured, ProviderHandle};
-use crate::tfplug::{AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
+use crate::tfplug::{
+    AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
+};
 use crate::validation;
 
 /// Label put on everything a registration creates (Secret, manual entry) and, through the
@@ -64,6 +70,7 @@ pub struct VmRegistrationModel {
     /// WorkloadGroup the VM registers from, as `<namespace>/<name>` (e.g. the `id` of an
     /// `istio_workload_group`). Changing it replaces the registration.
     #[schemars(extend("x-tf" = {"requires_replace": true}))]
+    #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub workload_group: String,
     /// `auto` (istiod creates the WorkloadEntry when the VM's agent connects) or `manual` (this
     /// resource creates it; needs `address`). Default `auto`. Changing it replaces the registration.
@@ -151,7 +158,14 @@ pub struct VmRegistrationModel {
 }
 
 /// Attributes that are derived from the bundle: unknown in a plan that changes the bundle.
-const BUNDLE_ATTRIBUTES: [&str; 6] = ["cluster_env", "mesh_config", "hosts", "root_cert", "bundle_sha256", "workload_entry_name"];
+const BUNDLE_ATTRIBUTES: [&str; 6] = [
+    "cluster_env",
+    "mesh_config",
+    "hosts",
+    "root_cert",
+    "bundle_sha256",
+    "workload_entry_name",
+];
 const TOKEN_ATTRIBUTES: [&str; 3] = ["istio_token", "token_expires_at", "bundle_sha256"];
 pub struct VmRegistrationResource {
     handle: Arc<ProviderHandle>,
@@ -177,6 +191,7 @@ impl Resource for VmRegistrationResource {
         if let Some(model) = decode::<VmRegistrationModel>(config, UnknownAs::Null, diags) {
             validate_model(&model, config, diags);
         }
+        super::common::drop_judgements_on_unknown(config, diags);
     }
 
     async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, _diags: &mut Diagnostics) {
@@ -186,12 +201,20 @@ impl Resource for VmRegistrationResource {
         if plan.planned.get_attr("mode").is_some_and(Value::is_null) {
             plan.planned.set_attr("mode", Value::string("auto"));
         }
-        let Some(prior) = plan.prior.clone() else { return };
+        let Some(prior) = plan.prior.clone() else {
+            return;
+        };
         let renew = token_due(&prior, &plan.planned);
-        let changed = plan.planned != prior || entry_missing(&prior) || files_outdated(&plan.planned) || renew;
+        let changed = plan.planned != prior
+            || entry_missing(&prior)
+            || files_outdated(&plan.planned)
+            || renew;
         if changed {
             // Anything that changes makes the provider re-render the bundle and re-read health.
-            for name in BUNDLE_ATTRIBUTES.iter().chain(["healthy", "health_message"].iter()) {
+            for name in BUNDLE_ATTRIBUTES
+                .iter()
+                .chain(["healthy", "health_message"].iter())
+            {
                 plan.planned.set_attr(name, Value::Unknown);
             }
         }
@@ -215,9 +238,15 @@ impl Resource for VmRegistrationResource {
             Err(error) => return fail(diags, "workload_group", error, None),
         };
         model.token_secret_name = secret.metadata.name.clone();
-        model.id = Some(format!("{}/{}", model.workload_group, registration_id(&secret)));
+        model.id = Some(format!(
+            "{}/{}",
+            model.workload_group,
+            registration_id(&secret)
+        ));
         // From here on the Secret exists: every error returns the state so it is not lost.
-        let result = registration.issue_and_register(&mut model, &group, &secret, ctx, Operation::Create).await;
+        let result = registration
+            .issue_and_register(&mut model, &group, &secret, ctx, Operation::Create)
+            .await;
         let state = encode(&model, &self.schema(), diags);
         if let Err((attribute, error)) = result {
             fail::<()>(diags, attribute, error, None);
@@ -229,7 +258,10 @@ impl Resource for VmRegistrationResource {
         let mut model = decode::<VmRegistrationModel>(&state, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let registration = Registration::new(&configured, &model);
-        match registration.secret(model.token_secret_name.as_deref().unwrap_or_default()).await {
+        match registration
+            .secret(model.token_secret_name.as_deref().unwrap_or_default())
+            .await
+        {
             Ok(Some(_)) => {}
             // Without its Secret the token is revoked: the registration is gone.
             Ok(None) => return None,
@@ -242,11 +274,24 @@ impl Resource for VmRegistrationResource {
         // apply: the state holds the bundle the cluster asks for now, so `bundle_sha256`
         // triggers re-delivery.
         if let Ok(group) = registration.group().await {
-            let registration_label = model.id.as_deref().and_then(|id| id.rsplit('/').next()).unwrap_or_default().to_string();
-            match registration.bundle_inputs(&model, &group.0, &registration_label).await.map(|inputs| render_bundle(&inputs)) {
+            let registration_label = model
+                .id
+                .as_deref()
+                .and_then(|id| id.rsplit('/').next())
+                .unwrap_or_default()
+                .to_string();
+            match registration
+                .bundle_inputs(&model, &group.0, &registration_label)
+                .await
+                .map(|inputs| render_bundle(&inputs))
+            {
                 Ok(Ok(bundle)) => record_bundle(&mut model, &bundle),
-                Ok(Err(error)) => diags.root_warning("Cannot re-render the VM bundle", error.to_string()),
-                Err((_, error)) => diags.root_warning("Cannot re-render the VM bundle", error.to_string()),
+                Ok(Err(error)) => {
+                    diags.root_warning("Cannot re-render the VM bundle", error.to_string())
+                }
+                Err((_, error)) => {
+                    diags.root_warning("Cannot re-render the VM bundle", error.to_string())
+                }
             }
         }
         match registration.find_entry(&model).await {
@@ -259,7 +304,13 @@ impl Resource for VmRegistrationResource {
         encode(&model, &self.schema(), diags)
     }
 
-    async fn update(&self, ctx: &Ctx, prior: Value, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        prior: Value,
+        planned: Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
         let mut model = decode::<VmRegistrationModel>(&planned, UnknownAs::Null, diags)?;
         let prior_model = decode::<VmRegistrationModel>(&prior, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
@@ -285,7 +336,9 @@ impl Resource for VmRegistrationResource {
             model.istio_token = prior_model.istio_token.clone();
             model.token_expires_at = prior_model.token_expires_at.clone();
         }
-        let result = registration.issue_and_register(&mut model, &group, &secret, ctx, Operation::Update).await;
+        let result = registration
+            .issue_and_register(&mut model, &group, &secret, ctx, Operation::Update)
+            .await;
         let state = encode(&model, &self.schema(), diags);
         if let Err((attribute, error)) = result {
             fail::<()>(diags, attribute, error, None);
@@ -294,21 +347,34 @@ impl Resource for VmRegistrationResource {
     }
 
     async fn delete(&self, ctx: &Ctx, prior: Value, diags: &mut Diagnostics) {
-        let Some(model) = decode::<VmRegistrationModel>(&prior, UnknownAs::Null, diags) else { return };
-        let Some(configured) = self.handle.configured(diags).await else { return };
+        let Some(model) = decode::<VmRegistrationModel>(&prior, UnknownAs::Null, diags) else {
+            return;
+        };
+        let Some(configured) = self.handle.configured(diags).await else {
+            return;
+        };
         let registration = Registration::new(&configured, &model);
         if let Err(error) = registration.remove(&model, ctx).await {
             fail::<()>(diags, "", error, None);
         }
         if let Some(dir) = &model.output_dir {
             if let Err(error) = remove_bundle_files(Path::new(dir)) {
-                diags.error("Cannot remove bundle files", error.to_string(), AttributePath::new("output_dir"));
+                diags.error(
+                    "Cannot remove bundle files",
+                    error.to_string(),
+                    AttributePath::new("output_dir"),
+                );
             }
         }
     }
 }
 
-fn fail<T>(diags: &mut Diagnostics, attribute: &str, error: KubeError, keep: Option<T>) -> Option<T> {
+fn fail<T>(
+    diags: &mut Diagnostics,
+    attribute: &str,
+    error: KubeError,
+    keep: Option<T>,
+) -> Option<T> {
     let summary = "VM registration failed";
     if attribute.is_empty() {
         diags.root_error(summary, error.to_string());
@@ -324,17 +390,31 @@ fn fail<T>(diags: &mut Diagnostics, attribute: &str, error: KubeError, keep: Opt
 /// empty name): the next apply re-creates it.
 fn entry_missing(prior: &Value) -> bool {
     prior.get_attr("mode").and_then(Value::as_str) == Some("manual")
-        && prior.get_attr("workload_entry_name").and_then(Value::as_str) == Some("")
+        && prior
+            .get_attr("workload_entry_name")
+            .and_then(Value::as_str)
+            == Some("")
 }
 
 /// Files in `output_dir` that no longer match the bundle in state (deleted, edited, or the
 /// bundle was refreshed): the next apply rewrites them.
 fn files_outdated(planned: &Value) -> bool {
-    let Some(dir) = planned.get_attr("output_dir").and_then(Value::as_str) else { return false };
-    let files = [("cluster.env", "cluster_env"), ("mesh.yaml", "mesh_config"), ("hosts", "hosts"), ("root-cert.pem", "root_cert"), ("istio-token", "istio_token")];
-    files.iter().any(|(file, attribute)| match planned.get_attr(attribute).and_then(Value::as_str) {
-        Some(expected) => std::fs::read_to_string(Path::new(dir).join(file)).map_or(true, |actual| actual != expected),
-        None => false,
+    let Some(dir) = planned.get_attr("output_dir").and_then(Value::as_str) else {
+        return false;
+    };
+    let files = [
+        ("cluster.env", "cluster_env"),
+        ("mesh.yaml", "mesh_config"),
+        ("hosts", "hosts"),
+        ("root-cert.pem", "root_cert"),
+        ("istio-token", "istio_token"),
+    ];
+    files.iter().any(|(file, attribute)| {
+        match planned.get_attr(attribute).and_then(Value::as_str) {
+            Some(expected) => std::fs::read_to_string(Path::new(dir).join(file))
+                .map_or(true, |actual| actual != expected),
+            None => false,
+        }
     })
 }
 
@@ -344,9 +424,17 @@ fn token_due(prior: &Value, planned: &Value) -> bool {
         .and_then(Value::as_str)
         .unwrap_or(DEFAULT_RENEW_BEFORE)
         .to_string();
-    let Ok(renew_before) = validation::duration(&renew_before) else { return false };
-    let Some(expires_at) = prior.get_attr("token_expires_at").and_then(Value::as_str) else { return true };
-    let Ok(expires_at) = time::OffsetDateTime::parse(expires_at, &time::format_description::well_known::Rfc3339) else { return true };
+    let Ok(renew_before) = validation::duration(&renew_before) else {
+        return false;
+    };
+    let Some(expires_at) = prior.get_attr("token_expires_at").and_then(Value::as_str) else {
+        return true;
+    };
+    let Ok(expires_at) =
+        time::OffsetDateTime::parse(expires_at, &time::format_description::well_known::Rfc3339)
+    else {
+        return true;
+    };
     let now = time::OffsetDateTime::now_utc();
     expires_at - now < time::Duration::try_from(renew_before).unwrap_or(time::Duration::ZERO)
 }
@@ -354,43 +442,95 @@ fn token_due(prior: &Value, planned: &Value) -> bool {
 // ---- validation ----------------------------------------------------------------------------
 
 fn validate_model(model: &VmRegistrationModel, config: &Value, diags: &mut Diagnostics) {
-    let known = |name: &str| config.get_attr(name).is_some_and(|v| !v.is_null() && v.is_known());
+    let known = |name: &str| {
+        config
+            .get_attr(name)
+            .is_some_and(|v| !v.is_null() && v.is_known())
+    };
     if known("workload_group") {
         validate_group_reference(&model.workload_group, diags);
     }
     let mode = model.mode.as_deref().unwrap_or("auto");
     if known("mode") && mode != "auto" && mode != "manual" {
-        diags.error("Invalid mode", format!("mode {mode:?} is not supported: use \"auto\" or \"manual\""), AttributePath::new("mode"));
+        diags.error(
+            "Invalid mode",
+            format!("mode {mode:?} is not supported: use \"auto\" or \"manual\""),
+            AttributePath::new("mode"),
+        );
     }
     if mode == "manual" && config.get_attr("address").is_some_and(Value::is_null) {
-        diags.error("Missing address", "mode = \"manual\" needs `address`, the VM's IP: the WorkloadEntry is created with it.", AttributePath::new("address"));
+        diags.error(
+            "Missing address",
+            "mode = \"manual\" needs `address`, the VM's IP: the WorkloadEntry is created with it.",
+            AttributePath::new("address"),
+        );
     }
-    for (name, value) in [("address", &model.address), ("internal_ip", &model.internal_ip), ("external_ip", &model.external_ip), ("ingress_ip", &model.ingress_ip)] {
+    for (name, value) in [
+        ("address", &model.address),
+        ("internal_ip", &model.internal_ip),
+        ("external_ip", &model.external_ip),
+        ("ingress_ip", &model.ingress_ip),
+    ] {
         if let Some(text) = value.as_deref().filter(|_| known(name)) {
             if text.parse::<IpAddr>().is_err() {
-                diags.error("Invalid IP address", format!("{text:?} is not an IPv4 or IPv6 address"), AttributePath::new(name));
+                diags.error(
+                    "Invalid IP address",
+                    format!("{text:?} is not an IPv4 or IPv6 address"),
+                    AttributePath::new(name),
+                );
             }
         }
     }
     if known("internal_ip") && known("external_ip") {
-        diags.error("Conflicting attributes", "Set `internal_ip` or `external_ip`, not both.", AttributePath::new("external_ip"));
+        diags.error(
+            "Conflicting attributes",
+            "Set `internal_ip` or `external_ip`, not both.",
+            AttributePath::new("external_ip"),
+        );
     }
     if known("ingress_ip") && known("istiod_address") {
-        diags.error("Conflicting attributes", "Set `ingress_ip` or `istiod_address`, not both.", AttributePath::new("istiod_address"));
+        diags.error(
+            "Conflicting attributes",
+            "Set `ingress_ip` or `istiod_address`, not both.",
+            AttributePath::new("istiod_address"),
+        );
     }
-    if let Some(address) = model.istiod_address.as_deref().filter(|_| known("istiod_address")) {
+    if let Some(address) = model
+        .istiod_address
+        .as_deref()
+        .filter(|_| known("istiod_address"))
+    {
         if parse_host_port(address).is_none() {
-            diags.error("Invalid istiod_address", format!("{address:?} must be host or host:port, e.g. istiod.example.com:15012"), AttributePath::new("istiod_address"));
+            diags.error(
+                "Invalid istiod_address",
+                format!("{address:?} must be host or host:port, e.g. istiod.example.com:15012"),
+                AttributePath::new("istiod_address"),
+            );
         }
     }
-    if let Some(service) = model.ingress_service.as_deref().filter(|_| known("ingress_service")) {
+    if let Some(service) = model
+        .ingress_service
+        .as_deref()
+        .filter(|_| known("ingress_service"))
+    {
         if let Err(problem) = validation::dns1123_label(service) {
-            diags.error("Invalid ingress_service", problem, AttributePath::new("ingress_service"));
+            diags.error(
+                "Invalid ingress_service",
+                problem,
+                AttributePath::new("ingress_service"),
+            );
         }
     }
     validate_labels(&model.labels, AttributePath::new("labels"), diags);
-    if let Some(weight) = model.weight.filter(|w| !(1..=i64::from(u32::MAX)).contains(w)) {
-        diags.error("Invalid weight", format!("weight {weight} is out of range: use 1–4294967295"), AttributePath::new("weight"));
+    if let Some(weight) = model
+        .weight
+        .filter(|w| !(1..=i64::from(u32::MAX)).contains(w))
+    {
+        diags.error(
+            "Invalid weight",
+            format!("weight {weight} is out of range: use 1–4294967295"),
+            AttributePath::new("weight"),
+        );
     }
     if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty()) {
         if let Err(problem) = validation::dns1123_label(revision) {
@@ -402,7 +542,11 @@ fn validate_model(model: &VmRegistrationModel, config: &Value, diags: &mut Diagn
         timeouts.validate(diags);
     }
     if let Some(dir) = model.output_dir.as_deref().filter(|d| d.is_empty()) {
-        diags.error("Invalid output_dir", format!("{dir:?}: give a directory path, or leave it unset"), AttributePath::new("output_dir"));
+        diags.error(
+            "Invalid output_dir",
+            format!("{dir:?}: give a directory path, or leave it unset"),
+            AttributePath::new("output_dir"),
+        );
     }
 }
 
@@ -420,17 +564,30 @@ fn validate_group_reference(reference: &str, diags: &mut Diagnostics) {
 fn validate_token_durations(model: &VmRegistrationModel, diags: &mut Diagnostics) {
     let duration = model.token_duration.as_deref().map(validation::duration);
     match &duration {
-        Some(Err(problem)) => diags.error("Invalid token_duration", problem.clone(), AttributePath::new("token_duration")),
+        Some(Err(problem)) => diags.error(
+            "Invalid token_duration",
+            problem.clone(),
+            AttributePath::new("token_duration"),
+        ),
         Some(Ok(d)) if d.as_secs() < MINIMUM_TOKEN_SECONDS => diags.error(
             "Invalid token_duration",
-            format!("{} is shorter than Kubernetes' minimum token lifetime of 10m", model.token_duration.as_deref().unwrap_or_default()),
+            format!(
+                "{} is shorter than Kubernetes' minimum token lifetime of 10m",
+                model.token_duration.as_deref().unwrap_or_default()
+            ),
             AttributePath::new("token_duration"),
         ),
         _ => {}
     }
-    let token = duration.and_then(Result::ok).unwrap_or(Duration::from_secs(3600));
+    let token = duration
+        .and_then(Result::ok)
+        .unwrap_or(Duration::from_secs(3600));
     match model.renew_before.as_deref().map(validation::duration) {
-        Some(Err(problem)) => diags.error("Invalid renew_before", problem, AttributePath::new("renew_before")),
+        Some(Err(problem)) => diags.error(
+            "Invalid renew_before",
+            problem,
+            AttributePath::new("renew_before"),
+        ),
         Some(Ok(renew)) if renew >= token => diags.error(
             "Invalid renew_before",
             "renew_before must be shorter than token_duration, or every plan would renew the token",
@@ -442,7 +599,9 @@ fn validate_token_durations(model: &VmRegistrationModel, diags: &mut Diagnostics
 
 fn parse_host_port(address: &str) -> Option<(String, u16)> {
     let (host, port) = match address.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') || host.starts_with('[') => (host.trim_matches(['[', ']']), port.parse().ok()?),
+        Some((host, port)) if !host.contains(':') || host.starts_with('[') => {
+            (host.trim_matches(['[', ']']), port.parse().ok()?)
+        }
         _ => (address, 15012),
     };
     (!host.is_empty() && port > 0).then(|| (host.to_string(), port))
@@ -462,12 +621,19 @@ type StepResult = Result<(), (&'static str, KubeError)>;
 
 impl<'a> Registration<'a> {
     fn new(configured: &'a Configured, model: &VmRegistrationModel) -> Self {
-        let (namespace, group_name) = model.workload_group.split_once('/').unwrap_or(("default", &model.workload_group));
+        let (namespace, group_name) = model
+            .workload_group
+            .split_once('/')
+            .unwrap_or(("default", &model.workload_group));
         Registration {
             configured,
             namespace: namespace.to_string(),
             group_name: group_name.to_string(),
-            revision: model.revision.clone().filter(|r| !r.is_empty()).or_else(|| configured.revision.clone()),
+            revision: model
+                .revision
+                .clone()
+                .filter(|r| !r.is_empty())
+                .or_else(|| configured.revision.clone()),
         }
     }
 
@@ -477,25 +643,46 @@ impl<'a> Registration<'a> {
 
     async fn group(&self) -> Result<(WorkloadGroup, IstioApiVersion), KubeError> {
         let version = served_version(&self.client()).await?;
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client(), &self.namespace, &version.api_resource("WorkloadGroup"));
-        let object = api.get_opt(&self.group_name).await?.ok_or_else(|| KubeError::InvalidSetting {
-            attribute: "workload_group",
-            message: format!("WorkloadGroup {}/{} does not exist; create it first (istio_workload_group)", self.namespace, self.group_name),
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client(),
+            &self.namespace,
+            &version.api_resource("WorkloadGroup"),
+        );
+        let object = api.get_opt(&self.group_name).await?.ok_or_else(|| {
+            KubeError::InvalidSetting {
+                attribute: "workload_group",
+                message: format!(
+                    "WorkloadGroup {}/{} does not exist; create it first (istio_workload_group)",
+                    self.namespace, self.group_name
+                ),
+            }
         })?;
-        let group = from_dynamic(object).map_err(|e| KubeError::Watch { what: "WorkloadGroup".into(), detail: e.to_string() })?;
+        let group = from_dynamic(object).map_err(|e| KubeError::Watch {
+            what: "WorkloadGroup".into(),
+            detail: e.to_string(),
+        })?;
         Ok((group, version))
     }
 
-    async fn create_token_secret(&self, (group, _): &(WorkloadGroup, IstioApiVersion)) -> Result<Secret, KubeError> {
+    async fn create_token_secret(
+        &self,
+        (group, _): &(WorkloadGroup, IstioApiVersion),
+    ) -> Result<Secret, KubeError> {
         let api: Api<Secret> = Api::namespaced(self.client(), &self.namespace);
         let secret = Secret {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{}-vm-", self.group_name)),
                 namespace: Some(self.namespace.clone()),
-                labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".into(), "terraform-provider-istio".into())])),
+                labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/managed-by".into(),
+                    "terraform-provider-istio".into(),
+                )])),
                 annotations: Some(BTreeMap::from([(
                     "terraform-provider-istio/purpose".into(),
-                    format!("Bootstrap tokens of a VM in WorkloadGroup {} are bound to this Secret; deleting it revokes them.", group.metadata.name.clone().unwrap_or_default()),
+                    format!(
+                        "Bootstrap tokens of a VM in WorkloadGroup {} are bound to this Secret; deleting it revokes them.",
+                        group.metadata.name.clone().unwrap_or_default()
+                    ),
                 )])),
                 ..Default::default()
             },
@@ -505,17 +692,26 @@ impl<'a> Registration<'a> {
         let created = api.create(&PostParams::default(), &secret).await?;
         // The registration label carries the server-assigned UID: unique, and valid as a label.
         let mut labelled = created.clone();
-        labelled.metadata.labels.get_or_insert_default().insert(REGISTRATION_LABEL.into(), registration_id(&created));
+        labelled
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(REGISTRATION_LABEL.into(), registration_id(&created));
         labelled.metadata.managed_fields = None;
         let name = created.metadata.name.clone().unwrap_or_default();
-        Ok(api.replace(&name, &PostParams::default(), &labelled).await.unwrap_or(created))
+        Ok(api
+            .replace(&name, &PostParams::default(), &labelled)
+            .await
+            .unwrap_or(created))
     }
 
     async fn secret(&self, name: &str) -> Result<Option<Secret>, KubeError> {
         if name.is_empty() {
             return Ok(None);
         }
-        Ok(Api::<Secret>::namespaced(self.client(), &self.namespace).get_opt(name).await?)
+        Ok(Api::<Secret>::namespaced(self.client(), &self.namespace)
+            .get_opt(name)
+            .await?)
     }
 
     /// Token (when needed), bundle, entry, files and the optional health wait.
@@ -529,19 +725,40 @@ impl<'a> Registration<'a> {
     ) -> StepResult {
         let registration = registration_id(secret);
         if model.istio_token.is_none() {
-            let (token, expires_at) = self.request_token(group, secret, model).await.map_err(|e| ("token_duration", e))?;
+            let (token, expires_at) = self
+                .request_token(group, secret, model)
+                .await
+                .map_err(|e| ("token_duration", e))?;
             model.istio_token = Some(token);
             model.token_expires_at = Some(expires_at);
         }
         let inputs = self.bundle_inputs(model, group, &registration).await?;
-        let bundle = render_bundle(&inputs).map_err(|e| ("workload_group", KubeError::InvalidSetting { attribute: "workload_group", message: e.to_string() }))?;
+        let bundle = render_bundle(&inputs).map_err(|e| {
+            (
+                "workload_group",
+                KubeError::InvalidSetting {
+                    attribute: "workload_group",
+                    message: e.to_string(),
+                },
+            )
+        })?;
         record_bundle(model, &bundle);
         if let RegistrationMode::Manual { entry_name } = &inputs.mode {
-            self.apply_manual_entry(model, group, *version, entry_name, &registration).await.map_err(|e| ("address", e))?;
+            self.apply_manual_entry(model, group, *version, entry_name, &registration)
+                .await
+                .map_err(|e| ("address", e))?;
             model.workload_entry_name = Some(entry_name.clone());
         }
         if let Some(dir) = &model.output_dir {
-            write_bundle_files(Path::new(dir), &bundle).map_err(|e| ("output_dir", KubeError::InvalidSetting { attribute: "output_dir", message: e.to_string() }))?;
+            write_bundle_files(Path::new(dir), &bundle).map_err(|e| {
+                (
+                    "output_dir",
+                    KubeError::InvalidSetting {
+                        attribute: "output_dir",
+                        message: e.to_string(),
+                    },
+                )
+            })?;
         }
         if model.wait_for_healthy.unwrap_or(false) {
             let timeout = TimeoutsModel::get(&model.timeouts, operation, DEFAULT_TIMEOUT);
@@ -561,7 +778,12 @@ impl<'a> Registration<'a> {
         Ok(())
     }
 
-    async fn request_token(&self, group: &WorkloadGroup, secret: &Secret, model: &VmRegistrationModel) -> Result<(String, String), KubeError> {
+    async fn request_token(
+        &self,
+        group: &WorkloadGroup,
+        secret: &Secret,
+        model: &VmRegistrationModel,
+    ) -> Result<(String, String), KubeError> {
         let account = service_account(&group.spec).to_string();
         let seconds = model
             .token_duration
@@ -589,21 +811,39 @@ impl<'a> Registration<'a> {
             },
             other => other.into(),
         })?;
-        let status = issued.status.ok_or_else(|| KubeError::Watch { what: "the TokenRequest".into(), detail: "no status returned".into() })?;
-        let expires_at = status.expiration_timestamp.map(|t| t.0.to_string()).unwrap_or_default();
-        let token = status.token.filter(|t| !t.is_empty()).ok_or_else(|| KubeError::Watch { what: "the TokenRequest".into(), detail: "no token returned".into() })?;
+        let status = issued.status.ok_or_else(|| KubeError::Watch {
+            what: "the TokenRequest".into(),
+            detail: "no status returned".into(),
+        })?;
+        let expires_at = status
+            .expiration_timestamp
+            .map(|t| t.0.to_string())
+            .unwrap_or_default();
+        let token = status
+            .token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| KubeError::Watch {
+                what: "the TokenRequest".into(),
+                detail: "no token returned".into(),
+            })?;
         Ok((token, normalise_rfc3339(&expires_at)))
     }
 
-    async fn bundle_inputs(&self, model: &VmRegistrationModel, group: &WorkloadGroup, registration: &str) -> Result<BundleInputs, (&'static str, KubeError)> {
+    async fn bundle_inputs(
+        &self,
+        model: &VmRegistrationModel,
+        group: &WorkloadGroup,
+        registration: &str,
+    ) -> Result<BundleInputs, (&'static str, KubeError)> {
         let istio_namespace = self.configured.istio_namespace.clone();
         let revision = self.revision.clone().unwrap_or_default();
         let config_maps: Api<ConfigMap> = Api::namespaced(self.client(), &istio_namespace);
         let mesh_name = mesh_configmap_name(&revision);
-        let mesh_config_yaml = config_map_value(&config_maps, &mesh_name, crate::istio::MESH_CONFIG_KEY)
-            .await
-            .map_err(|e| ("revision", e))?
-            .ok_or_else(|| ("revision", missing_config_map(&istio_namespace, &mesh_name)))?;
+        let mesh_config_yaml =
+            config_map_value(&config_maps, &mesh_name, crate::istio::MESH_CONFIG_KEY)
+                .await
+                .map_err(|e| ("revision", e))?
+                .ok_or_else(|| ("revision", missing_config_map(&istio_namespace, &mesh_name)))?;
         let cluster_id = match &model.cluster_id {
             Some(id) => id.clone(),
             None => self.default_cluster_id(&config_maps, &revision).await?,
@@ -622,9 +862,15 @@ impl<'a> Registration<'a> {
         let istiod = self.istiod_reach(model, &istio_namespace).await?;
         let mode = match model.mode.as_deref() {
             Some("manual") => {
-                let network = model.network.clone().or_else(|| Some(group.spec.template.network.clone()).filter(|n| !n.is_empty()));
+                let network = model.network.clone().or_else(|| {
+                    Some(group.spec.template.network.clone()).filter(|n| !n.is_empty())
+                });
                 RegistrationMode::Manual {
-                    entry_name: workload_entry_name(&self.group_name, model.address.as_deref().unwrap_or_default(), network.as_deref()),
+                    entry_name: workload_entry_name(
+                        &self.group_name,
+                        model.address.as_deref().unwrap_or_default(),
+                        network.as_deref(),
+                    ),
                 }
             }
             _ => RegistrationMode::Auto,
@@ -652,14 +898,28 @@ impl<'a> Registration<'a> {
         })
     }
 
-    async fn default_cluster_id(&self, config_maps: &Api<ConfigMap>, revision: &str) -> Result<String, (&'static str, KubeError)> {
+    async fn default_cluster_id(
+        &self,
+        config_maps: &Api<ConfigMap>,
+        revision: &str,
+    ) -> Result<String, (&'static str, KubeError)> {
         let name = injector_configmap_name(revision);
-        let values = config_map_value(config_maps, &name, crate::istio::INJECTOR_VALUES_KEY).await.map_err(|e| ("cluster_id", e))?;
+        let values = config_map_value(config_maps, &name, crate::istio::INJECTOR_VALUES_KEY)
+            .await
+            .map_err(|e| ("cluster_id", e))?;
         let cluster_id = values
             .as_deref()
             .map(|v| cluster_id_from_injector_values(v, revision))
             .transpose()
-            .map_err(|e| ("cluster_id", KubeError::InvalidSetting { attribute: "cluster_id", message: e.to_string() }))?
+            .map_err(|e| {
+                (
+                    "cluster_id",
+                    KubeError::InvalidSetting {
+                        attribute: "cluster_id",
+                        message: e.to_string(),
+                    },
+                )
+            })?
             .flatten();
         cluster_id.ok_or_else(|| ("cluster_id", KubeError::InvalidSetting {
             attribute: "cluster_id",
@@ -670,36 +930,66 @@ impl<'a> Registration<'a> {
         }))
     }
 
-    async fn istiod_reach(&self, model: &VmRegistrationModel, istio_namespace: &str) -> Result<IstiodReach, (&'static str, KubeError)> {
+    async fn istiod_reach(
+        &self,
+        model: &VmRegistrationModel,
+        istio_namespace: &str,
+    ) -> Result<IstiodReach, (&'static str, KubeError)> {
         if let Some((host, port)) = model.istiod_address.as_deref().and_then(parse_host_port) {
             return Ok(IstiodReach::DiscoveryAddress { host, port });
         }
         if let Some(ip) = model.ingress_ip.as_deref().and_then(|ip| ip.parse().ok()) {
             return Ok(IstiodReach::HostsEntry(ip));
         }
-        let service_name = model.ingress_service.clone().unwrap_or_else(|| DEFAULT_INGRESS_SERVICE.into());
+        let service_name = model
+            .ingress_service
+            .clone()
+            .unwrap_or_else(|| DEFAULT_INGRESS_SERVICE.into());
         let services: Api<Service> = Api::namespaced(self.client(), istio_namespace);
-        let service = services.get_opt(&service_name).await.map_err(|e| ("ingress_service", e.into()))?;
+        let service = services
+            .get_opt(&service_name)
+            .await
+            .map_err(|e| ("ingress_service", e.into()))?;
         let ingress = service
             .and_then(|s| s.status)
             .and_then(|s| s.load_balancer)
             .and_then(|lb| lb.ingress)
             .and_then(|mut list| (!list.is_empty()).then(|| list.remove(0)));
         match ingress {
-            Some(point) if point.ip.as_deref().is_some_and(|ip| ip.parse::<IpAddr>().is_ok()) => {
-                Ok(IstiodReach::HostsEntry(point.ip.unwrap_or_default().parse().expect("checked above")))
+            Some(point)
+                if point
+                    .ip
+                    .as_deref()
+                    .is_some_and(|ip| ip.parse::<IpAddr>().is_ok()) =>
+            {
+                Ok(IstiodReach::HostsEntry(
+                    point.ip.unwrap_or_default().parse().expect("checked above"),
+                ))
             }
-            Some(point) if point.hostname.is_some() => Ok(IstiodReach::DiscoveryAddress { host: point.hostname.unwrap_or_default(), port: 15012 }),
-            _ => Err(("ingress_service", KubeError::InvalidSetting {
-                attribute: "ingress_service",
-                message: format!(
-                    "Service {istio_namespace}/{service_name} has no load-balancer address for VMs to reach istiod; set `ingress_ip` or `istiod_address`, or expose istiod through an east-west gateway"
-                ),
-            })),
+            Some(point) if point.hostname.is_some() => Ok(IstiodReach::DiscoveryAddress {
+                host: point.hostname.unwrap_or_default(),
+                port: 15012,
+            }),
+            _ => Err((
+                "ingress_service",
+                KubeError::InvalidSetting {
+                    attribute: "ingress_service",
+                    message: format!(
+                        "Service {istio_namespace}/{service_name} has no load-balancer address for VMs to reach istiod; set `ingress_ip` or `istiod_address`, or expose istiod through an east-west gateway"
+                    ),
+                },
+            )),
         }
     }
 
-    async fn apply_manual_entry(&self, model: &VmRegistrationModel, group: &WorkloadGroup, version: IstioApiVersion, entry_name: &str, registration: &str) -> Result<(), KubeError> {
+    async fn apply_manual_entry(
+        &self,
+        model: &VmRegistrationModel,
+        group: &WorkloadGroup,
+        version: IstioApiVersion,
+        entry_name: &str,
+        registration: &str,
+    ) -> Result<(), KubeError> {
         let mut labels = model.labels.clone().unwrap_or_default();
         labels.insert(REGISTRATION_LABEL.into(), registration.to_string());
         let manual = ManualRegistration {
@@ -711,10 +1001,28 @@ impl<'a> Registration<'a> {
             labels,
             group_api_version: version,
         };
-        let entry = manual_workload_entry(group, &manual).map_err(|e| KubeError::InvalidSetting { attribute: "address", message: e.to_string() })?;
-        let object = to_dynamic(&entry, version).map_err(|e| KubeError::InvalidSetting { attribute: "address", message: e.to_string() })?;
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client(), &self.namespace, &version.api_resource("WorkloadEntry"));
-        server_side_apply(&api, entry_name, &object, &self.configured.field_manager, true).await?;
+        let entry =
+            manual_workload_entry(group, &manual).map_err(|e| KubeError::InvalidSetting {
+                attribute: "address",
+                message: e.to_string(),
+            })?;
+        let object = to_dynamic(&entry, version).map_err(|e| KubeError::InvalidSetting {
+            attribute: "address",
+            message: e.to_string(),
+        })?;
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client(),
+            &self.namespace,
+            &version.api_resource("WorkloadEntry"),
+        );
+        server_side_apply(
+            &api,
+            entry_name,
+            &object,
+            &self.configured.field_manager,
+            true,
+        )
+        .await?;
         Ok(())
     }
 
@@ -724,20 +1032,44 @@ impl<'a> Registration<'a> {
 
     /// The VM's entry: found by the registration label (auto-registered entries carry it from
     /// the bundle's labels; manual ones from us).
-    async fn find_entry(&self, model: &VmRegistrationModel) -> Result<Option<WorkloadEntry>, KubeError> {
-        let Some(registration) = model.id.as_deref().and_then(|id| id.rsplit('/').next()) else { return Ok(None) };
+    async fn find_entry(
+        &self,
+        model: &VmRegistrationModel,
+    ) -> Result<Option<WorkloadEntry>, KubeError> {
+        let Some(registration) = model.id.as_deref().and_then(|id| id.rsplit('/').next()) else {
+            return Ok(None);
+        };
         let selector = format!("{REGISTRATION_LABEL}={registration}");
-        let list = self.entries().list(&kube::api::ListParams::default().labels(&selector)).await?;
+        let list = self
+            .entries()
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await?;
         // After a VM re-connects from a new address istiod may briefly keep two entries:
         // prefer the healthy one.
         let healthy = list.items.iter().find(|e| is_healthy(e)).cloned();
         Ok(healthy.or_else(|| list.items.into_iter().next()))
     }
 
-    async fn wait_healthy(&self, registration: &str, timeout: Duration, ctx: &Ctx) -> Result<WorkloadEntry, (KubeError, Option<WorkloadEntry>)> {
+    async fn wait_healthy(
+        &self,
+        registration: &str,
+        timeout: Duration,
+        ctx: &Ctx,
+    ) -> Result<WorkloadEntry, (KubeError, Option<WorkloadEntry>)> {
         let selector = format!("{REGISTRATION_LABEL}={registration}");
-        let what = format!("istiod to report the VM of WorkloadGroup {}/{} healthy", self.namespace, self.group_name);
-        wait_for_matching(&self.entries(), &selector, is_healthy, timeout, &ctx.cancelled, &what).await
+        let what = format!(
+            "istiod to report the VM of WorkloadGroup {}/{} healthy",
+            self.namespace, self.group_name
+        );
+        wait_for_matching(
+            &self.entries(),
+            &selector,
+            is_healthy,
+            timeout,
+            &ctx.cancelled,
+            &what,
+        )
+        .await
     }
 
     /// Entry (manual) and token Secret; deleting the Secret revokes every token bound to it.
@@ -745,18 +1077,39 @@ impl<'a> Registration<'a> {
         if let Some(registration) = model.id.as_deref().and_then(|id| id.rsplit('/').next()) {
             let selector = format!("{REGISTRATION_LABEL}={registration}");
             let entries = self.entries();
-            let list = entries.list(&kube::api::ListParams::default().labels(&selector)).await?;
+            let list = entries
+                .list(&kube::api::ListParams::default().labels(&selector))
+                .await?;
             for entry in list.items {
                 let name = entry.metadata.name.clone().unwrap_or_default();
-                ignore_not_found(entries.delete(&name, &DeleteParams::default()).await.map(|_| ()))?;
+                ignore_not_found(
+                    entries
+                        .delete(&name, &DeleteParams::default())
+                        .await
+                        .map(|_| ()),
+                )?;
                 let uid = entry.metadata.uid.clone().unwrap_or_default();
-                let timeout = TimeoutsModel::get(&model.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
-                crate::kube::wait::wait_until_deleted(&entries, &name, &uid, timeout, &ctx.cancelled, &format!("WorkloadEntry {name} to be deleted")).await?;
+                let timeout =
+                    TimeoutsModel::get(&model.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
+                crate::kube::wait::wait_until_deleted(
+                    &entries,
+                    &name,
+                    &uid,
+                    timeout,
+                    &ctx.cancelled,
+                    &format!("WorkloadEntry {name} to be deleted"),
+                )
+                .await?;
             }
         }
         if let Some(secret) = model.token_secret_name.as_deref().filter(|s| !s.is_empty()) {
             let secrets: Api<Secret> = Api::namespaced(self.client(), &self.namespace);
-            ignore_not_found(secrets.delete(secret, &DeleteParams::default()).await.map(|_| ()))?;
+            ignore_not_found(
+                secrets
+                    .delete(secret, &DeleteParams::default())
+                    .await
+                    .map(|_| ()),
+            )?;
         }
         Ok(())
     }
@@ -775,7 +1128,9 @@ trait DurationSeconds {
 
 impl DurationSeconds for str {
     fn parse_duration_seconds(&self) -> i64 {
-        validation::duration(self).map(|d| d.as_secs() as i64).unwrap_or(3600)
+        validation::duration(self)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(3600)
     }
 }
 
@@ -787,17 +1142,31 @@ fn workload_ip(model: &VmRegistrationModel) -> Option<WorkloadIp> {
     if let Some(ip) = model.internal_ip.as_deref().and_then(|ip| ip.parse().ok()) {
         return Some(WorkloadIp::Internal(ip));
     }
-    model.external_ip.as_deref().and_then(|ip| ip.parse().ok()).map(WorkloadIp::External)
+    model
+        .external_ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+        .map(WorkloadIp::External)
 }
 
-async fn config_map_value(api: &Api<ConfigMap>, name: &str, key: &str) -> Result<Option<String>, KubeError> {
-    Ok(api.get_opt(name).await?.and_then(|cm| cm.data).and_then(|mut data| data.remove(key)))
+async fn config_map_value(
+    api: &Api<ConfigMap>,
+    name: &str,
+    key: &str,
+) -> Result<Option<String>, KubeError> {
+    Ok(api
+        .get_opt(name)
+        .await?
+        .and_then(|cm| cm.data)
+        .and_then(|mut data| data.remove(key)))
 }
 
 fn missing_config_map(namespace: &str, name: &str) -> KubeError {
     KubeError::InvalidSetting {
         attribute: "revision",
-        message: format!("ConfigMap {namespace}/{name} does not exist: is Istio (this revision) installed in {namespace}? Check the provider's `istio_namespace` and `revision`"),
+        message: format!(
+            "ConfigMap {namespace}/{name} does not exist: is Istio (this revision) installed in {namespace}? Check the provider's `istio_namespace` and `revision`"
+        ),
     }
 }
 
@@ -811,7 +1180,11 @@ fn record_bundle(model: &mut VmRegistrationModel, bundle: &Bundle) {
 
 fn record_health(model: &mut VmRegistrationModel, entry: Option<&WorkloadEntry>) {
     let manual = model.mode.as_deref() == Some("manual");
-    model.workload_entry_name = Some(entry.and_then(|e| e.metadata.name.clone()).unwrap_or_default());
+    model.workload_entry_name = Some(
+        entry
+            .and_then(|e| e.metadata.name.clone())
+            .unwrap_or_default(),
+    );
     if manual && entry.is_none() {
         model.workload_entry_name = Some(String::new());
     }
@@ -819,10 +1192,15 @@ fn record_health(model: &mut VmRegistrationModel, entry: Option<&WorkloadEntry>)
     model.healthy = Some(condition.as_ref().is_some_and(|c| c.status == "True"));
     model.health_message = Some(match (&condition, entry) {
         (Some(c), _) if c.status == "True" => String::new(),
-        (Some(c), _) => c.message.clone().unwrap_or_else(|| format!("Healthy={}", c.status)),
+        (Some(c), _) => c
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("Healthy={}", c.status)),
         (None, Some(_)) => "istiod has not reported health yet (no Healthy condition)".into(),
         (None, None) if manual => "the WorkloadEntry does not exist".into(),
-        (None, None) => "the VM has not connected to istiod yet (no auto-registered WorkloadEntry)".into(),
+        (None, None) => {
+            "the VM has not connected to istiod yet (no auto-registered WorkloadEntry)".into()
+        }
     });
 }
 
@@ -840,7 +1218,10 @@ fn health_error(error: KubeError, model: &VmRegistrationModel) -> KubeError {
 /// `2026-11-29 23:00:00.0 +00:00:00`-style or RFC 3339 input → RFC 3339 in UTC.
 fn normalise_rfc3339(text: &str) -> String {
     use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(text, &Rfc3339).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_else(|| text.to_string())
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| text.to_string())
 }
 
 // ---- files -----------------------------------------------------------------------------------
@@ -855,7 +1236,9 @@ fn write_bundle_files(dir: &Path, bundle: &Bundle) -> std::io::Result<()> {
         let mode = if name == "istio-token" { 0o600 } else { 0o644 };
         let mut temporary = tempfile::NamedTempFile::new_in(dir)?;
         temporary.write_all(content.as_bytes())?;
-        temporary.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+        temporary
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
         temporary.persist(dir.join(name)).map_err(|e| e.error)?;
     }
     Ok(())
@@ -883,7 +1266,8 @@ mod tests {
 
     fn errors(json: serde_json::Value) -> Vec<Option<AttributePath>> {
         let value = config(json);
-        let model = decode::<VmRegistrationModel>(&value, UnknownAs::Null, &mut Diagnostics::new()).unwrap();
+        let model = decode::<VmRegistrationModel>(&value, UnknownAs::Null, &mut Diagnostics::new())
+            .unwrap();
         let mut diags = Diagnostics::new();
         validate_model(&model, &value, &mut diags);
         diags.errors().map(|d| d.path.clone()).collect()
@@ -893,7 +1277,13 @@ mod tests {
     fn token_is_sensitive_and_group_forces_replacement() {
         let schema = Schema::from_model::<VmRegistrationModel>(0);
         assert!(schema.block.attribute("istio_token").unwrap().sensitive);
-        assert!(schema.block.attribute("workload_group").unwrap().requires_replace);
+        assert!(
+            schema
+                .block
+                .attribute("workload_group")
+                .unwrap()
+                .requires_replace
+        );
         assert!(!schema.block.attribute("cluster_env").unwrap().sensitive);
     }
 
@@ -906,22 +1296,57 @@ mod tests {
     #[test]
     fn every_rule_names_its_attribute() {
         let cases = [
-            (serde_json::json!({"workload_group": "product-vm"}), "workload_group"),
-            (serde_json::json!({"workload_group": "default/g", "mode": "semi"}), "mode"),
-            (serde_json::json!({"workload_group": "default/g", "mode": "manual"}), "address"),
-            (serde_json::json!({"workload_group": "default/g", "address": "10.0.0"}), "address"),
-            (serde_json::json!({"workload_group": "default/g", "internal_ip": "10.0.0.1", "external_ip": "1.2.3.4"}), "external_ip"),
-            (serde_json::json!({"workload_group": "default/g", "ingress_ip": "10.0.0.1", "istiod_address": "x:1"}), "istiod_address"),
-            (serde_json::json!({"workload_group": "default/g", "token_duration": "5m"}), "token_duration"),
-            (serde_json::json!({"workload_group": "default/g", "token_duration": "1h", "renew_before": "2h"}), "renew_before"),
-            (serde_json::json!({"workload_group": "default/g", "weight": 0}), "weight"),
-            (serde_json::json!({"workload_group": "default/g", "labels": {"bad key": "v"}}), "labels"),
-            (serde_json::json!({"workload_group": "default/g", "istiod_address": "host:notaport"}), "istiod_address"),
+            (
+                serde_json::json!({"workload_group": "product-vm"}),
+                "workload_group",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "mode": "semi"}),
+                "mode",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "mode": "manual"}),
+                "address",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "address": "10.0.0"}),
+                "address",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "internal_ip": "10.0.0.1", "external_ip": "1.2.3.4"}),
+                "external_ip",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "ingress_ip": "10.0.0.1", "istiod_address": "x:1"}),
+                "istiod_address",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "token_duration": "5m"}),
+                "token_duration",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "token_duration": "1h", "renew_before": "2h"}),
+                "renew_before",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "weight": 0}),
+                "weight",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "labels": {"bad key": "v"}}),
+                "labels",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "istiod_address": "host:notaport"}),
+                "istiod_address",
+            ),
         ];
         for (json, attribute) in cases {
             let found = errors(json.clone());
             assert!(
-                found.iter().any(|p| p.as_ref().is_some_and(|p| p.steps.first() == AttributePath::new(attribute).steps.first())),
+                found.iter().any(|p| p.as_ref().is_some_and(
+                    |p| p.steps.first() == AttributePath::new(attribute).steps.first()
+                )),
                 "{json} should fail on {attribute}, got {found:?}"
             );
         }
@@ -929,8 +1354,14 @@ mod tests {
 
     #[test]
     fn host_port_parsing() {
-        assert_eq!(parse_host_port("istiod.example.com"), Some(("istiod.example.com".into(), 15012)));
-        assert_eq!(parse_host_port("gw.example.com:443"), Some(("gw.example.com".into(), 443)));
+        assert_eq!(
+            parse_host_port("istiod.example.com"),
+            Some(("istiod.example.com".into(), 15012))
+        );
+        assert_eq!(
+            parse_host_port("gw.example.com:443"),
+            Some(("gw.example.com".into(), 443))
+        );
         assert_eq!(parse_host_port("gw:x"), None);
     }
 
@@ -943,9 +1374,16 @@ mod tests {
             }))
         };
         let now = time::OffsetDateTime::now_utc();
-        let planned = config(serde_json::json!({"workload_group": "default/g", "renew_before": "15m"}));
-        assert!(token_due(&prior(now + time::Duration::minutes(10)), &planned));
-        assert!(!token_due(&prior(now + time::Duration::minutes(50)), &planned));
+        let planned =
+            config(serde_json::json!({"workload_group": "default/g", "renew_before": "15m"}));
+        assert!(token_due(
+            &prior(now + time::Duration::minutes(10)),
+            &planned
+        ));
+        assert!(!token_due(
+            &prior(now + time::Duration::minutes(50)),
+            &planned
+        ));
     }
 
     #[test]
@@ -957,7 +1395,13 @@ mod tests {
             "cluster_env": "A=1\n", "mesh_config": "m", "hosts": "", "root_cert": "pem", "istio_token": "t",
         }));
         assert!(files_outdated(&planned), "missing files are outdated");
-        for (file, content) in [("cluster.env", "A=1\n"), ("mesh.yaml", "m"), ("hosts", ""), ("root-cert.pem", "pem"), ("istio-token", "t")] {
+        for (file, content) in [
+            ("cluster.env", "A=1\n"),
+            ("mesh.yaml", "m"),
+            ("hosts", ""),
+            ("root-cert.pem", "pem"),
+            ("istio-token", "t"),
+        ] {
             std::fs::write(dir.path().join(file), content).unwrap();
         }
         assert!(!files_outdated(&planned));
@@ -978,10 +1422,19 @@ mod tests {
             sha256: "x".into(),
         };
         write_bundle_files(dir.path(), &bundle).unwrap();
-        let mode = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+        let mode = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
         assert_eq!(mode("istio-token"), 0o600);
         assert_eq!(mode("cluster.env"), 0o644);
-        assert_eq!(std::fs::read_to_string(dir.path().join("istio-token")).unwrap(), "secret-token");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("istio-token")).unwrap(),
+            "secret-token"
+        );
         remove_bundle_files(dir.path()).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -6,24 +6,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kube::api::{Api, DeleteParams, DynamicObject};
 use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    Operation, TimeoutsModel, managed_entries, non_empty, parse_import_id, validate_annotations, validate_labels,
-    validate_name, validate_namespace,
+    Operation, TimeoutsModel, managed_entries, non_empty, parse_import_id, validate_annotations,
+    validate_labels, validate_name, validate_namespace,
 };
 use crate::istio::crd::{
-    ExecHealthCheck, GrpcHealthCheck, HttpHeader, HttpHealthCheck, IstioApiVersion, ReadinessProbe, TcpHealthCheck,
-    WorkloadEntrySpec, WorkloadGroup, WorkloadGroupObjectMeta, WorkloadGroupSpec, from_dynamic, to_dynamic,
+    ExecHealthCheck, GrpcHealthCheck, HttpHeader, HttpHealthCheck, IstioApiVersion, ReadinessProbe,
+    TcpHealthCheck, WorkloadEntrySpec, WorkloadGroup, WorkloadGroupObjectMeta, WorkloadGroupSpec,
+    from_dynamic, to_dynamic,
 };
 use crate::kube::KubeError;
 use crate::kube::apply::server_side_apply;
 use crate::kube::wait::wait_until_deleted;
 use crate::provider::{Configured, ProviderHandle};
-use crate::tfplug::{AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
+use crate::tfplug::{
+    AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
+};
 use crate::validation;
 
 const DEFAULT_NAMESPACE: &str = "default";
@@ -39,6 +42,7 @@ pub struct WorkloadGroupModel {
     pub id: Option<String>,
     /// Name of the WorkloadGroup (a DNS-1123 subdomain). Changing it replaces the group.
     #[schemars(extend("x-tf" = {"requires_replace": true}))]
+    #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub name: String,
     /// Namespace of the WorkloadGroup; its VMs join this namespace. Default `default`.
     /// Changing it replaces the group.
@@ -132,6 +136,7 @@ pub struct HttpGetModel {
     /// Path to request, e.g. `/healthz`.
     pub path: Option<String>,
     /// Port on the VM (1–65535).
+    #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub port: i64,
     /// Host to connect to; default the VM itself.
     pub host: Option<String>,
@@ -146,12 +151,14 @@ pub struct TcpSocketModel {
     /// Host to connect to; default the VM itself.
     pub host: Option<String>,
     /// Port on the VM (1–65535).
+    #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub port: i64,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 pub struct ExecModel {
     /// Command and arguments; must not be empty.
+    #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub command: Vec<String>,
 }
 
@@ -187,18 +194,29 @@ impl Resource for WorkloadGroupResource {
         if let Some(model) = decode::<WorkloadGroupModel>(config, UnknownAs::Null, diags) {
             validate_model(&model, diags);
         }
+        super::common::drop_judgements_on_unknown(config, diags);
     }
 
     async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, _diags: &mut Diagnostics) {
         if plan.planned.is_null() {
             return;
         }
-        if plan.planned.get_attr("namespace").is_some_and(Value::is_null) {
-            plan.planned.set_attr("namespace", Value::string(DEFAULT_NAMESPACE));
+        if plan
+            .planned
+            .get_attr("namespace")
+            .is_some_and(Value::is_null)
+        {
+            plan.planned
+                .set_attr("namespace", Value::string(DEFAULT_NAMESPACE));
         }
         if plan.is_create() {
-            let id = match (plan.planned.get_attr("namespace"), plan.planned.get_attr("name")) {
-                (Some(Value::String(ns)), Some(Value::String(name))) => Value::string(format!("{ns}/{name}")),
+            let id = match (
+                plan.planned.get_attr("namespace"),
+                plan.planned.get_attr("name"),
+            ) {
+                (Some(Value::String(ns)), Some(Value::String(name))) => {
+                    Value::string(format!("{ns}/{name}"))
+                }
                 _ => Value::Unknown,
             };
             plan.planned.set_attr("id", id);
@@ -208,7 +226,10 @@ impl Resource for WorkloadGroupResource {
     async fn create(&self, ctx: &Ctx, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
         let mut model = decode::<WorkloadGroupModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let namespace = model.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+        let namespace = model
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
         let version = match served_version(&configured.client).await {
             Ok(version) => version,
             Err(error) => return report(diags, "Cannot create WorkloadGroup", error),
@@ -242,8 +263,15 @@ impl Resource for WorkloadGroupResource {
     async fn read(&self, _ctx: &Ctx, state: Value, diags: &mut Diagnostics) -> Option<Value> {
         let prior = decode::<WorkloadGroupModel>(&state, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let namespace = prior.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-        let version = prior.api_version.as_deref().and_then(IstioApiVersion::parse).unwrap_or_default();
+        let namespace = prior
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+        let version = prior
+            .api_version
+            .as_deref()
+            .and_then(IstioApiVersion::parse)
+            .unwrap_or_default();
         let live = match fetch(&configured.client, &namespace, &prior.name, version).await {
             Ok(Some(live)) => live,
             Ok(None) => return None,
@@ -256,12 +284,25 @@ impl Resource for WorkloadGroupResource {
         encode(&refreshed, &self.schema(), diags)
     }
 
-    async fn update(&self, _ctx: &Ctx, prior: Value, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn update(
+        &self,
+        _ctx: &Ctx,
+        prior: Value,
+        planned: Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
         let mut model = decode::<WorkloadGroupModel>(&planned, UnknownAs::Null, diags)?;
         let prior_model = decode::<WorkloadGroupModel>(&prior, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let namespace = model.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-        let version = prior_model.api_version.as_deref().and_then(IstioApiVersion::parse).unwrap_or_default();
+        let namespace = model
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+        let version = prior_model
+            .api_version
+            .as_deref()
+            .and_then(IstioApiVersion::parse)
+            .unwrap_or_default();
         let api = dynamic_api(&configured.client, &namespace, version);
         match apply(&api, &model, &namespace, version, &configured).await {
             Ok(applied) => {
@@ -277,10 +318,21 @@ impl Resource for WorkloadGroupResource {
     }
 
     async fn delete(&self, ctx: &Ctx, prior: Value, diags: &mut Diagnostics) {
-        let Some(model) = decode::<WorkloadGroupModel>(&prior, UnknownAs::Null, diags) else { return };
-        let Some(configured) = self.handle.configured(diags).await else { return };
-        let namespace = model.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-        let version = model.api_version.as_deref().and_then(IstioApiVersion::parse).unwrap_or_default();
+        let Some(model) = decode::<WorkloadGroupModel>(&prior, UnknownAs::Null, diags) else {
+            return;
+        };
+        let Some(configured) = self.handle.configured(diags).await else {
+            return;
+        };
+        let namespace = model
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+        let version = model
+            .api_version
+            .as_deref()
+            .and_then(IstioApiVersion::parse)
+            .unwrap_or_default();
         let api = dynamic_api(&configured.client, &namespace, version);
         let timeout = TimeoutsModel::get(&model.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
         if let Err(error) = delete_and_wait(&api, &model.name, timeout, ctx).await {
@@ -298,7 +350,10 @@ impl Resource for WorkloadGroupResource {
         let live = match fetch(&configured.client, &namespace, &name, version).await {
             Ok(Some(live)) => live,
             Ok(None) => {
-                diags.root_error("Cannot import WorkloadGroup", format!("WorkloadGroup {namespace}/{name} does not exist."));
+                diags.root_error(
+                    "Cannot import WorkloadGroup",
+                    format!("WorkloadGroup {namespace}/{name} does not exist."),
+                );
                 return None;
             }
             Err(error) => return report(diags, "Cannot import WorkloadGroup", error),
@@ -323,8 +378,16 @@ fn validate_model(model: &WorkloadGroupModel, diags: &mut Diagnostics) {
     validate_labels(&model.labels, AttributePath::new("labels"), diags);
     validate_annotations(&model.annotations, AttributePath::new("annotations"), diags);
     if let Some(metadata) = &model.metadata {
-        validate_labels(&metadata.labels, AttributePath::new("metadata").attr("labels"), diags);
-        validate_annotations(&metadata.annotations, AttributePath::new("metadata").attr("annotations"), diags);
+        validate_labels(
+            &metadata.labels,
+            AttributePath::new("metadata").attr("labels"),
+            diags,
+        );
+        validate_annotations(
+            &metadata.annotations,
+            AttributePath::new("metadata").attr("annotations"),
+            diags,
+        );
     }
     if let Some(template) = &model.template {
         validate_template(template, diags);
@@ -341,10 +404,18 @@ fn validate_template(template: &TemplateModel, diags: &mut Diagnostics) {
     let path = AttributePath::new("template");
     for (name, port) in template.ports.iter().flatten() {
         if let Err(problem) = validation::dns1123_label(name) {
-            diags.error("Invalid port name", problem, path.clone().attr("ports").key(name));
+            diags.error(
+                "Invalid port name",
+                problem,
+                path.clone().attr("ports").key(name),
+            );
         }
         if let Err(problem) = validation::port(*port) {
-            diags.error("Invalid port", problem, path.clone().attr("ports").key(name));
+            diags.error(
+                "Invalid port",
+                problem,
+                path.clone().attr("ports").key(name),
+            );
         }
     }
     validate_labels(&template.labels, path.clone().attr("labels"), diags);
@@ -359,7 +430,11 @@ fn validate_template(template: &TemplateModel, diags: &mut Diagnostics) {
     }
     if let Some(account) = &template.service_account {
         if let Err(problem) = validation::dns1123_subdomain(account) {
-            diags.error("Invalid service account", problem, path.clone().attr("service_account"));
+            diags.error(
+                "Invalid service account",
+                problem,
+                path.clone().attr("service_account"),
+            );
         }
     }
     if let Some(network) = template.network.as_deref().filter(|n| !n.is_empty()) {
@@ -380,12 +455,22 @@ fn validate_probe(probe: &ProbeModel, diags: &mut Diagnostics) {
             );
         }
     };
-    at_least(probe.initial_delay_seconds, 0, "initial_delay_seconds", diags);
+    at_least(
+        probe.initial_delay_seconds,
+        0,
+        "initial_delay_seconds",
+        diags,
+    );
     at_least(probe.timeout_seconds, 1, "timeout_seconds", diags);
     at_least(probe.period_seconds, 1, "period_seconds", diags);
     at_least(probe.success_threshold, 1, "success_threshold", diags);
     at_least(probe.failure_threshold, 1, "failure_threshold", diags);
-    let handlers = [probe.http_get.is_some(), probe.tcp_socket.is_some(), probe.exec.is_some(), probe.grpc.is_some()];
+    let handlers = [
+        probe.http_get.is_some(),
+        probe.tcp_socket.is_some(),
+        probe.exec.is_some(),
+        probe.grpc.is_some(),
+    ];
     if handlers.iter().filter(|set| **set).count() != 1 {
         diags.error(
             "Probe needs exactly one handler",
@@ -398,7 +483,11 @@ fn validate_probe(probe: &ProbeModel, diags: &mut Diagnostics) {
         if let Err(problem) = validation::port(http.port) {
             diags.error("Invalid port", problem, http_path.clone().attr("port"));
         }
-        if let Some(scheme) = http.scheme.as_deref().filter(|s| *s != "HTTP" && *s != "HTTPS") {
+        if let Some(scheme) = http
+            .scheme
+            .as_deref()
+            .filter(|s| *s != "HTTP" && *s != "HTTPS")
+        {
             diags.error(
                 "Invalid scheme",
                 format!("scheme {scheme:?} is not supported: use \"HTTP\" or \"HTTPS\""),
@@ -417,17 +506,29 @@ fn validate_probe(probe: &ProbeModel, diags: &mut Diagnostics) {
     }
     if let Some(tcp) = &probe.tcp_socket {
         if let Err(problem) = validation::port(tcp.port) {
-            diags.error("Invalid port", problem, path.clone().attr("tcp_socket").attr("port"));
+            diags.error(
+                "Invalid port",
+                problem,
+                path.clone().attr("tcp_socket").attr("port"),
+            );
         }
     }
     if let Some(exec) = &probe.exec {
         if exec.command.is_empty() {
-            diags.error("Invalid command", "exec.command must name a command to run.", path.clone().attr("exec").attr("command"));
+            diags.error(
+                "Invalid command",
+                "exec.command must name a command to run.",
+                path.clone().attr("exec").attr("command"),
+            );
         }
     }
     if let Some(port) = probe.grpc.as_ref().and_then(|g| g.port) {
         if let Err(problem) = validation::port(port) {
-            diags.error("Invalid port", problem, path.clone().attr("grpc").attr("port"));
+            diags.error(
+                "Invalid port",
+                problem,
+                path.clone().attr("grpc").attr("port"),
+            );
         }
     }
 }
@@ -440,7 +541,11 @@ fn spec_from_model(model: &WorkloadGroupModel) -> WorkloadGroupSpec {
             labels: m.labels.clone().unwrap_or_default(),
             annotations: m.annotations.clone().unwrap_or_default(),
         }),
-        template: model.template.as_ref().map(template_spec).unwrap_or_default(),
+        template: model
+            .template
+            .as_ref()
+            .map(template_spec)
+            .unwrap_or_default(),
         probe: model.probe.as_ref().map(probe_spec),
     }
 }
@@ -448,7 +553,12 @@ fn spec_from_model(model: &WorkloadGroupModel) -> WorkloadGroupSpec {
 fn template_spec(template: &TemplateModel) -> WorkloadEntrySpec {
     WorkloadEntrySpec {
         address: template.address.clone().unwrap_or_default(),
-        ports: template.ports.iter().flatten().map(|(k, v)| (k.clone(), *v as u32)).collect(),
+        ports: template
+            .ports
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), *v as u32))
+            .collect(),
         labels: template.labels.clone().unwrap_or_default(),
         network: template.network.clone().unwrap_or_default(),
         locality: template.locality.clone().unwrap_or_default(),
@@ -474,12 +584,23 @@ fn probe_spec(probe: &ProbeModel) -> ReadinessProbe {
                 .http_headers
                 .iter()
                 .flatten()
-                .map(|(name, value)| HttpHeader { name: name.clone(), value: value.clone() })
+                .map(|(name, value)| HttpHeader {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
                 .collect(),
         }),
-        tcp_socket: probe.tcp_socket.as_ref().map(|t| TcpHealthCheck { host: t.host.clone().unwrap_or_default(), port: t.port as u32 }),
-        exec: probe.exec.as_ref().map(|e| ExecHealthCheck { command: e.command.clone() }),
-        grpc: probe.grpc.as_ref().map(|g| GrpcHealthCheck { port: g.port.map(|p| p as u32), service: g.service.clone().unwrap_or_default() }),
+        tcp_socket: probe.tcp_socket.as_ref().map(|t| TcpHealthCheck {
+            host: t.host.clone().unwrap_or_default(),
+            port: t.port as u32,
+        }),
+        exec: probe.exec.as_ref().map(|e| ExecHealthCheck {
+            command: e.command.clone(),
+        }),
+        grpc: probe.grpc.as_ref().map(|g| GrpcHealthCheck {
+            port: g.port.map(|p| p as u32),
+            service: g.service.clone().unwrap_or_default(),
+        }),
     }
 }
 
@@ -492,7 +613,13 @@ fn map_to_option<V: Clone>(map: &BTreeMap<String, V>) -> Option<BTreeMap<String,
 }
 
 /// The Terraform view of a live spec, without reference to any prior state.
-fn spec_to_model(spec: &WorkloadGroupSpec) -> (Option<GroupMetadataModel>, Option<TemplateModel>, Option<ProbeModel>) {
+fn spec_to_model(
+    spec: &WorkloadGroupSpec,
+) -> (
+    Option<GroupMetadataModel>,
+    Option<TemplateModel>,
+    Option<ProbeModel>,
+) {
     let metadata = spec.metadata.as_ref().map(|m| GroupMetadataModel {
         labels: map_to_option(&m.labels),
         annotations: map_to_option(&m.annotations),
@@ -500,7 +627,12 @@ fn spec_to_model(spec: &WorkloadGroupSpec) -> (Option<GroupMetadataModel>, Optio
     let t = &spec.template;
     let template = TemplateModel {
         address: empty_to_none(&t.address),
-        ports: map_to_option(&t.ports.iter().map(|(k, v)| (k.clone(), i64::from(*v))).collect()),
+        ports: map_to_option(
+            &t.ports
+                .iter()
+                .map(|(k, v)| (k.clone(), i64::from(*v)))
+                .collect(),
+        ),
         labels: map_to_option(&t.labels),
         network: empty_to_none(&t.network),
         locality: empty_to_none(&t.locality),
@@ -519,11 +651,24 @@ fn spec_to_model(spec: &WorkloadGroupSpec) -> (Option<GroupMetadataModel>, Optio
             port: i64::from(h.port),
             host: empty_to_none(&h.host),
             scheme: empty_to_none(&h.scheme),
-            http_headers: map_to_option(&h.http_headers.iter().map(|x| (x.name.clone(), x.value.clone())).collect()),
+            http_headers: map_to_option(
+                &h.http_headers
+                    .iter()
+                    .map(|x| (x.name.clone(), x.value.clone()))
+                    .collect(),
+            ),
         }),
-        tcp_socket: p.tcp_socket.as_ref().map(|t| TcpSocketModel { host: empty_to_none(&t.host), port: i64::from(t.port) }),
-        exec: p.exec.as_ref().map(|e| ExecModel { command: e.command.clone() }),
-        grpc: p.grpc.as_ref().map(|g| GrpcModel { port: g.port.map(i64::from), service: empty_to_none(&g.service) }),
+        tcp_socket: p.tcp_socket.as_ref().map(|t| TcpSocketModel {
+            host: empty_to_none(&t.host),
+            port: i64::from(t.port),
+        }),
+        exec: p.exec.as_ref().map(|e| ExecModel {
+            command: e.command.clone(),
+        }),
+        grpc: p.grpc.as_ref().map(|g| GrpcModel {
+            port: g.port.map(i64::from),
+            service: empty_to_none(&g.service),
+        }),
     });
     (metadata, template, probe)
 }
@@ -531,7 +676,12 @@ fn spec_to_model(spec: &WorkloadGroupSpec) -> (Option<GroupMetadataModel>, Optio
 /// The model after a refresh: live values, but where the live spec means the same as what
 /// the prior state says (e.g. `labels = {}` vs no labels), the prior's spelling is kept so that
 /// equivalent forms never show as a diff.
-fn refresh(prior: &WorkloadGroupModel, live: &WorkloadGroup, namespace: &str, version: IstioApiVersion) -> WorkloadGroupModel {
+fn refresh(
+    prior: &WorkloadGroupModel,
+    live: &WorkloadGroup,
+    namespace: &str,
+    version: IstioApiVersion,
+) -> WorkloadGroupModel {
     let mut refreshed = prior.clone();
     if spec_from_model(prior) != live.spec {
         let (metadata, template, probe) = spec_to_model(&live.spec);
@@ -545,13 +695,19 @@ fn refresh(prior: &WorkloadGroupModel, live: &WorkloadGroup, namespace: &str, ve
     refreshed
 }
 
-fn model_from_live(live: &WorkloadGroup, namespace: &str, version: IstioApiVersion) -> WorkloadGroupModel {
+fn model_from_live(
+    live: &WorkloadGroup,
+    namespace: &str,
+    version: IstioApiVersion,
+) -> WorkloadGroupModel {
     let (metadata, template, probe) = spec_to_model(&live.spec);
     let mut model = WorkloadGroupModel {
         name: live.metadata.name.clone().unwrap_or_default(),
         namespace: Some(namespace.to_string()),
         labels: non_empty(live.metadata.labels.as_ref()),
-        annotations: non_empty(live.metadata.annotations.as_ref()).map(without_system_annotations).filter(|a| !a.is_empty()),
+        annotations: non_empty(live.metadata.annotations.as_ref())
+            .map(without_system_annotations)
+            .filter(|a| !a.is_empty()),
         metadata,
         template,
         probe,
@@ -563,10 +719,18 @@ fn model_from_live(live: &WorkloadGroup, namespace: &str, version: IstioApiVersi
 
 /// Annotations Kubernetes tools write for themselves are not part of the user's configuration.
 fn without_system_annotations(annotations: BTreeMap<String, String>) -> BTreeMap<String, String> {
-    annotations.into_iter().filter(|(key, _)| !key.starts_with("kubectl.kubernetes.io/")).collect()
+    annotations
+        .into_iter()
+        .filter(|(key, _)| !key.starts_with("kubectl.kubernetes.io/"))
+        .collect()
 }
 
-fn set_computed(model: &mut WorkloadGroupModel, live: &WorkloadGroup, namespace: &str, version: IstioApiVersion) {
+fn set_computed(
+    model: &mut WorkloadGroupModel,
+    live: &WorkloadGroup,
+    namespace: &str,
+    version: IstioApiVersion,
+) {
     model.namespace = Some(namespace.to_string());
     model.id = Some(format!("{namespace}/{}", model.name));
     model.uid = live.metadata.uid.clone();
@@ -584,14 +748,23 @@ fn object_from_model(model: &WorkloadGroupModel, namespace: &str) -> WorkloadGro
 // ---- cluster calls ---------------------------------------------------------------------------
 
 fn dynamic_api(client: &Client, namespace: &str, version: IstioApiVersion) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), namespace, &version.api_resource("WorkloadGroup"))
+    Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &version.api_resource("WorkloadGroup"),
+    )
 }
 
 /// `v1` when the cluster serves it, else `v1beta1` (Istio before 1.22 has no v1).
 pub async fn served_version(client: &Client) -> Result<IstioApiVersion, KubeError> {
     for version in IstioApiVersion::PREFERENCE {
-        match client.list_api_group_resources(&version.api_version()).await {
-            Ok(list) if list.resources.iter().any(|r| r.name == "workloadgroups") => return Ok(version),
+        match client
+            .list_api_group_resources(&version.api_version())
+            .await
+        {
+            Ok(list) if list.resources.iter().any(|r| r.name == "workloadgroups") => {
+                return Ok(version);
+            }
             Ok(_) => continue,
             Err(kube::Error::Api(status)) if status.code == 404 => continue,
             Err(other) => return Err(other.into()),
@@ -610,37 +783,64 @@ async fn apply(
     version: IstioApiVersion,
     configured: &Configured,
 ) -> Result<WorkloadGroup, KubeError> {
-    let object = to_dynamic(&object_from_model(model, namespace), version).map_err(|e| KubeError::InvalidSetting {
-        attribute: "name",
-        message: e.to_string(),
+    let object = to_dynamic(&object_from_model(model, namespace), version).map_err(|e| {
+        KubeError::InvalidSetting {
+            attribute: "name",
+            message: e.to_string(),
+        }
     })?;
     let force = model.force_conflicts.unwrap_or(false);
     let applied = server_side_apply(api, &model.name, &object, &configured.field_manager, force)
         .await
         .map_err(|error| with_kind(error, namespace))?;
-    from_dynamic(applied).map_err(|e| KubeError::Watch { what: "the applied WorkloadGroup".into(), detail: e.to_string() })
+    from_dynamic(applied).map_err(|e| KubeError::Watch {
+        what: "the applied WorkloadGroup".into(),
+        detail: e.to_string(),
+    })
 }
 
 fn with_kind(error: KubeError, namespace: &str) -> KubeError {
     match error {
-        KubeError::Conflict { name, managers, detail, .. } => {
-            KubeError::Conflict { kind: "WorkloadGroup".into(), namespace: namespace.into(), name, managers, detail }
-        }
+        KubeError::Conflict {
+            name,
+            managers,
+            detail,
+            ..
+        } => KubeError::Conflict {
+            kind: "WorkloadGroup".into(),
+            namespace: namespace.into(),
+            name,
+            managers,
+            detail,
+        },
         other => other,
     }
 }
 
-async fn fetch(client: &Client, namespace: &str, name: &str, version: IstioApiVersion) -> Result<Option<WorkloadGroup>, KubeError> {
+async fn fetch(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    version: IstioApiVersion,
+) -> Result<Option<WorkloadGroup>, KubeError> {
     let api = dynamic_api(client, namespace, version);
     match api.get_opt(name).await? {
         Some(object) => from_dynamic(object)
             .map(Some)
-            .map_err(|e| KubeError::Watch { what: format!("WorkloadGroup {namespace}/{name}"), detail: e.to_string() }),
+            .map_err(|e| KubeError::Watch {
+                what: format!("WorkloadGroup {namespace}/{name}"),
+                detail: e.to_string(),
+            }),
         None => Ok(None),
     }
 }
 
-async fn delete_and_wait(api: &Api<DynamicObject>, name: &str, timeout: Duration, ctx: &Ctx) -> Result<(), KubeError> {
+async fn delete_and_wait(
+    api: &Api<DynamicObject>,
+    name: &str,
+    timeout: Duration,
+    ctx: &Ctx,
+) -> Result<(), KubeError> {
     let uid = match api.get_opt(name).await? {
         Some(object) => object.metadata.uid.unwrap_or_default(),
         None => return Ok(()),
@@ -650,7 +850,15 @@ async fn delete_and_wait(api: &Api<DynamicObject>, name: &str, timeout: Duration
         Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
         Err(other) => return Err(other.into()),
     }
-    wait_until_deleted(api, name, &uid, timeout, &ctx.cancelled, &format!("WorkloadGroup {name} to be deleted")).await
+    wait_until_deleted(
+        api,
+        name,
+        &uid,
+        timeout,
+        &ctx.cancelled,
+        &format!("WorkloadGroup {name} to be deleted"),
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -662,9 +870,21 @@ mod tests {
         WorkloadGroupModel {
             name: "product-vm".into(),
             namespace: Some("default".into()),
-            metadata: Some(GroupMetadataModel { labels: Some(BTreeMap::from([("app".into(), "product".into())])), annotations: None }),
-            template: Some(TemplateModel { service_account: Some("default".into()), ..Default::default() }),
-            probe: Some(ProbeModel { http_get: Some(HttpGetModel { port: 8080, ..Default::default() }), ..Default::default() }),
+            metadata: Some(GroupMetadataModel {
+                labels: Some(BTreeMap::from([("app".into(), "product".into())])),
+                annotations: None,
+            }),
+            template: Some(TemplateModel {
+                service_account: Some("default".into()),
+                ..Default::default()
+            }),
+            probe: Some(ProbeModel {
+                http_get: Some(HttpGetModel {
+                    port: 8080,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -672,7 +892,10 @@ mod tests {
     fn errors_for(model: &WorkloadGroupModel) -> Vec<(String, Option<AttributePath>)> {
         let mut diags = Diagnostics::new();
         validate_model(model, &mut diags);
-        diags.errors().map(|d| (d.summary.clone(), d.path.clone())).collect()
+        diags
+            .errors()
+            .map(|d| (d.summary.clone(), d.path.clone()))
+            .collect()
     }
 
     #[test]
@@ -684,11 +907,20 @@ mod tests {
     fn schema_has_blocks_and_replacement_markers() {
         let schema = Schema::from_model::<WorkloadGroupModel>(0);
         assert!(schema.block.attribute("name").unwrap().requires_replace);
-        assert!(schema.block.attribute("namespace").unwrap().requires_replace);
+        assert!(
+            schema
+                .block
+                .attribute("namespace")
+                .unwrap()
+                .requires_replace
+        );
         assert!(schema.block.attribute("uid").unwrap().computed);
         let probe = schema.block.block_type("probe").unwrap();
         assert!(probe.block.block_type("http_get").is_some());
-        assert_eq!(schema.block.attribute("labels").unwrap().r#type, Type::map(Type::String));
+        assert_eq!(
+            schema.block.attribute("labels").unwrap().r#type,
+            Type::map(Type::String)
+        );
     }
 
     #[test]
@@ -699,31 +931,59 @@ mod tests {
 
         let mut bad = seed_group();
         bad.template.as_mut().unwrap().ports = Some(BTreeMap::from([("http".into(), 70000)]));
-        assert_eq!(errors_for(&bad)[0].1, Some(AttributePath::new("template").attr("ports").key("http")));
+        assert_eq!(
+            errors_for(&bad)[0].1,
+            Some(AttributePath::new("template").attr("ports").key("http"))
+        );
 
         let mut bad = seed_group();
         bad.probe.as_mut().unwrap().failure_threshold = Some(0);
-        assert_eq!(errors_for(&bad)[0].1, Some(AttributePath::new("probe").attr("failure_threshold")));
+        assert_eq!(
+            errors_for(&bad)[0].1,
+            Some(AttributePath::new("probe").attr("failure_threshold"))
+        );
 
         let mut bad = seed_group();
-        bad.probe.as_mut().unwrap().tcp_socket = Some(TcpSocketModel { host: None, port: 80 });
+        bad.probe.as_mut().unwrap().tcp_socket = Some(TcpSocketModel {
+            host: None,
+            port: 80,
+        });
         assert_eq!(errors_for(&bad)[0].0, "Probe needs exactly one handler");
 
         let mut bad = seed_group();
-        bad.probe.as_mut().unwrap().http_get.as_mut().unwrap().scheme = Some("FTP".into());
-        assert_eq!(errors_for(&bad)[0].1, Some(AttributePath::new("probe").attr("http_get").attr("scheme")));
+        bad.probe
+            .as_mut()
+            .unwrap()
+            .http_get
+            .as_mut()
+            .unwrap()
+            .scheme = Some("FTP".into());
+        assert_eq!(
+            errors_for(&bad)[0].1,
+            Some(AttributePath::new("probe").attr("http_get").attr("scheme"))
+        );
 
         let mut bad = seed_group();
         bad.template.as_mut().unwrap().weight = Some(0);
-        assert_eq!(errors_for(&bad)[0].1, Some(AttributePath::new("template").attr("weight")));
+        assert_eq!(
+            errors_for(&bad)[0].1,
+            Some(AttributePath::new("template").attr("weight"))
+        );
 
         let mut bad = seed_group();
         bad.template.as_mut().unwrap().service_account = Some("Bad SA".into());
-        assert_eq!(errors_for(&bad)[0].1, Some(AttributePath::new("template").attr("service_account")));
+        assert_eq!(
+            errors_for(&bad)[0].1,
+            Some(AttributePath::new("template").attr("service_account"))
+        );
 
         let mut bad = seed_group();
-        bad.metadata.as_mut().unwrap().labels = Some(BTreeMap::from([("app".into(), "bad value".into())]));
-        assert_eq!(errors_for(&bad)[0].1, Some(AttributePath::new("metadata").attr("labels").key("app")));
+        bad.metadata.as_mut().unwrap().labels =
+            Some(BTreeMap::from([("app".into(), "bad value".into())]));
+        assert_eq!(
+            errors_for(&bad)[0].1,
+            Some(AttributePath::new("metadata").attr("labels").key("app"))
+        );
     }
 
     #[test]
@@ -749,6 +1009,9 @@ mod tests {
         let mut drifted = live.clone();
         drifted.spec.template.service_account = "other".into();
         let refreshed = refresh(&prior, &drifted, "default", IstioApiVersion::V1);
-        assert_eq!(refreshed.template.unwrap().service_account.as_deref(), Some("other"));
+        assert_eq!(
+            refreshed.template.unwrap().service_account.as_deref(),
+            Some("other")
+        );
     }
 }

@@ -166,3 +166,16 @@ mod tests {
         );
     }
 }
+
+/// `#[serde(deserialize_with = "tfplug::null_as_default")]` on a required model field: the
+/// field stays required in the schema, and decodes to its default while Terraform does not
+/// know the value yet (validation with `UnknownAs::Null`). Validators must then check that
+/// the attribute is known before judging it.
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    use serde::Deserialize;
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+}

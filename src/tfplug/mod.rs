@@ -15,7 +15,7 @@ pub mod schema;
 mod types;
 mod value;
 
-pub use bridge::{decode, encode};
+pub use bridge::{decode, encode, null_as_default};
 pub use diag::{AttributePath, Diagnostic, Diagnostics, PathStep, Severity};
 pub use error::Error;
 pub use provider::Provider;

@@ -1,7 +1,8 @@
 //! Terraform schemas, derived from one Rust model type per resource via schemars.
 //!
 //! Field markers go in `#[schemars(extend("x-tf" = { ... }))]`:
-//! `"computed"`, `"optional_computed"`, `"sensitive"`, `"requires_replace"` (all `true`),
+//! `"required"` (an `Option` field that Terraform requires; it decodes as `None` while the
+//! value is unknown), `"computed"`, `"optional_computed"`, `"sensitive"`, `"requires_replace"` (all `true`),
 //! `"deprecated": "message"`, `"set": true` (a `Vec` becomes a set),
 //! `"block": "single" | "list" | "set"` with optional `"min_items"` / `"max_items"`.
 
@@ -331,6 +332,7 @@ pub fn provider_schema_json(
 /// Field markers read from the `x-tf` extension.
 #[derive(Default)]
 struct Markers {
+    required: bool,
     computed: bool,
     optional_computed: bool,
     sensitive: bool,
@@ -352,6 +354,7 @@ impl Markers {
             .ok_or_else(|| Error::Model(format!("{field}: x-tf must be an object")))?;
         let flag = |name: &str| ext.get(name).and_then(Json::as_bool).unwrap_or(false);
         let mut markers = Markers {
+            required: flag("required"),
             computed: flag("computed"),
             optional_computed: flag("optional_computed"),
             sensitive: flag("sensitive"),
@@ -379,6 +382,7 @@ impl Markers {
             });
         }
         let known = [
+            "required",
             "computed",
             "optional_computed",
             "sensitive",
@@ -455,7 +459,9 @@ impl ModelReader {
         };
         for (name, property) in properties {
             let markers = Markers::read(property, name)?;
-            let is_required = required.contains(&name.as_str());
+            // `"required": true` lets an `Option` field be required in Terraform while it still
+            // decodes when the value is unknown during validation.
+            let is_required = required.contains(&name.as_str()) || markers.required;
             match markers.block {
                 Some(nesting) => block.block_types.push(self.nested_block(
                     name,
