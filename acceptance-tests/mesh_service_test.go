@@ -152,7 +152,8 @@ func TestAccMeshService_wait(t *testing.T) {
     timeout               = "5s"
   }
 `),
-				ExpectError: regexp.MustCompile(`(?s)Pods 1 ready / 0 not ready.*VMs 0 healthy / 1 unhealthy.*product-vm-10\.20\.0\.7`),
+				// Terraform wraps the detail, so words are matched across any white space.
+				ExpectError: regexp.MustCompile(`Pods\s+1\s+ready\s+/\s+0\s+not\s+ready[\s\S]*VMs\s+0\s+healthy\s+/\s+1\s+unhealthy[\s\S]*product-vm-10\.20\.0\.7`),
 			},
 		},
 	})

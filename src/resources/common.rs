@@ -7,7 +7,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::tfplug::{AttributePath, Diagnostics, Value};
+use crate::tfplug::{AttributePath, Diagnostics, Plan, Value};
 use crate::validation;
 
 /// How long operations may take before the provider gives up (`30s`, `5m`, `1h`).
@@ -78,6 +78,14 @@ fn depends_on_unknown(config: &Value, path: &AttributePath) -> bool {
         };
         config.at(&prefix).is_some_and(|value| !value.is_known())
     })
+}
+
+/// Plans `value` for an optional attribute with a provider default when the configuration
+/// leaves it out (tfplug's default plan has marked it unknown on create).
+pub fn plan_default(plan: &mut Plan, name: &str, value: Value) {
+    if plan.config.get_attr(name).is_none_or(Value::is_null) {
+        plan.planned.set_attr(name, value);
+    }
 }
 
 /// Splits an import ID `namespace/name`.

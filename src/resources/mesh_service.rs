@@ -164,14 +164,7 @@ impl Resource for MeshServiceResource {
         if plan.planned.is_null() {
             return;
         }
-        if plan
-            .planned
-            .get_attr("namespace")
-            .is_some_and(Value::is_null)
-        {
-            plan.planned
-                .set_attr("namespace", Value::string(DEFAULT_NAMESPACE));
-        }
+        super::common::plan_default(plan, "namespace", Value::string(DEFAULT_NAMESPACE));
         let planned = plan.planned.clone();
         let text = |name: &str| {
             planned
@@ -198,9 +191,8 @@ impl Resource for MeshServiceResource {
                 _ => Value::Unknown,
             };
             plan.planned.set_attr("id", id);
-        } else if plan.planned.get_attr("wait").is_some_and(|w| !w.is_null())
-            && plan.prior.as_ref() != Some(&plan.planned)
-        {
+        } else if plan.prior.as_ref() != Some(&plan.planned) {
+            // An update re-counts the endpoints.
             plan.planned.set_attr("endpoints", Value::Unknown);
         }
     }

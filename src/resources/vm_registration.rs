@@ -198,9 +198,7 @@ impl Resource for VmRegistrationResource {
         if plan.planned.is_null() {
             return;
         }
-        if plan.planned.get_attr("mode").is_some_and(Value::is_null) {
-            plan.planned.set_attr("mode", Value::string("auto"));
-        }
+        super::common::plan_default(plan, "mode", Value::string("auto"));
         let Some(prior) = plan.prior.clone() else {
             return;
         };

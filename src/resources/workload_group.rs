@@ -201,14 +201,7 @@ impl Resource for WorkloadGroupResource {
         if plan.planned.is_null() {
             return;
         }
-        if plan
-            .planned
-            .get_attr("namespace")
-            .is_some_and(Value::is_null)
-        {
-            plan.planned
-                .set_attr("namespace", Value::string(DEFAULT_NAMESPACE));
-        }
+        super::common::plan_default(plan, "namespace", Value::string(DEFAULT_NAMESPACE));
         if plan.is_create() {
             let id = match (
                 plan.planned.get_attr("namespace"),
