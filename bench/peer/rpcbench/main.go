@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -108,6 +107,12 @@ func (s *stats) summary() string {
 	return fmt.Sprintf("%d %.1f %.1f %.1f %.1f", len(s.d), us(q(0.5)), us(sum/time.Duration(len(s.d))), us(q(0.9)), us(q(0.99)))
 }
 
+// fatal kills every provider this program started (they would outlive it otherwise) and exits.
+func fatal(format string, args ...any) {
+	plugin.CleanupClients()
+	log.Fatalf(format, args...)
+}
+
 func main() {
 	calls := flag.Int("calls", 2000, "ValidateProviderConfig calls per block")
 	schemaCalls := flag.Int("schema-calls", 200, "GetProviderSchema calls per block")
@@ -120,7 +125,7 @@ func main() {
 	for _, arg := range flag.Args() {
 		name, path, ok := strings.Cut(arg, "=")
 		if !ok {
-			log.Fatalf("argument %q is not name=path", arg)
+			fatal("argument %q is not name=path", arg)
 		}
 		names = append(names, name)
 		paths[name] = path
@@ -130,10 +135,10 @@ func main() {
 		for _, n := range names {
 			p, d, err := start(n, paths[n])
 			if err != nil {
-				log.Fatalf("%s: start: %v", n, err)
+				fatal("%s: start: %v", n, err)
 			}
 			if _, _, err := p.call("GetProviderSchema", nil); err != nil {
-				log.Fatalf("%s: GetProviderSchema: %v", n, err)
+				fatal("%s: GetProviderSchema: %v", n, err)
 			}
 			p.client.Kill()
 			if startStats[n] == nil {
@@ -145,9 +150,8 @@ func main() {
 	for _, n := range names {
 		p, _, err := start(n, paths[n])
 		if err != nil {
-			log.Fatalf("%s: start: %v", n, err)
+			fatal("%s: start: %v", n, err)
 		}
-		defer p.client.Kill()
 		provs = append(provs, p)
 	}
 	vpc := map[string]*stats{}
@@ -156,7 +160,7 @@ func main() {
 	for _, p := range provs { // warm-up
 		for i := 0; i < 200; i++ {
 			if _, _, err := p.call("ValidateProviderConfig", validateProviderConfigReq); err != nil {
-				log.Fatalf("%s: ValidateProviderConfig: %v", p.name, err)
+				fatal("%s: ValidateProviderConfig: %v", p.name, err)
 			}
 		}
 		vpc[p.name], gps[p.name] = &stats{}, &stats{}
@@ -173,14 +177,14 @@ func main() {
 			for i := 0; i < *calls; i++ {
 				d, _, err := p.call("ValidateProviderConfig", validateProviderConfigReq)
 				if err != nil {
-					log.Fatalf("%s: %v", p.name, err)
+					fatal("%s: %v", p.name, err)
 				}
 				vpc[p.name].add(d)
 			}
 			for i := 0; i < *schemaCalls; i++ {
 				d, n, err := p.call("GetProviderSchema", nil)
 				if err != nil {
-					log.Fatalf("%s: %v", p.name, err)
+					fatal("%s: %v", p.name, err)
 				}
 				gps[p.name].add(d)
 				schemaBytes[p.name] = n
@@ -193,5 +197,8 @@ func main() {
 		fmt.Printf("%s GetProviderSchema %s %d\n", p.name, gps[p.name].summary(), schemaBytes[p.name])
 		fmt.Printf("%s start %s\n", p.name, startStats[p.name].summary())
 	}
-	os.Exit(0)
+	// Kill (graceful Shutdown, then wait for exit) so a wrapper sees each provider exit.
+	for _, p := range provs {
+		p.client.Kill()
+	}
 }
