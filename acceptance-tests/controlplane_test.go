@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,15 +167,21 @@ func TestControlPlaneIstioInstallation(t *testing.T) {
 }
 
 // istiod's XDS/CA port (15012 in a cluster) serves TLS with a certificate for
-// istiod.istio-system.svc signed by the mesh root in istio-ca-root-cert.
+// istiod[-rev].istio-system.svc signed by the mesh root in
+// istio-ca-root-cert, directly and through the east-west gateway IP (routed
+// by SNI, as a VM whose hosts file points istiod at the gateway connects).
 func TestControlPlaneIstiodTLS(t *testing.T) {
-	for _, tc := range []struct{ addrKey, host string }{
-		{"ISTIOD_XDS_ADDR", "istiod.istio-system.svc"},
-		{"ISTIOD_CANARY_XDS_ADDR", "istiod-canary.istio-system.svc"},
+	gw := cp.Get("EASTWEST_GATEWAY_IP")
+	for _, tc := range []struct{ addr, host string }{
+		{cp.Get("ISTIOD_XDS_ADDR"), "istiod.istio-system.svc"},
+		{cp.Get("ISTIOD_CANARY_XDS_ADDR"), "istiod-canary.istio-system.svc"},
+		{net.JoinHostPort(gw, "15012"), "istiod.istio-system.svc"},
+		{net.JoinHostPort(gw, "15012"), "istiod-canary.istio-system.svc"},
+		{net.JoinHostPort(gw, "15017"), "istiod.istio-system.svc"},
 	} {
-		addr := cp.Get(tc.addrKey)
-		if addr == "" {
-			t.Fatalf("%s missing from the env file", tc.addrKey)
+		addr := tc.addr
+		if addr == "" || strings.HasPrefix(addr, ":") {
+			t.Fatalf("address for %s missing from the env file", tc.host)
 		}
 		root, err := os.ReadFile(cp.Get("ISTIO_ROOT_CERT"))
 		if err != nil {

@@ -22,6 +22,8 @@ import (
 var cp *controlplane.ControlPlane
 
 func TestMain(m *testing.M) {
+	// The control plane re-executes this binary as its east-west gateway.
+	controlplane.RunGatewayIfRequested()
 	os.Exit(runMain(m))
 }
 

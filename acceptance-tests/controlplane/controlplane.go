@@ -51,8 +51,9 @@ type Options struct {
 	// Network is global.network and the east-west gateway's network
 	// (default "network1").
 	Network string
-	// GatewayIP is the external IP of the istio-eastwestgateway Service
-	// (default 127.0.0.1).
+	// GatewayIP is the external IP of the istio-eastwestgateway Service,
+	// where the gateway process forwards 15012/15017 to istiod by SNI
+	// (default: a free loopback address 127.1.x.y).
 	GatewayIP string
 	// ReadyTimeout bounds the wait for each component (default 3m).
 	ReadyTimeout time.Duration
@@ -114,9 +115,6 @@ func (o *Options) defaults() {
 	}
 	if o.Network == "" {
 		o.Network = "network1"
-	}
-	if o.GatewayIP == "" {
-		o.GatewayIP = "127.0.0.1"
 	}
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 3 * time.Minute
@@ -237,6 +235,11 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin, crds strin
 	apiserverAddr := ports[2]
 	apiserverURL := "https://" + apiserverAddr
 	cp.setEnv("RUN_DIR", cp.RunDir)
+	if cp.opts.GatewayIP == "" {
+		if cp.opts.GatewayIP, err = pickGatewayIP(); err != nil {
+			return err
+		}
+	}
 
 	// Certificates: apiserver serving, admin (system:masters), one identity per istiod.
 	if err := cp.pki.issue("apiserver", "kube-apiserver", nil, []string{
@@ -376,6 +379,11 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin, crds strin
 		return err
 	}
 	cp.setEnv("ISTIO_ROOT_CERT", rootCertFile)
+
+	// The east-west gateway: istiod reachable at the gateway IP by SNI.
+	if err := cp.startGateway(ctx); err != nil {
+		return err
+	}
 
 	if err := cp.writeEnvFile(); err != nil {
 		return err

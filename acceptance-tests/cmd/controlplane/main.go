@@ -47,6 +47,8 @@ Tools come from $TFPI_KUBE_TESTENV, $TFPI_PILOT_DISCOVERY, $TFPI_ISTIO_CRDS or %
 `
 
 func main() {
+	// Start re-executes this binary as the east-west gateway process.
+	controlplane.RunGatewayIfRequested()
 	if len(os.Args) < 2 {
 		fmt.Fprintf(os.Stderr, usage, controlplane.DefaultRunDir(), controlplane.ToolsEnvFile())
 		os.Exit(2)
