@@ -106,10 +106,14 @@ acceptance: setup provider
 	set -a; . $(TOOLS_ENV); set +a; \
 	export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG); \
 	clis="$$TFPI_TERRAFORM_1_0_3 $${TFPI_TERRAFORM_1_5_7:-} $${TFPI_TOFU_1_6_3:-}"; \
+	failed=""; \
 	for cli in $$clis; do \
-	  echo "==> acceptance tests with $$($$cli version | head -1) ($$cli)"; \
-	  (cd acceptance-tests && TF_ACC_TERRAFORM_PATH=$$cli go test $(GO_TEST_FLAGS) ./...); \
-	done
+	  name="$$($$cli version | head -1)"; \
+	  echo "==> acceptance tests with $$name ($$cli)"; \
+	  (cd acceptance-tests && TF_ACC_TERRAFORM_PATH=$$cli go test $(GO_TEST_FLAGS) ./...) || failed="$$failed, $$name"; \
+	done; \
+	if [[ -n "$$failed" ]]; then echo "make test: acceptance tests failed with: $${failed#, }" >&2; exit 1; fi; \
+	echo "acceptance tests passed with: $$(for cli in $$clis; do $$cli version | head -1; done | paste -sd, -)"
 
 # ---- demo -------------------------------------------------------------------
 
