@@ -62,6 +62,19 @@ impl TimeoutsModel {
     }
 }
 
+/// Plan-time validation of a resource: decodes the configuration (unknown values as
+/// defaults), runs `check`, and drops judgements about values not known yet.
+pub fn validate_config<T: serde::de::DeserializeOwned>(
+    config: &Value,
+    diags: &mut Diagnostics,
+    check: impl FnOnce(&T, &mut Diagnostics),
+) {
+    if let Some(model) = crate::tfplug::decode::<T>(config, crate::tfplug::UnknownAs::Null, diags) {
+        check(&model, diags);
+    }
+    drop_judgements_on_unknown(config, diags);
+}
+
 /// Validation runs on configurations with values Terraform learns only during apply; those
 /// decode as defaults, so judgements about them are dropped here and made again at apply.
 pub fn drop_judgements_on_unknown(config: &Value, diags: &mut Diagnostics) {

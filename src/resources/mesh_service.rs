@@ -154,10 +154,9 @@ impl Resource for MeshServiceResource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Some(model) = decode::<MeshServiceModel>(config, UnknownAs::Null, diags) {
-            validate_model(&model, config, diags);
-        }
-        super::common::drop_judgements_on_unknown(config, diags);
+        super::common::validate_config::<MeshServiceModel>(config, diags, |model, diags| {
+            validate_model(model, config, diags)
+        });
     }
 
     async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, _diags: &mut Diagnostics) {

@@ -191,10 +191,9 @@ impl Resource for WorkloadGroupResource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Some(model) = decode::<WorkloadGroupModel>(config, UnknownAs::Null, diags) {
-            validate_model(&model, diags);
-        }
-        super::common::drop_judgements_on_unknown(config, diags);
+        super::common::validate_config::<WorkloadGroupModel>(config, diags, |model, diags| {
+            validate_model(model, diags)
+        });
     }
 
     async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, _diags: &mut Diagnostics) {
