@@ -3,20 +3,28 @@
 // gateway in front of istiod.
 //
 //	vmsim run --bundle DIR --work-dir DIR [--ip 127.0.0.10] [--hostname vm1] [--agent PATH] [--timeout 2m]
+//	          [--wait-for-bundle 5m] [--serve-app PORT]
 //	vmsim gateway --listen 127.0.0.2:15012 --route istiod.istio-system.svc=127.0.0.1:PORT [--route ...]
 //
 // `run` starts pilot-agent (through istio-start.sh, without Envoy, in its own
 // mount namespace with the bundle's hosts), waits for the workload
 // certificate and the first XDS response through the agent, prints the
 // SPIFFE ID, then keeps the VM running until SIGINT/SIGTERM. It needs root.
+// --wait-for-bundle boots the VM only once its files exist (as a new VM whose
+// user-data is being written); --serve-app runs the VM's application, an HTTP
+// server answering /ready on the VM's address, for the group's probe.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,6 +34,7 @@ import (
 
 const usage = `usage:
   vmsim run --bundle DIR --work-dir DIR [--ip IP] [--hostname NAME] [--agent PATH] [--timeout 2m]
+            [--wait-for-bundle DURATION] [--serve-app PORT]
   vmsim gateway --listen ADDR --route SNI=HOST:PORT [--route ...]
 `
 
@@ -59,8 +68,15 @@ func main() {
 		fs.StringVar(&o.Hostname, "hostname", "", "VM host name (POD_NAME)")
 		fs.StringVar(&o.AgentBinary, "agent", "", "pilot-agent binary (default $TFPI_PILOT_AGENT or tools.env)")
 		timeout := fs.Duration("timeout", 2*time.Minute, "wait for the certificate and the first XDS response")
+		waitForBundle := fs.Duration("wait-for-bundle", 0, "wait up to this long for the bundle files to appear")
+		appPort := fs.Int("serve-app", 0, "serve the VM's application (HTTP 200 on every path) on IP:PORT")
 		_ = fs.Parse(os.Args[2:])
-		err = run(ctx, o, *timeout)
+		if err = waitForFiles(ctx, o.BundleDir, *waitForBundle); err == nil {
+			err = serveApp(o.IP, *appPort)
+		}
+		if err == nil {
+			err = run(ctx, o, *timeout)
+		}
 	case "gateway":
 		fs := flag.NewFlagSet("gateway", flag.ExitOnError)
 		listen := fs.String("listen", "", "listen address, e.g. 127.0.0.2:15012")
@@ -102,6 +118,51 @@ func run(ctx context.Context, o vmsim.Options, timeout time.Duration) error {
 		_, exitErr := vm.Exited()
 		return fmt.Errorf("pilot-agent exited (%v); log %s:\n%s", exitErr, vm.AgentLog, vm.LogTail(20))
 	}
+	return nil
+}
+
+// waitForFiles returns once every bundle file exists (a VM booting when its
+// user-data has been written), or fails after wait.
+func waitForFiles(ctx context.Context, dir string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		missing := ""
+		for _, name := range []string{"cluster.env", "mesh.yaml", "hosts", "root-cert.pem", "istio-token"} {
+			if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+				missing = name
+				break
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bundle file %s did not appear in %s", missing, dir)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// serveApp starts the VM's application on ip:port in the background.
+func serveApp(ip string, port int) error {
+	if port == 0 {
+		return nil
+	}
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	listener, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("the VM's application cannot listen: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "vmsim: application serving HTTP on %s\n", listener.Addr())
+	go func() {
+		_ = http.Serve(listener, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }))
+	}()
 	return nil
 }
 
