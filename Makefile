@@ -88,17 +88,14 @@ cargo-test: setup
 	  cargo test --features tfplug-test-provider; \
 	else echo "make test: Cargo feature tfplug-test-provider not defined yet, skipped"; fi
 
-# The checked-in schema snapshot must match the provider's schema.
+# The checked-in schema snapshot and reference docs must match the provider's models.
 schema-check: provider
-	@if [[ -z "$$(git ls-files -- schemas/)" ]]; then \
-	  echo "make test: no schema snapshot committed in schemas/ yet, schema check skipped"; \
-	elif grep -q -- '--write-schema' src/main.rs; then \
-	  target/release/terraform-provider-istio --write-schema schemas/; \
-	  if [[ -n "$$(git status --porcelain -- schemas/)" ]]; then \
-	    git status --short -- schemas/; git diff --stat -- schemas/; \
-	    echo "make test: schemas/ differs from the provider's schema; run: cargo run -- --write-schema schemas/ and commit" >&2; exit 1; \
-	  fi; echo "schema snapshot up to date"; \
-	else echo "make test: --write-schema not implemented yet, schema check skipped"; fi
+	target/release/terraform-provider-istio --write-schema schemas/
+	target/release/terraform-provider-istio --write-docs docs/
+	@if [[ -n "$$(git status --porcelain -- schemas/ docs/)" ]]; then \
+	  git status --short -- schemas/ docs/; \
+	  echo "make test: schemas/ or docs/ differ from the provider's models; run: cargo run -- --write-schema schemas/ && cargo run -- --write-docs docs/ and commit" >&2; exit 1; \
+	fi; echo "schema snapshot and docs up to date"
 
 # Acceptance tests against the real control plane, once per Terraform CLI that
 # was built (Terraform 1.0.3 always; 1.5.7 and OpenTofu 1.6.3 when present).

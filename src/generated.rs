@@ -197,11 +197,21 @@ fn nesting(block: &NestedBlock) -> String {
     }
 }
 
+/// The type as the Terraform docs write it: `string`, `map of string`, `list of object`.
 fn type_name(ty: &crate::tfplug::Type) -> String {
-    let json = ty.to_json();
-    match json.as_str() {
-        Some(simple) => simple.to_string(),
-        None => serde_json::to_string(&json).unwrap_or_default(),
+    describe_type(&ty.to_json())
+}
+
+fn describe_type(json: &serde_json::Value) -> String {
+    match json {
+        serde_json::Value::String(simple) => simple.clone(),
+        serde_json::Value::Array(parts) => match (parts.first().and_then(|k| k.as_str()), parts.get(1)) {
+            (Some("object"), _) => "object".to_string(),
+            (Some("tuple"), _) => "tuple".to_string(),
+            (Some(kind), Some(element)) => format!("{kind} of {}", describe_type(element)),
+            _ => json.to_string(),
+        },
+        other => other.to_string(),
     }
 }
 
@@ -219,6 +229,14 @@ mod tests {
         assert_eq!(first, schema_snapshot());
         assert!(first.contains(PROVIDER_SOURCE));
         assert!(first.contains("\"config_path\""));
+    }
+
+    #[test]
+    fn types_read_like_the_terraform_docs() {
+        use crate::tfplug::Type;
+        assert_eq!(type_name(&Type::map(Type::String)), "map of string");
+        assert_eq!(type_name(&Type::list(Type::object([("a", Type::Number)]))), "list of object");
+        assert_eq!(type_name(&Type::Bool), "bool");
     }
 
     #[test]
