@@ -9,6 +9,9 @@ SHELL := /usr/bin/env bash
 
 TFPI_CACHE ?= $(HOME)/.cache/terraform-provider-istio
 export TFPI_CACHE
+# Cargo builds outside the clone too, so a fresh clone (CI) reuses earlier builds.
+CARGO_TARGET_DIR ?= $(TFPI_CACHE)/cargo-target
+export CARGO_TARGET_DIR
 
 GOOS_GOARCH      := $(shell go env GOOS 2>/dev/null || echo linux)_$(shell go env GOARCH 2>/dev/null || echo amd64)
 PROVIDER_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
@@ -57,7 +60,7 @@ provider:
 	for host in registry.terraform.io registry.opentofu.org; do \
 	  dir="$(MIRROR)/$$host/$(PROVIDER_ADDR)/$(PROVIDER_VERSION)/$(GOOS_GOARCH)"; \
 	  mkdir -p "$$dir"; \
-	  install -m 0755 target/release/terraform-provider-istio "$$dir/$(PROVIDER_BIN).tmp"; \
+	  install -m 0755 $(CARGO_TARGET_DIR)/release/terraform-provider-istio "$$dir/$(PROVIDER_BIN).tmp"; \
 	  mv "$$dir/$(PROVIDER_BIN).tmp" "$$dir/$(PROVIDER_BIN)"; \
 	done
 	printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = [%s]\n  }\n  direct {\n    exclude = [%s]\n  }\n}\n' \
@@ -90,8 +93,8 @@ cargo-test: setup
 
 # The checked-in schema snapshot and reference docs must match the provider's models.
 schema-check: provider
-	target/release/terraform-provider-istio --write-schema schemas/
-	target/release/terraform-provider-istio --write-docs docs/
+	$(CARGO_TARGET_DIR)/release/terraform-provider-istio --write-schema schemas/
+	$(CARGO_TARGET_DIR)/release/terraform-provider-istio --write-docs docs/
 	@if [[ -n "$$(git status --porcelain -- schemas/ docs/)" ]]; then \
 	  git status --short -- schemas/ docs/; \
 	  echo "make test: schemas/ or docs/ differ from the provider's models; run: cargo run -- --write-schema schemas/ && cargo run -- --write-docs docs/ and commit" >&2; exit 1; \
