@@ -104,16 +104,16 @@ schema-check: provider
 # was built (Terraform 1.0.3 always; 1.5.7 and OpenTofu 1.6.3 when present).
 acceptance: setup provider
 	set -a; . $(TOOLS_ENV); set +a; \
-	export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG); \
+	export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1; \
 	clis="$$TFPI_TERRAFORM_1_0_3 $${TFPI_TERRAFORM_1_5_7:-} $${TFPI_TOFU_1_6_3:-}"; \
 	failed=""; \
 	for cli in $$clis; do \
-	  name="$$($$cli version | head -1)"; \
+	  name="$$($$cli version 2>/dev/null | sed -n 1p || true)"; \
 	  echo "==> acceptance tests with $$name ($$cli)"; \
 	  (cd acceptance-tests && TF_ACC_TERRAFORM_PATH=$$cli go test $(GO_TEST_FLAGS) ./...) || failed="$$failed, $$name"; \
 	done; \
 	if [[ -n "$$failed" ]]; then echo "make test: acceptance tests failed with: $${failed#, }" >&2; exit 1; fi; \
-	echo "acceptance tests passed with: $$(for cli in $$clis; do $$cli version | head -1; done | paste -sd, -)"
+	echo "acceptance tests passed with: $$(for cli in $$clis; do $$cli version 2>/dev/null | sed -n 1p || true; done | paste -sd, -)"
 
 # ---- demo -------------------------------------------------------------------
 
