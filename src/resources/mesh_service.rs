@@ -927,48 +927,41 @@ mod tests {
 
     #[test]
     fn rules_name_their_attributes() {
-        let mut m = base();
-        m.selector.clear();
-        assert_eq!(
-            diagnostics(&m).errors().next().unwrap().path,
-            Some(AttributePath::new("selector"))
-        );
-
-        let mut m = base();
-        m.ports[0].port = 0;
-        assert_eq!(
-            diagnostics(&m).errors().next().unwrap().path,
-            Some(AttributePath::new("ports").index(0).attr("port"))
-        );
-
-        let mut m = base();
-        m.ports.push(PortModel {
-            name: Some("http".into()),
-            port: 9090,
+        let port = |name: &str, number: i64| PortModel {
+            name: Some(name.into()),
+            port: number,
             ..Default::default()
-        });
-        assert_eq!(
-            diagnostics(&m).errors().next().unwrap().path,
-            Some(AttributePath::new("ports").index(1).attr("name"))
-        );
-
-        let mut m = base();
-        m.ports.push(PortModel {
-            name: Some("grpc".into()),
-            port: 8080,
-            ..Default::default()
-        });
-        assert_eq!(
-            diagnostics(&m).errors().next().unwrap().path,
-            Some(AttributePath::new("ports").index(1).attr("port"))
-        );
-
-        let mut m = base();
-        m.ports[0].protocol = Some("ICMP".into());
-        assert_eq!(
-            diagnostics(&m).errors().next().unwrap().path,
-            Some(AttributePath::new("ports").index(0).attr("protocol"))
-        );
+        };
+        let cases: Vec<(fn(&mut MeshServiceModel), AttributePath)> = vec![
+            (|m| m.selector.clear(), AttributePath::new("selector")),
+            (
+                |m| m.ports[0].port = 0,
+                AttributePath::new("ports").index(0).attr("port"),
+            ),
+            (
+                |m| m.ports[0].protocol = Some("ICMP".into()),
+                AttributePath::new("ports").index(0).attr("protocol"),
+            ),
+        ];
+        for (break_it, path) in cases {
+            let mut m = base();
+            break_it(&mut m);
+            assert_eq!(diagnostics(&m).errors().next().unwrap().path, Some(path));
+        }
+        for (extra, path) in [
+            (
+                port("http", 9090),
+                AttributePath::new("ports").index(1).attr("name"),
+            ),
+            (
+                port("grpc", 8080),
+                AttributePath::new("ports").index(1).attr("port"),
+            ),
+        ] {
+            let mut m = base();
+            m.ports.push(extra);
+            assert_eq!(diagnostics(&m).errors().next().unwrap().path, Some(path));
+        }
     }
 
     #[test]
