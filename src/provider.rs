@@ -10,8 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, RwLock};
 
+use crate::kube::client::build_config;
 use crate::kube::client::check_connection;
-use crate::kube::{ConnectionSettings, ExecSettings, KubeError, build_client};
+use crate::kube::{ConnectionSettings, ExecSettings, KubeError};
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Provider, Resource, Schema, UnknownAs, Value,
     decode,
@@ -286,11 +287,9 @@ fn unknown_attributes(config: &Value) -> Vec<String> {
 async fn configure_from_model(model: &ProviderModel) -> Result<Configured, KubeError> {
     let settings = connection_settings(model).with_environment(&|name| std::env::var(name).ok());
     tracing::debug!(?settings, "configuring Kubernetes connection");
-    let client = build_client(&settings).await?;
-    let server = crate::kube::client::build_config(&settings)
-        .await?
-        .cluster_url
-        .to_string();
+    let config = build_config(&settings).await?;
+    let server = config.cluster_url.to_string();
+    let client = ::kube::Client::try_from(config).map_err(KubeError::Client)?;
     Ok(Configured {
         client,
         server,

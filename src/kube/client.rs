@@ -156,15 +156,10 @@ fn fill(slot: &mut Option<String>, value: Option<String>) {
     }
 }
 
-/// Builds the client. Makes no network call: credentials are checked on first use
-/// (see `check_connection`) so that `terraform validate` works offline.
-pub async fn build_client(settings: &ConnectionSettings) -> Result<Client, KubeError> {
-    let config = build_config(settings).await?;
-    Client::try_from(config).map_err(KubeError::Client)
-}
-
 /// Resolves the settings into a `kube::Config`: kubeconfig files first, explicit
-/// attributes layered over the selected context, in-cluster as the last resort.
+/// attributes layered over the selected context, in-cluster as the last resort. Makes no
+/// network call: credentials are checked on first use (`check_connection`), so
+/// `terraform validate` works offline.
 pub async fn build_config(settings: &ConnectionSettings) -> Result<Config, KubeError> {
     settings.validate()?;
     if settings.config_paths.is_empty() && !settings.has_explicit_credentials() {

@@ -65,7 +65,8 @@ fn missing(namespace: &str, name: &str, key: &str) -> KubeError {
     }
 }
 
-async fn config_map_key(
+/// One key of a ConfigMap; `None` when the ConfigMap or the key is absent.
+pub async fn config_map_key(
     api: &Api<ConfigMap>,
     name: &str,
     key: &str,

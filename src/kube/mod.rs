@@ -7,5 +7,5 @@ pub mod error;
 pub mod mesh;
 pub mod wait;
 
-pub use client::{ConnectionSettings, ExecSettings, build_client};
+pub use client::{ConnectionSettings, ExecSettings};
 pub use error::KubeError;

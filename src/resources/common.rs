@@ -62,6 +62,16 @@ impl TimeoutsModel {
     }
 }
 
+/// Reports a Kubernetes failure as a diagnostic on the whole resource; `None` for `?`-style returns.
+pub fn report<T>(
+    diags: &mut Diagnostics,
+    summary: &str,
+    error: crate::kube::KubeError,
+) -> Option<T> {
+    diags.root_error(summary, error.to_string());
+    None
+}
+
 /// Plan-time validation of a resource: decodes the configuration (unknown values as
 /// defaults), runs `check`, and drops judgements about values not known yet.
 pub fn validate_config<T: serde::de::DeserializeOwned>(

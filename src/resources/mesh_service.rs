@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::common::{
-    Operation, TimeoutsModel, managed_entries, non_empty, parse_import_id, validate_annotations,
-    validate_labels, validate_name, validate_namespace,
+    Operation, TimeoutsModel, managed_entries, non_empty, parse_import_id, report,
+    validate_annotations, validate_labels, validate_namespace,
 };
 use crate::istio::HEALTH_CHECKS_ENABLED_ANNOTATION;
 use crate::istio::crd::{WorkloadEntry, healthy_condition};
@@ -232,15 +232,7 @@ impl Resource for MeshServiceResource {
         let waited = self
             .wait_and_summarise(&mut model, &configured.client, ctx, Operation::Create)
             .await;
-        let state = encode(&model, &self.schema(), diags);
-        if let Err(error) = waited {
-            diags.error(
-                "Not enough healthy endpoints",
-                error,
-                AttributePath::new("wait"),
-            );
-        }
-        state
+        self.state_after_wait(&model, waited, diags)
     }
 
     async fn read(&self, _ctx: &Ctx, state: Value, diags: &mut Diagnostics) -> Option<Value> {
@@ -300,15 +292,7 @@ impl Resource for MeshServiceResource {
         let waited = self
             .wait_and_summarise(&mut model, &configured.client, ctx, Operation::Update)
             .await;
-        let state = encode(&model, &self.schema(), diags);
-        if let Err(error) = waited {
-            diags.error(
-                "Not enough healthy endpoints",
-                error,
-                AttributePath::new("wait"),
-            );
-        }
-        state
+        self.state_after_wait(&model, waited, diags)
     }
 
     async fn delete(&self, ctx: &Ctx, prior: Value, diags: &mut Diagnostics) {
@@ -370,6 +354,25 @@ impl Resource for MeshServiceResource {
 }
 
 impl MeshServiceResource {
+    /// The state to save after apply: a failed wait is an error on `wait`, and the state is
+    /// kept so the Service that exists is not lost.
+    fn state_after_wait(
+        &self,
+        model: &MeshServiceModel,
+        waited: Result<(), String>,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let state = encode(model, &self.schema(), diags);
+        if let Err(error) = waited {
+            diags.error(
+                "Not enough healthy endpoints",
+                error,
+                AttributePath::new("wait"),
+            );
+        }
+        state
+    }
+
     /// Waits when asked, then records the endpoint summary; the error text lists what was
     /// found per kind.
     async fn wait_and_summarise(
@@ -415,11 +418,6 @@ impl MeshServiceResource {
     }
 }
 
-fn report<T>(diags: &mut Diagnostics, summary: &str, error: KubeError) -> Option<T> {
-    diags.root_error(summary, error.to_string());
-    None
-}
-
 fn namespace_of(model: &MeshServiceModel) -> String {
     model
         .namespace
@@ -435,7 +433,6 @@ fn validate_model(model: &MeshServiceModel, config: &Value, diags: &mut Diagnost
             diags.error("Invalid name", problem, AttributePath::new("name"));
         }
     }
-    let _ = validate_name;
     if let Some(namespace) = &model.namespace {
         validate_namespace(namespace, AttributePath::new("namespace"), diags);
     }

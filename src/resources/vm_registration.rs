@@ -782,11 +782,13 @@ impl<'a> Registration<'a> {
         model: &VmRegistrationModel,
     ) -> Result<(String, String), KubeError> {
         let account = service_account(&group.spec).to_string();
-        let seconds = model
-            .token_duration
-            .as_deref()
-            .unwrap_or(DEFAULT_TOKEN_DURATION)
-            .parse_duration_seconds();
+        let seconds = validation::duration(
+            model
+                .token_duration
+                .as_deref()
+                .unwrap_or(DEFAULT_TOKEN_DURATION),
+        )
+        .map_or(3600, |d| d.as_secs() as i64);
         let request = TokenRequest {
             spec: Some(TokenRequestSpec {
                 audiences: Some(vec![crate::istio::TOKEN_AUDIENCE.to_string()]),
@@ -836,16 +838,19 @@ impl<'a> Registration<'a> {
         let revision = self.revision.clone().unwrap_or_default();
         let config_maps: Api<ConfigMap> = Api::namespaced(self.client(), &istio_namespace);
         let mesh_name = mesh_configmap_name(&revision);
-        let mesh_config_yaml =
-            config_map_value(&config_maps, &mesh_name, crate::istio::MESH_CONFIG_KEY)
-                .await
-                .map_err(|e| ("revision", e))?
-                .ok_or_else(|| ("revision", missing_config_map(&istio_namespace, &mesh_name)))?;
+        let mesh_config_yaml = crate::kube::mesh::config_map_key(
+            &config_maps,
+            &mesh_name,
+            crate::istio::MESH_CONFIG_KEY,
+        )
+        .await
+        .map_err(|e| ("revision", e))?
+        .ok_or_else(|| ("revision", missing_config_map(&istio_namespace, &mesh_name)))?;
         let cluster_id = match &model.cluster_id {
             Some(id) => id.clone(),
             None => self.default_cluster_id(&config_maps, &revision).await?,
         };
-        let root_cert = config_map_value(
+        let root_cert = crate::kube::mesh::config_map_key(
             &Api::namespaced(self.client(), &self.namespace),
             crate::istio::ROOT_CERT_CONFIGMAP,
             crate::istio::ROOT_CERT_KEY,
@@ -901,9 +906,13 @@ impl<'a> Registration<'a> {
         revision: &str,
     ) -> Result<String, (&'static str, KubeError)> {
         let name = injector_configmap_name(revision);
-        let values = config_map_value(config_maps, &name, crate::istio::INJECTOR_VALUES_KEY)
-            .await
-            .map_err(|e| ("cluster_id", e))?;
+        let values = crate::kube::mesh::config_map_key(
+            config_maps,
+            &name,
+            crate::istio::INJECTOR_VALUES_KEY,
+        )
+        .await
+        .map_err(|e| ("cluster_id", e))?;
         let cluster_id = values
             .as_deref()
             .map(|v| cluster_id_from_injector_values(v, revision))
@@ -1119,18 +1128,6 @@ fn ignore_not_found(result: Result<(), kube::Error>) -> Result<(), KubeError> {
     }
 }
 
-trait DurationSeconds {
-    fn parse_duration_seconds(&self) -> i64;
-}
-
-impl DurationSeconds for str {
-    fn parse_duration_seconds(&self) -> i64 {
-        validation::duration(self)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(3600)
-    }
-}
-
 fn registration_id(secret: &Secret) -> String {
     secret.metadata.uid.clone().unwrap_or_default()
 }
@@ -1144,18 +1141,6 @@ fn workload_ip(model: &VmRegistrationModel) -> Option<WorkloadIp> {
         .as_deref()
         .and_then(|ip| ip.parse().ok())
         .map(WorkloadIp::External)
-}
-
-async fn config_map_value(
-    api: &Api<ConfigMap>,
-    name: &str,
-    key: &str,
-) -> Result<Option<String>, KubeError> {
-    Ok(api
-        .get_opt(name)
-        .await?
-        .and_then(|cm| cm.data)
-        .and_then(|mut data| data.remove(key)))
 }
 
 fn missing_config_map(namespace: &str, name: &str) -> KubeError {
@@ -1182,9 +1167,6 @@ fn record_health(model: &mut VmRegistrationModel, entry: Option<&WorkloadEntry>)
             .and_then(|e| e.metadata.name.clone())
             .unwrap_or_default(),
     );
-    if manual && entry.is_none() {
-        model.workload_entry_name = Some(String::new());
-    }
     let condition = entry.and_then(healthy_condition);
     model.healthy = Some(condition.as_ref().is_some_and(|c| c.status == "True"));
     model.health_message = Some(match (&condition, entry) {

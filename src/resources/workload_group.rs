@@ -12,8 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    Operation, TimeoutsModel, managed_entries, non_empty, parse_import_id, validate_annotations,
-    validate_labels, validate_name, validate_namespace,
+    Operation, TimeoutsModel, managed_entries, non_empty, parse_import_id, report,
+    validate_annotations, validate_labels, validate_name, validate_namespace,
 };
 use crate::istio::crd::{
     ExecHealthCheck, GrpcHealthCheck, HttpHeader, HttpHealthCheck, IstioApiVersion, ReadinessProbe,
@@ -215,7 +215,7 @@ impl Resource for WorkloadGroupResource {
         }
     }
 
-    async fn create(&self, ctx: &Ctx, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn create(&self, _ctx: &Ctx, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
         let mut model = decode::<WorkloadGroupModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let namespace = model
@@ -242,7 +242,6 @@ impl Resource for WorkloadGroupResource {
             Ok(None) => {}
             Err(error) => return report(diags, "Cannot create WorkloadGroup", error.into()),
         }
-        let _ = ctx;
         let applied = apply(&api, &model, &namespace, version, &configured).await;
         let applied = match applied {
             Ok(applied) => applied,
@@ -353,11 +352,6 @@ impl Resource for WorkloadGroupResource {
         let imported = model_from_live(&live, &namespace, version);
         encode(&imported, &self.schema(), diags)
     }
-}
-
-fn report<T>(diags: &mut Diagnostics, summary: &str, error: KubeError) -> Option<T> {
-    diags.root_error(summary, error.to_string());
-    None
 }
 
 // ---- validation ----------------------------------------------------------------------------
