@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::kube::mesh::{read_mesh_facts, revisioned};
+use crate::cluster::mesh::{read_mesh_facts, revisioned};
 use crate::provider::ProviderHandle;
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Schema, UnknownAs, Value, decode, encode,

@@ -21,9 +21,9 @@ use super::common::{
 };
 use crate::istio::HEALTH_CHECKS_ENABLED_ANNOTATION;
 use crate::istio::crd::{WorkloadEntry, healthy_condition};
-use crate::kube::KubeError;
-use crate::kube::apply::server_side_apply;
-use crate::kube::wait::wait_until_deleted;
+use crate::cluster::KubeError;
+use crate::cluster::apply::server_side_apply;
+use crate::cluster::wait::wait_until_deleted;
 use crate::provider::ProviderHandle;
 use crate::tfplug::{
     AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,

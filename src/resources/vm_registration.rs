@@ -35,9 +35,9 @@ use crate::istio::{
     cluster_id_from_injector_values, injector_configmap_name, manual_workload_entry,
     mesh_configmap_name, render_bundle, service_account, workload_entry_name,
 };
-use crate::kube::KubeError;
-use crate::kube::apply::server_side_apply;
-use crate::kube::wait::wait_for_matching;
+use crate::cluster::KubeError;
+use crate::cluster::apply::server_side_apply;
+use crate::cluster::wait::wait_for_matching;
 use crate::provider::{Configured, ProviderHandle};
 use crate::tfplug::{
     AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
@@ -838,7 +838,7 @@ impl<'a> Registration<'a> {
         let revision = self.revision.clone().unwrap_or_default();
         let config_maps: Api<ConfigMap> = Api::namespaced(self.client(), &istio_namespace);
         let mesh_name = mesh_configmap_name(&revision);
-        let mesh_config_yaml = crate::kube::mesh::config_map_key(
+        let mesh_config_yaml = crate::cluster::mesh::config_map_key(
             &config_maps,
             &mesh_name,
             crate::istio::MESH_CONFIG_KEY,
@@ -850,7 +850,7 @@ impl<'a> Registration<'a> {
             Some(id) => id.clone(),
             None => self.default_cluster_id(&config_maps, &revision).await?,
         };
-        let root_cert = crate::kube::mesh::config_map_key(
+        let root_cert = crate::cluster::mesh::config_map_key(
             &Api::namespaced(self.client(), &self.namespace),
             crate::istio::ROOT_CERT_CONFIGMAP,
             crate::istio::ROOT_CERT_KEY,
@@ -906,7 +906,7 @@ impl<'a> Registration<'a> {
         revision: &str,
     ) -> Result<String, (&'static str, KubeError)> {
         let name = injector_configmap_name(revision);
-        let values = crate::kube::mesh::config_map_key(
+        let values = crate::cluster::mesh::config_map_key(
             config_maps,
             &name,
             crate::istio::INJECTOR_VALUES_KEY,
@@ -1097,7 +1097,7 @@ impl<'a> Registration<'a> {
                 let uid = entry.metadata.uid.clone().unwrap_or_default();
                 let timeout =
                     TimeoutsModel::get(&model.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
-                crate::kube::wait::wait_until_deleted(
+                crate::cluster::wait::wait_until_deleted(
                     &entries,
                     &name,
                     &uid,

@@ -20,9 +20,9 @@ use crate::istio::crd::{
     TcpHealthCheck, WorkloadEntrySpec, WorkloadGroup, WorkloadGroupObjectMeta, WorkloadGroupSpec,
     from_dynamic, to_dynamic,
 };
-use crate::kube::KubeError;
-use crate::kube::apply::server_side_apply;
-use crate::kube::wait::wait_until_deleted;
+use crate::cluster::KubeError;
+use crate::cluster::apply::server_side_apply;
+use crate::cluster::wait::wait_until_deleted;
 use crate::provider::{Configured, ProviderHandle};
 use crate::tfplug::{
     AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
