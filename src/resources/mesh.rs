@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::mesh::{read_mesh_facts, revisioned};
-use crate::provider::ProviderHandle;
+use crate::provider_data::ProviderHandle;
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Schema, UnknownAs, Value, decode, encode,
 };

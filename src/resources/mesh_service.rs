@@ -19,12 +19,12 @@ use super::common::{
     Operation, TimeoutsModel, managed_entries, non_empty, parse_import_id, report,
     validate_annotations, validate_labels, validate_namespace,
 };
-use crate::istio::HEALTH_CHECKS_ENABLED_ANNOTATION;
-use crate::istio::crd::{WorkloadEntry, healthy_condition};
 use crate::cluster::KubeError;
 use crate::cluster::apply::server_side_apply;
 use crate::cluster::wait::wait_until_deleted;
-use crate::provider::ProviderHandle;
+use crate::istio::HEALTH_CHECKS_ENABLED_ANNOTATION;
+use crate::istio::crd::{WorkloadEntry, healthy_condition};
+use crate::provider_data::ProviderHandle;
 use crate::tfplug::{
     AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
 };

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::provider::ProviderHandle;
+use crate::provider_data::ProviderHandle;
 use crate::tfplug::{DataSource, Resource};
 
 pub mod common;

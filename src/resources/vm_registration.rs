@@ -25,7 +25,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Operation, TimeoutsModel, validate_labels};
-use super::workload_group::served_version;
+use crate::cluster::KubeError;
+use crate::cluster::apply::server_side_apply;
+use crate::cluster::discovery::served_version;
+use crate::cluster::wait::wait_for_matching;
 use crate::istio::crd::{
     IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, healthy_condition, is_healthy,
     to_dynamic,
@@ -35,10 +38,7 @@ use crate::istio::{
     cluster_id_from_injector_values, injector_configmap_name, manual_workload_entry,
     mesh_configmap_name, render_bundle, service_account, workload_entry_name,
 };
-use crate::cluster::KubeError;
-use crate::cluster::apply::server_side_apply;
-use crate::cluster::wait::wait_for_matching;
-use crate::provider::{Configured, ProviderHandle};
+use crate::provider_data::{Configured, ProviderHandle};
 use crate::tfplug::{
     AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
 };

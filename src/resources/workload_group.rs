@@ -15,15 +15,16 @@ use super::common::{
     Operation, TimeoutsModel, managed_entries, non_empty, parse_import_id, report,
     validate_annotations, validate_labels, validate_name, validate_namespace,
 };
+use crate::cluster::KubeError;
+use crate::cluster::apply::server_side_apply;
+use crate::cluster::discovery::served_version;
+use crate::cluster::wait::wait_until_deleted;
 use crate::istio::crd::{
     ExecHealthCheck, GrpcHealthCheck, HttpHeader, HttpHealthCheck, IstioApiVersion, ReadinessProbe,
     TcpHealthCheck, WorkloadEntrySpec, WorkloadGroup, WorkloadGroupObjectMeta, WorkloadGroupSpec,
     from_dynamic, to_dynamic,
 };
-use crate::cluster::KubeError;
-use crate::cluster::apply::server_side_apply;
-use crate::cluster::wait::wait_until_deleted;
-use crate::provider::{Configured, ProviderHandle};
+use crate::provider_data::{Configured, ProviderHandle};
 use crate::tfplug::{
     AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
 };
@@ -739,27 +740,6 @@ fn dynamic_api(client: &Client, namespace: &str, version: IstioApiVersion) -> Ap
         namespace,
         &version.api_resource("WorkloadGroup"),
     )
-}
-
-/// `v1` when the cluster serves it, else `v1beta1` (Istio before 1.22 has no v1).
-pub async fn served_version(client: &Client) -> Result<IstioApiVersion, KubeError> {
-    for version in IstioApiVersion::PREFERENCE {
-        match client
-            .list_api_group_resources(&version.api_version())
-            .await
-        {
-            Ok(list) if list.resources.iter().any(|r| r.name == "workloadgroups") => {
-                return Ok(version);
-            }
-            Ok(_) => continue,
-            Err(kube::Error::Api(status)) if status.code == 404 => continue,
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Err(KubeError::InvalidSetting {
-        attribute: "istio_namespace",
-        message: "the cluster serves no WorkloadGroup API (networking.istio.io/v1 or v1beta1): install Istio's CRDs first".into(),
-    })
 }
 
 async fn apply(
