@@ -8,11 +8,14 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::mesh::{read_mesh_facts, revisioned};
+use crate::istio::istiod_host;
 use crate::provider_data::ProviderHandle;
+use crate::resources::error::OrReport;
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Schema, UnknownAs, Value, decode, encode,
 };
+
+mod cluster;
 
 /// Facts about the Istio control plane the provider is configured for.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
@@ -81,23 +84,16 @@ impl DataSource for MeshDataSource {
             .revision
             .clone()
             .or_else(|| configured.revision.clone());
-        let namespace = configured.istio_namespace.clone();
-        let facts = match read_mesh_facts(&configured.client, &namespace, revision.as_deref()).await
-        {
-            Ok(facts) => facts,
-            Err(error) => {
-                diags.root_error("Cannot read the Istio control plane", error.to_string());
-                return None;
-            }
-        };
-        model.istiod_host = Some(format!(
-            "{}.{namespace}.svc",
-            revisioned("istiod", revision.as_deref())
-        ));
-        model.istio_namespace = Some(namespace);
+        let revision = revision.unwrap_or_default();
+        let facts = cluster::read_facts(&configured, &revision)
+            .await
+            .or_report("Cannot read the Istio control plane", diags)?;
+        let namespace = &configured.istio_namespace;
+        model.istiod_host = Some(istiod_host(namespace, &revision));
+        model.istio_namespace = Some(namespace.clone());
         model.trust_domain = Some(facts.trust_domain);
-        model.cluster_id = facts.cluster_id;
-        model.network = facts.network;
+        model.cluster_id = facts.injector.cluster_id;
+        model.network = facts.injector.network;
         model.root_cert = Some(facts.root_cert);
         model.mesh_config = Some(facts.mesh_config);
         encode(&model, &self.schema(), diags)

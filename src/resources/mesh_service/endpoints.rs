@@ -43,7 +43,7 @@ pub(super) fn count<'a>(
         });
         let condition = healthy_condition(entry);
         let healthy = match &condition {
-            Some(condition) => condition.status == "True",
+            Some(condition) => condition.is_true(),
             None => !health_checked,
         };
         if healthy {
@@ -79,6 +79,7 @@ pub(super) fn describe(summary: &EndpointSummary, wanted: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::istio::HEALTHY_CONDITION;
     use crate::istio::crd::{IstioCondition, IstioStatus, WorkloadEntrySpec};
     use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
     use std::collections::BTreeMap;
@@ -93,7 +94,7 @@ mod tests {
         }
         e.status = status.map(|s| IstioStatus {
             conditions: vec![IstioCondition {
-                type_: "Healthy".into(),
+                type_: HEALTHY_CONDITION.into(),
                 status: s.into(),
                 message: Some("probe failed".into()),
                 ..Default::default()
