@@ -519,3 +519,209 @@ fn normalise_rfc3339(text: &str) -> String {
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| text.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::cluster::mock::{Recorded, Reply, Seen, list, mock_client, status};
+    use crate::resources::error::ErrorKind;
+
+    fn registration_with(
+        handler: impl FnMut(&Seen) -> Reply + Send + 'static,
+    ) -> (Configured, VmRegistrationModel, Recorded) {
+        let (client, recorded) = mock_client(handler);
+        let configured = Configured::new(
+            client,
+            "https://mock".into(),
+            "istio-system".into(),
+            None,
+            "terraform-provider-istio".into(),
+        );
+        let model = VmRegistrationModel {
+            workload_group: "shop/product-vm".into(),
+            id: Some("shop/product-vm/uid-1".into()),
+            token_secret_name: Some("product-vm-vm-x".into()),
+            ..Default::default()
+        };
+        (configured, model, recorded)
+    }
+
+    fn group() -> Group {
+        let mut group = WorkloadGroup::new("product-vm", Default::default());
+        group.metadata.namespace = Some("shop".into());
+        Group {
+            group,
+            version: IstioApiVersion::V1,
+        }
+    }
+
+    fn secret() -> Secret {
+        let mut secret = Secret::default();
+        secret.metadata.name = Some("product-vm-vm-x".into());
+        secret.metadata.uid = Some("uid-1".into());
+        secret
+    }
+
+    fn token_response(token: &str) -> Reply {
+        Reply::Json(
+            201,
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"audiences": ["istio-ca"]},
+                   "status": {"token": token, "expirationTimestamp": "2026-01-01T00:00:00Z"}}),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_token_is_bound_to_the_secret_with_istiods_audience() {
+        let (configured, model, recorded) = registration_with(|_| token_response("t0k3n"));
+        let registration = Registration::new(&configured, &model);
+        let issued = registration
+            .request_token(&group(), &secret(), &model)
+            .await
+            .expect("token");
+        assert_eq!(issued.token, "t0k3n");
+        assert_eq!(issued.expires_at, "2026-01-01T00:00:00Z");
+        let request = &recorded.all()[0];
+        assert_eq!(
+            request.line(),
+            "POST /api/v1/namespaces/shop/serviceaccounts/default/token"
+        );
+        let spec = &request.body["spec"];
+        assert_eq!(spec["audiences"], json!(["istio-ca"]));
+        assert_eq!(spec["expirationSeconds"], 3600);
+        assert_eq!(
+            spec["boundObjectRef"],
+            json!({"apiVersion": "v1", "kind": "Secret", "name": "product-vm-vm-x", "uid": "uid-1"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_request_without_token_is_missing_not_a_watch_error() {
+        let (configured, model, _) = registration_with(|_| token_response(""));
+        let registration = Registration::new(&configured, &model);
+        let Err(error) = registration
+            .request_token(&group(), &secret(), &model)
+            .await
+        else {
+            panic!("an empty token must fail");
+        };
+        assert_eq!(error.attribute, Some("token_duration"));
+        assert!(matches!(error.kind, ErrorKind::Missing(_)), "{error}");
+        assert!(error.to_string().contains("returned no token"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_service_account_is_blamed_on_the_group() {
+        let (configured, model, _) = registration_with(|_| status(404, "NotFound"));
+        let registration = Registration::new(&configured, &model);
+        let Err(error) = registration
+            .request_token(&group(), &secret(), &model)
+            .await
+        else {
+            panic!("a missing ServiceAccount must fail");
+        };
+        assert_eq!(error.attribute, Some("workload_group"));
+        assert!(
+            error.to_string().contains("ServiceAccount shop/default"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_group_says_to_create_it() {
+        let (configured, model, recorded) = registration_with(|seen| match seen.path.as_str() {
+            "/apis/networking.istio.io/v1" => Reply::Json(
+                200,
+                json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "networking.istio.io/v1",
+                       "resources": [{"name": "workloadgroups", "singularName": "workloadgroup", "namespaced": true,
+                                      "kind": "WorkloadGroup", "verbs": ["get"]}]}),
+            ),
+            _ => status(404, "NotFound"),
+        });
+        let registration = Registration::new(&configured, &model);
+        let Err(error) = registration.group().await else {
+            panic!("a missing group must fail");
+        };
+        assert_eq!(error.attribute, Some("workload_group"));
+        assert!(error.to_string().contains("create it first"), "{error}");
+        assert_eq!(
+            recorded.lines(),
+            [
+                "GET /apis/networking.istio.io/v1",
+                "GET /apis/networking.istio.io/v1/namespaces/shop/workloadgroups/product-vm"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gateway_with_a_host_name_becomes_the_discovery_address() {
+        let (configured, model, recorded) = registration_with(|_| {
+            Reply::Json(
+                200,
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "istio-eastwestgateway"},
+                       "status": {"loadBalancer": {"ingress": [{"hostname": "gw.example.com"}]}}}),
+            )
+        });
+        let registration = Registration::new(&configured, &model);
+        let reach = registration.istiod_reach(&model).await.expect("reach");
+        assert_eq!(
+            reach,
+            IstiodReach::DiscoveryAddress {
+                host: "gw.example.com".into(),
+                port: 15012
+            }
+        );
+        assert_eq!(
+            recorded.lines(),
+            ["GET /api/v1/namespaces/istio-system/services/istio-eastwestgateway"]
+        );
+    }
+
+    #[tokio::test]
+    async fn remove_deletes_each_entry_and_then_the_secret() {
+        let entry = json!({"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
+                           "metadata": {"name": "product-vm-10.0.0.5", "namespace": "shop", "uid": "e-uid",
+                                        "resourceVersion": "1"},
+                           "spec": {"address": "10.0.0.5"}});
+        let (configured, model, recorded) =
+            registration_with(
+                move |seen| match (seen.method.as_str(), seen.query.as_str()) {
+                    ("GET", query) if query.contains("labelSelector") => list(vec![entry.clone()]),
+                    ("DELETE", _)
+                        if seen.path.ends_with("/workloadentries/product-vm-10.0.0.5") =>
+                    {
+                        Reply::Json(200, entry.clone())
+                    }
+                    ("GET", query) if query.contains("fieldSelector") && !seen.is_watch() => {
+                        list(vec![])
+                    }
+                    // The Secret is already gone: not an error.
+                    ("DELETE", _) => status(404, "NotFound"),
+                    _ => Reply::Hang,
+                },
+            );
+        let registration = Registration::new(&configured, &model);
+        let cancel = CancellationToken::new();
+        registration
+            .remove(&model, Duration::from_secs(5), &cancel)
+            .await
+            .expect("removed");
+        let entries = "/apis/networking.istio.io/v1/namespaces/shop/workloadentries";
+        assert_eq!(
+            recorded.lines(),
+            [
+                format!("GET {entries}"),
+                format!("DELETE {entries}/product-vm-10.0.0.5"),
+                format!("GET {entries}"),
+                "DELETE /api/v1/namespaces/shop/secrets/product-vm-vm-x".to_string(),
+            ]
+        );
+        assert!(
+            recorded.all()[0]
+                .query
+                .contains("terraform-provider-istio%2Fregistration%3Duid-1")
+        );
+    }
+}
