@@ -81,6 +81,7 @@ impl<'a> Registration<'a> {
     }
 
     /// The WorkloadGroup the VM registers from, at the version the cluster serves.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
     pub async fn group(&self) -> Result<Group, ResourceError> {
         let on_group = |error: ResourceError| error.on("workload_group");
         let version = served_version(&self.configured.client)
@@ -108,6 +109,7 @@ impl<'a> Registration<'a> {
 
     /// The Secret the VM's tokens are bound to: deleting it revokes them. Its server-assigned
     /// UID becomes the registration label, unique and valid as a label value.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
     pub async fn create_token_secret(&self, group: &Group) -> Result<Secret, ResourceError> {
         let api: Api<Secret> = self.api();
         let secret = Secret {
@@ -149,6 +151,7 @@ impl<'a> Registration<'a> {
     }
 
     /// The token Secret, `None` when it is gone (or was never recorded).
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, secret = name))]
     pub async fn secret(&self, name: &str) -> Result<Option<Secret>, ResourceError> {
         if name.is_empty() {
             return Ok(None);
@@ -157,6 +160,7 @@ impl<'a> Registration<'a> {
     }
 
     /// A token for the group's service account with istiod's audience, bound to `secret`.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, lifetime_seconds = token_lifetime(model).as_secs()))]
     pub async fn request_token(
         &self,
         group: &Group,
@@ -217,6 +221,7 @@ impl<'a> Registration<'a> {
 
     /// Everything the bundle is rendered from: the group, the mesh config of the revision, the
     /// cluster ID, the root certificate and how the VM reaches istiod.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, revision = %self.revision))]
     pub async fn bundle_inputs(
         &self,
         model: &VmRegistrationModel,
@@ -383,6 +388,7 @@ impl<'a> Registration<'a> {
     }
 
     /// The WorkloadEntry of a manual registration, applied (forcing ownership) from its group.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, entry = entry_name))]
     pub async fn apply_manual_entry(
         &self,
         model: &VmRegistrationModel,
@@ -417,6 +423,7 @@ impl<'a> Registration<'a> {
 
     /// The VM's entry: found by the registration label (auto-registered entries carry it from
     /// the bundle's labels; manual ones from us).
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
     pub async fn find_entry(
         &self,
         model: &VmRegistrationModel,
@@ -434,6 +441,7 @@ impl<'a> Registration<'a> {
 
     /// Watches the VM's entry until istiod reports it healthy; on timeout or cancellation the
     /// error comes with the entry as last seen.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, registration, timeout_seconds = timeout.as_secs()))]
     pub async fn wait_healthy(
         &self,
         registration: &str,
@@ -458,6 +466,7 @@ impl<'a> Registration<'a> {
 
     /// Entries (manual, or auto-registered ones istiod has not removed yet) and the token
     /// Secret; deleting the Secret revokes every token bound to it.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
     pub async fn remove(
         &self,
         model: &VmRegistrationModel,
