@@ -262,8 +262,30 @@ mod tests {
                 ("tier", "meta"),         // group metadata beats template
                 ("zone", "registration"), // registration beats template
                 ("registration", "r1"),
+                ("service.istio.io/canonical-name", "product"),
+                ("service.istio.io/canonical-revision", "latest"),
             ])
         );
+    }
+
+    /// Issue "Field defects" item 4: an auto-registered entry gets the proxy's labels, and the
+    /// bundle adds the canonical service labels to them (`ISTIO_METAJSON_LABELS`,
+    /// istioctl/pkg/workload/workload.go); a manual entry must carry the same.
+    #[test]
+    fn manual_entry_carries_the_canonical_labels_of_the_bundle() {
+        let reg = ManualRegistration {
+            entry_name: "e".into(),
+            address: "10.0.0.7".into(),
+            labels: map(&[("version", "v3")]),
+            ..Default::default()
+        };
+        let labels = manual_workload_entry(&group(false), &reg)
+            .unwrap()
+            .metadata
+            .labels
+            .unwrap();
+        assert_eq!(labels["service.istio.io/canonical-name"], "product");
+        assert_eq!(labels["service.istio.io/canonical-revision"], "v3");
     }
 
     #[test]
@@ -350,7 +372,14 @@ mod tests {
             v["spec"],
             serde_json::json!({"address": "10.0.0.7", "serviceAccount": "sa"})
         );
-        assert!(v["metadata"].get("labels").is_none());
+        assert_eq!(
+            v["metadata"]["labels"],
+            serde_json::json!({
+                "service.istio.io/canonical-name": "g",
+                "service.istio.io/canonical-revision": "latest"
+            }),
+            "only the canonical labels every VM presents"
+        );
         assert!(v["metadata"].get("annotations").is_none());
         assert!(v.get("status").is_none());
     }
