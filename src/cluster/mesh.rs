@@ -79,7 +79,9 @@ pub async fn istiod_env(
         .await
         .ok()??;
     let containers = deployment.spec?.template.spec?.containers;
-    let discovery = containers.into_iter().find(|c| c.name == ISTIOD_CONTAINER)?;
+    let discovery = containers
+        .into_iter()
+        .find(|c| c.name == ISTIOD_CONTAINER)?;
     Some(
         discovery
             .env

@@ -203,7 +203,10 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            cluster_id_from_env(&env(&[("A", Some("x")), ("CLUSTER_ID", Some("Kubernetes"))])),
+            cluster_id_from_env(&env(&[
+                ("A", Some("x")),
+                ("CLUSTER_ID", Some("Kubernetes"))
+            ])),
             Some("Kubernetes".into())
         );
         assert_eq!(cluster_id_from_env(&env(&[("CLUSTER_ID", None)])), None);
@@ -224,14 +227,22 @@ mod tests {
     fn autoregistration_pre_checks() {
         assert!(autoregistration_enabled(None));
         assert!(autoregistration_enabled(Some("true")));
-        assert!(autoregistration_enabled(Some("bogus")), "unparsable keeps istiod's default");
+        assert!(
+            autoregistration_enabled(Some("bogus")),
+            "unparsable keeps istiod's default"
+        );
         assert!(!autoregistration_enabled(Some("false")));
         assert!(!autoregistration_enabled(Some("0")));
         assert!(is_plaintext_discovery("istiod.istio-system.svc:15010"));
         assert!(!is_plaintext_discovery("istiod.istio-system.svc:15012"));
         assert!(!is_plaintext_discovery("istiod.istio-system.svc"));
         let list = autoregistration_checklist("istio-system", "product-vm", "shop");
-        for needle in ["ISTIO_META_AUTO_REGISTER_GROUP=product-vm", "15012", AUTOREGISTRATION_ENV, "shop/product-vm"] {
+        for needle in [
+            "ISTIO_META_AUTO_REGISTER_GROUP=product-vm",
+            "15012",
+            AUTOREGISTRATION_ENV,
+            "shop/product-vm",
+        ] {
             assert!(list.contains(needle), "{needle} in {list}");
         }
     }

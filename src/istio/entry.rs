@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use super::bundle::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, canonical_service};
 use super::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup};
 use super::{HEALTH_CHECKS_ENABLED_ANNOTATION, IstioError};
 
@@ -91,8 +92,17 @@ pub fn manual_workload_entry(
     // istiod writes the merged labels to both `spec.labels` and `metadata.labels` (§2.3);
     // the service registry merges the two anyway, so the copy only keeps us identical.
     let mut labels = spec.labels.clone();
-    labels.extend(spec_metadata.labels);
+    labels.extend(spec_metadata.labels.clone());
     labels.extend(reg.labels.clone());
+    // The VM presents the canonical service labels the bundle computes from its proxy labels
+    // (group metadata, then template, then registration: istioctl's order), and istiod copies
+    // proxy labels onto an auto-registered entry; a manual entry carries them too.
+    let mut proxy_labels = spec_metadata.labels;
+    proxy_labels.extend(spec.labels.clone());
+    proxy_labels.extend(reg.labels.clone());
+    let (canonical_name, canonical_revision) = canonical_service(&proxy_labels, group_name);
+    labels.insert(CANONICAL_NAME_LABEL.into(), canonical_name);
+    labels.insert(CANONICAL_REVISION_LABEL.into(), canonical_revision);
     spec.labels = labels.clone();
 
     let mut annotations = spec_metadata.annotations;
@@ -368,16 +378,16 @@ mod tests {
         };
         g.spec.metadata = None;
         let v = serde_json::to_value(manual_workload_entry(&g, &reg).unwrap()).unwrap();
+        let canonical = serde_json::json!({
+            "service.istio.io/canonical-name": "product-vm",
+            "service.istio.io/canonical-revision": "latest"
+        });
         assert_eq!(
             v["spec"],
-            serde_json::json!({"address": "10.0.0.7", "serviceAccount": "sa"})
+            serde_json::json!({"address": "10.0.0.7", "serviceAccount": "sa", "labels": canonical})
         );
         assert_eq!(
-            v["metadata"]["labels"],
-            serde_json::json!({
-                "service.istio.io/canonical-name": "g",
-                "service.istio.io/canonical-revision": "latest"
-            }),
+            v["metadata"]["labels"], canonical,
             "only the canonical labels every VM presents"
         );
         assert!(v["metadata"].get("annotations").is_none());

@@ -135,7 +135,10 @@ mod tests {
     fn without_health_checks_an_entry_always_serves() {
         let unhealthy = json!([{"type": "Healthy", "status": "False", "message": "x"}]);
         for annotation in [None, Some("false"), Some("0"), Some("yes"), Some("")] {
-            assert!(is_healthy(&entry(annotation, unhealthy.clone())), "{annotation:?}");
+            assert!(
+                is_healthy(&entry(annotation, unhealthy.clone())),
+                "{annotation:?}"
+            );
             assert!(is_healthy(&entry(annotation, json!([]))), "{annotation:?}");
         }
     }
@@ -144,7 +147,10 @@ mod tests {
     fn with_health_checks_the_condition_decides_and_absent_is_unhealthy() {
         for annotation in ["true", "True", "1", "t", "TRUE"] {
             let on = Some(annotation);
-            assert!(is_healthy(&entry(on, json!([{"type": "Healthy", "status": "True"}]))));
+            assert!(is_healthy(&entry(
+                on,
+                json!([{"type": "Healthy", "status": "True"}])
+            )));
             let health = entry_health(&entry(
                 on,
                 json!([{"type": "Healthy", "status": "False", "message": "probe failed"}]),
@@ -157,7 +163,10 @@ mod tests {
                 }
             );
             assert!(!is_healthy(&entry(on, json!([]))));
-            assert!(!is_healthy(&entry(on, json!([{"type": "Healthy", "status": "Unknown"}]))));
+            assert!(!is_healthy(&entry(
+                on,
+                json!([{"type": "Healthy", "status": "Unknown"}])
+            )));
         }
     }
 }

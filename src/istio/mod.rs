@@ -25,9 +25,9 @@ pub use crd::{
     IstioApiVersion, IstioCondition, IstioStatus, ReadinessProbe, WorkloadEntry, WorkloadEntrySpec,
     WorkloadGroup, WorkloadGroupSpec, healthy_condition,
 };
-pub use health::{EntryHealth, entry_health, is_healthy};
 pub use entry::{ManualRegistration, manual_workload_entry, workload_entry_name};
 pub use error::IstioError;
+pub use health::{EntryHealth, entry_health, is_healthy};
 
 /// API group of WorkloadGroup and WorkloadEntry.
 pub const NETWORKING_GROUP: &str = "networking.istio.io";

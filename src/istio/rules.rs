@@ -113,7 +113,10 @@ pub fn network(value: &str) -> Result<(), String> {
 pub fn locality(value: &str) -> Result<(), String> {
     let parts: Vec<&str> = value.split('/').collect();
     let bad_part = parts.iter().any(|p| {
-        p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        p.is_empty()
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     });
     if value.len() > MAX_LOCALITY_LEN || parts.len() > 3 || bad_part {
         return Err(format!(
@@ -179,7 +182,10 @@ mod tests {
     fn localities_have_at_most_three_parts() {
         assert!(locality("us-east1").is_ok());
         assert!(locality("us-east1/us-east1-b/rack_7").is_ok());
-        assert!(locality("us.east").is_err(), "the agent would read it as us/east");
+        assert!(
+            locality("us.east").is_err(),
+            "the agent would read it as us/east"
+        );
         assert!(locality("a/b/c/d").is_err());
         assert!(locality("a//c").is_err());
         assert!(locality("a/b c").is_err());

@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::istio::control_plane::istiod_cluster_id;
 use crate::cluster::mesh::{
     istiod_deployment_cluster_id, read_mesh_facts, resolve_revision, revisioned,
 };
+use crate::istio::control_plane::istiod_cluster_id;
 use crate::provider::ProviderHandle;
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Schema, UnknownAs, Value, decode, encode,
@@ -94,8 +94,7 @@ impl DataSource for MeshDataSource {
             .filter(|r| !r.is_empty())
             .or_else(|| configured.revision.clone());
         let namespace = configured.istio_namespace.clone();
-        let revision =
-            resolve_revision(&configured.client, &namespace, explicit.as_deref()).await;
+        let revision = resolve_revision(&configured.client, &namespace, explicit.as_deref()).await;
         let facts = match read_mesh_facts(&configured.client, &namespace, Some(&revision)).await {
             Ok(facts) => facts,
             Err(error) => {
@@ -105,8 +104,10 @@ impl DataSource for MeshDataSource {
         };
         let deployment_cluster_id =
             istiod_deployment_cluster_id(&configured.client, &namespace, &revision).await;
-        let (cluster_id, source) =
-            istiod_cluster_id(deployment_cluster_id.as_deref(), facts.cluster_id.as_deref());
+        let (cluster_id, source) = istiod_cluster_id(
+            deployment_cluster_id.as_deref(),
+            facts.cluster_id.as_deref(),
+        );
         model.istiod_host = Some(format!(
             "{}.{namespace}.svc",
             revisioned("istiod", Some(&revision))

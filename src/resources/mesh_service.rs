@@ -19,11 +19,11 @@ use super::common::{
     Operation, TimeoutsModel, managed_entries, non_empty, parse_import_id, report,
     validate_annotations, validate_labels, validate_namespace,
 };
-use crate::istio::crd::WorkloadEntry;
-use crate::istio::entry_health;
 use crate::cluster::KubeError;
 use crate::cluster::apply::server_side_apply;
 use crate::cluster::wait::wait_until_deleted;
+use crate::istio::crd::WorkloadEntry;
+use crate::istio::entry_health;
 use crate::provider::ProviderHandle;
 use crate::tfplug::{
     AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,

@@ -26,22 +26,22 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Operation, TimeoutsModel, validate_labels};
 use super::workload_group::served_version;
-use crate::istio::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, to_dynamic};
+use crate::cluster::KubeError;
+use crate::cluster::apply::server_side_apply;
+use crate::cluster::wait::wait_for_matching;
 use crate::istio::control_plane::{
     AUTOREGISTRATION_ENV, autoregistration_checklist, autoregistration_enabled,
     ingress_service_location, is_plaintext_discovery, vm_cluster_id,
 };
-use crate::istio::rules;
+use crate::istio::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, to_dynamic};
 use crate::istio::health::health_is_reported;
-use crate::istio::{entry_health, is_healthy};
+use crate::istio::rules;
 use crate::istio::{
     Bundle, BundleInputs, IstiodReach, ManualRegistration, RegistrationMode, WorkloadIp,
-    injector_configmap_name, manual_workload_entry,
-    mesh_configmap_name, render_bundle, service_account, workload_entry_name,
+    injector_configmap_name, manual_workload_entry, mesh_configmap_name, render_bundle,
+    service_account, workload_entry_name,
 };
-use crate::cluster::KubeError;
-use crate::cluster::apply::server_side_apply;
-use crate::cluster::wait::wait_for_matching;
+use crate::istio::{entry_health, is_healthy};
 use crate::provider::{Configured, ProviderHandle};
 use crate::tfplug::{
     AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
@@ -88,7 +88,10 @@ pub struct VmRegistrationModel {
     /// resource creates it; needs `address`). Default `auto`. Changing it replaces the registration.
     #[schemars(extend("x-tf" = {"optional_computed": true, "requires_replace": true}))]
     pub mode: Option<String>,
-    /// IP address of the VM; required for `manual`. Changing it replaces the registration.
+    /// IP address of the VM; required for `manual`. Changing it replaces the registration. In
+    /// manual mode it is also written as the VM's `ISTIO_SVC_IP` (unless `internal_ip` or
+    /// `external_ip` is set), so the agent announces the entry's address even when it is not
+    /// the VM's first interface.
     #[schemars(extend("x-tf" = {"requires_replace": true}))]
     pub address: Option<String>,
     /// Network of the VM for multi-network meshes; overrides the group's `template.network`.
@@ -466,7 +469,11 @@ impl VmRegistrationResource {
     /// `wait_for_healthy` on a group without a probe could only time out: say so at plan when
     /// the group already exists (create and update check again before writing anything).
     async fn check_wait_has_probe(&self, planned: &Value, diags: &mut Diagnostics) {
-        if planned.get_attr("wait_for_healthy").and_then(Value::as_bool) != Some(true) {
+        if planned
+            .get_attr("wait_for_healthy")
+            .and_then(Value::as_bool)
+            != Some(true)
+        {
             return;
         }
         let Some(Value::String(reference)) = planned.get_attr("workload_group") else {
@@ -479,24 +486,20 @@ impl VmRegistrationResource {
         let Some(configured) = self.handle.configured(&mut Diagnostics::new()).await else {
             return;
         };
-        if let Ok(group) = Registration::new(&configured, &model).group().await {
-            if let Err(problem) = health_is_reported(&group.0) {
-                diags.error(
-                    "wait_for_healthy cannot succeed",
-                    problem,
-                    AttributePath::new("wait_for_healthy"),
-                );
-            }
+        if let Ok(group) = Registration::new(&configured, &model).group().await
+            && let Err(problem) = health_is_reported(&group.0)
+        {
+            diags.error(
+                "wait_for_healthy cannot succeed",
+                problem,
+                AttributePath::new("wait_for_healthy"),
+            );
         }
     }
 }
 
 /// The plan-time rule again at apply, before anything is written.
-fn check_wait(
-    model: &VmRegistrationModel,
-    group: &WorkloadGroup,
-    diags: &mut Diagnostics,
-) -> bool {
+fn check_wait(model: &VmRegistrationModel, group: &WorkloadGroup, diags: &mut Diagnostics) -> bool {
     if !model.wait_for_healthy.unwrap_or(false) {
         return true;
     }
@@ -1434,15 +1437,25 @@ fn registration_id(secret: &Secret) -> String {
     secret.metadata.uid.clone().unwrap_or_default()
 }
 
+/// `ISTIO_SVC_IP` (and the probe rewrite for `external_ip`). In manual mode without either
+/// attribute, the entry's `address`: istio-start.sh would otherwise take the first address of
+/// `hostname --all-ip-addresses`, which on a VM with several interfaces need not be the address
+/// the entry announces.
 fn workload_ip(model: &VmRegistrationModel) -> Option<WorkloadIp> {
     if let Some(ip) = model.internal_ip.as_deref().and_then(|ip| ip.parse().ok()) {
         return Some(WorkloadIp::Internal(ip));
     }
-    model
-        .external_ip
-        .as_deref()
-        .and_then(|ip| ip.parse().ok())
-        .map(WorkloadIp::External)
+    if let Some(ip) = model.external_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+        return Some(WorkloadIp::External(ip));
+    }
+    if model.mode.as_deref() == Some("manual") {
+        return model
+            .address
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .map(WorkloadIp::Internal);
+    }
+    None
 }
 
 fn missing_config_map(namespace: &str, name: &str) -> KubeError {
@@ -1496,7 +1509,8 @@ fn health_error(error: KubeError, model: &VmRegistrationModel, istio_namespace: 
             autoregistration_checklist(istio_namespace, group, namespace)
         )
     } else {
-        "Check that the VM runs the Istio agent with this bundle and that its probe succeeds.".into()
+        "Check that the VM runs the Istio agent with this bundle and that its probe succeeds."
+            .into()
     };
     KubeError::InvalidSetting {
         attribute: "wait_for_healthy",
@@ -1676,7 +1690,10 @@ mod tests {
     fn ingress_service_may_name_its_namespace_like_istioctl() {
         assert_eq!(
             ingress_service_location("istio-eastwestgateway", "istio-system"),
-            ("istio-eastwestgateway".to_string(), "istio-system".to_string())
+            (
+                "istio-eastwestgateway".to_string(),
+                "istio-system".to_string()
+            )
         );
         assert_eq!(
             ingress_service_location("eastwest.gateways", "istio-system"),
@@ -1726,7 +1743,10 @@ mod tests {
         let planned = config(serde_json::json!({
             "workload_group": "default/g", "mode": "auto", "network": "n2", "locality": "r1", "labels": {"a": "2"}
         }));
-        assert_eq!(auto_entry_changes(&prior, &planned), vec!["network", "labels"]);
+        assert_eq!(
+            auto_entry_changes(&prior, &planned),
+            vec!["network", "labels"]
+        );
         assert!(auto_entry_changes(&prior, &prior).is_empty());
         let manual = config(serde_json::json!({
             "workload_group": "default/g", "mode": "manual", "address": "10.0.0.1", "network": "n2"
@@ -1734,7 +1754,10 @@ mod tests {
         let manual_prior = config(serde_json::json!({
             "workload_group": "default/g", "mode": "manual", "address": "10.0.0.1", "network": "n1"
         }));
-        assert!(auto_entry_changes(&manual_prior, &manual).is_empty(), "manual entries are updated by the provider");
+        assert!(
+            auto_entry_changes(&manual_prior, &manual).is_empty(),
+            "manual entries are updated by the provider"
+        );
     }
 
     /// Issue "Field defects" item 9: a wait that ends without an auto-registered entry says
