@@ -244,28 +244,19 @@ func hasCondition(u *unstructured.Unstructured, typ, status string) bool {
 	return false
 }
 
-// defaultTag does what `istioctl install` does on a cluster without Istio
-// (operator/pkg/webhook/webhook.go WebhooksToDeploy): it generates the
-// `default` revision tag for the first install's revision and applies it.
-// istioctl install ignores a failure to generate it; so does this, and the
-// progress output says so.
-func (cp *ControlPlane) defaultTag(ctx context.Context) (rendered, error) {
+// setDefaultTag does what `istioctl install` does on a cluster without
+// Istio (operator/pkg/webhook/webhook.go WebhooksToDeploy): it points the
+// `default` revision tag at the first install's revision, with istioctl's
+// own `tag set` (which also applies the tag's webhooks and Service and
+// deactivates the overlapping injector webhooks, istioctl/pkg/tag).
+// istioctl install goes on when the tag cannot be created; so does this,
+// saying so in the progress output.
+func (cp *ControlPlane) setDefaultTag(ctx context.Context) {
 	rev := cp.profile.DefaultRevision()
-	step := "tag-default"
-	out, err := cp.Istioctl(ctx, "tag", "generate", "default", "--revision", rev, "--overwrite",
-		"--istioNamespace", IstioNamespace)
-	if err != nil {
+	if _, err := cp.Istioctl(ctx, "tag", "set", "default", "--revision", rev, "--overwrite", "--skip-confirmation",
+		"--istioNamespace", IstioNamespace); err != nil {
 		cp.progress("no default revision tag: %v (istioctl install goes on without it too)", err)
-		return rendered{step: step}, nil
 	}
-	if err := os.WriteFile(filepath.Join(cp.RunDir, "install", step+".yaml"), out, 0o644); err != nil {
-		return rendered{}, err
-	}
-	objects, err := parseObjects(out)
-	if err != nil {
-		return rendered{}, fmt.Errorf("parsing istioctl tag generate output: %w", err)
-	}
-	return rendered{step: step, objects: objects}, nil
 }
 
 // exposeIstiod is the VM guide's last install step: the Gateway and
@@ -314,13 +305,7 @@ func (cp *ControlPlane) install(ctx context.Context, steps []rendered, apiserver
 	if err := cp.applyRendered(ctx, steps, apiserver); err != nil {
 		return err
 	}
-	tag, err := cp.defaultTag(ctx)
-	if err != nil {
-		return err
-	}
-	if err := cp.applyObjects(ctx, tag.objects); err != nil {
-		return err
-	}
+	cp.setDefaultTag(ctx)
 	return cp.assignLoadBalancer(ctx)
 }
 
