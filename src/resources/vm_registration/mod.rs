@@ -129,7 +129,11 @@ pub struct VmRegistrationModel {
     /// IP the VM uses to reach istiod (written to its `hosts` file).
     pub ingress_ip: Option<String>,
     /// `host[:port]` the VM uses to reach istiod instead of a hosts entry (e.g. a gateway DNS
-    /// name); istiod's own name is then checked through `ISTIOD_SAN`.
+    /// name). The discovery connection checks istiod's own name (`ISTIOD_SAN`); the CA
+    /// connection goes to the same address (`CA_ADDR`, which `istio-start.sh` always sets) and
+    /// checks istiod's certificate against this host, so istiod must carry it in
+    /// `ISTIOD_CUSTOM_HOST`. Port 15010 (plaintext) is refused. The same holds for a gateway
+    /// whose load balancer reports only a hostname.
     pub istiod_address: Option<String>,
     /// Lifetime of the bootstrap token, e.g. `1h` (default). At least `10m`.
     pub token_duration: Option<String>,
