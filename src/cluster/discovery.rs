@@ -22,8 +22,9 @@ pub async fn served_version(client: &Client) -> Result<IstioApiVersion, KubeErro
             Err(other) => return Err(other),
         }
     }
-    Err(KubeError::InvalidSetting {
-        attribute: "istio_namespace",
-        message: "the cluster serves no WorkloadGroup API (networking.istio.io/v1 or v1beta1): install Istio's CRDs first".into(),
+    let versions = IstioApiVersion::PREFERENCE.map(IstioApiVersion::api_version);
+    Err(KubeError::NotServed {
+        kind: "WorkloadGroup",
+        versions: versions.join(" or "),
     })
 }

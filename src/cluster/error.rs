@@ -45,6 +45,11 @@ pub enum KubeError {
     },
     #[error("{0}")]
     Api(kube::Error),
+    #[error("the cluster serves no {kind} API ({versions}): install Istio's CRDs first")]
+    NotServed {
+        kind: &'static str,
+        versions: String,
+    },
     #[error("timed out after {seconds}s waiting for {what}")]
     Timeout { what: String, seconds: u64 },
     #[error("the watch on {what} failed: {detail}")]
@@ -57,6 +62,16 @@ impl KubeError {
     /// True when the API answered 404: the object does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, KubeError::Api(kube::Error::Api(status)) if status.code == 404)
+    }
+}
+
+/// The call's result, with "not found" (404) as `Ok(None)`: for deletes of objects that may
+/// already be gone.
+pub fn ignore_not_found<T>(result: Result<T, kube::Error>) -> Result<Option<T>, KubeError> {
+    match result.map_err(KubeError::from) {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error),
     }
 }
 

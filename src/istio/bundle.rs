@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::crd::{ReadinessProbe, WorkloadGroupSpec};
+use super::install::{is_revisioned, istiod_addr, istiod_host, mesh_configmap_name};
 use super::{IstioError, MESH_CONFIG_KEY, PROXY_CONFIG_ANNOTATION, goyaml, shell};
 
 /// Label the agent reads its own locality from (§2.3); istiod drops it from an auto-registered
@@ -45,7 +46,7 @@ pub struct BundleInputs {
     pub istio_namespace: String,
     /// Control-plane revision; `""` and `"default"` both mean "not revisioned" (§1.2).
     pub revision: String,
-    /// `ISTIO_META_CLUSTER_ID`; see [`cluster_id_from_injector_values`] for istioctl's default.
+    /// `ISTIO_META_CLUSTER_ID`; see [`injector_values`](super::injector_values) for istioctl's default.
     pub cluster_id: String,
     /// Value of key `mesh` of ConfigMap [`mesh_configmap_name`] in `istio_namespace`.
     pub mesh_config_yaml: String,
@@ -133,12 +134,15 @@ impl Bundle {
         "root-cert.pem",
     ];
 
+    /// The file holding the VM's bootstrap credential.
+    pub const TOKEN_FILE: &'static str = "istio-token";
+
     /// `(file name, content)` for each file, in [`Bundle::FILE_NAMES`] order.
     pub fn files(&self) -> [(&'static str, &str); 5] {
         [
             ("cluster.env", &self.cluster_env),
             ("hosts", &self.hosts),
-            ("istio-token", &self.istio_token),
+            (Self::TOKEN_FILE, &self.istio_token),
             ("mesh.yaml", &self.mesh_config),
             ("root-cert.pem", &self.root_cert),
         ]
@@ -691,110 +695,9 @@ pub fn service_account(spec: &WorkloadGroupSpec) -> &str {
     }
 }
 
-/// `""` and `"default"` both mean the unrevisioned control plane (§1.2 `isRevisioned`).
-pub fn is_revisioned(revision: &str) -> bool {
-    !revision.is_empty() && revision != "default"
-}
-
-/// `istiod[-<rev>].<ns>.svc` — the name in `hosts` and in istiod's certificate.
-pub fn istiod_host(istio_namespace: &str, revision: &str) -> String {
-    if is_revisioned(revision) {
-        format!("istiod-{revision}.{istio_namespace}.svc")
-    } else {
-        format!("istiod.{istio_namespace}.svc")
-    }
-}
-
-/// `istiod[-<rev>].<ns>.svc:15012`.
-pub fn istiod_addr(istio_namespace: &str, revision: &str) -> String {
-    format!(
-        "{}:{}",
-        istiod_host(istio_namespace, revision),
-        super::ISTIOD_TLS_PORT
-    )
-}
-
-/// `istio` or `istio-<rev>`: the ConfigMap whose `mesh` key feeds mesh.yaml (§1.3).
-pub fn mesh_configmap_name(revision: &str) -> String {
-    revisioned_name("istio", revision)
-}
-
-/// `istio-sidecar-injector[-<rev>]`: where istioctl finds the default cluster ID (§1.2).
-pub fn injector_configmap_name(revision: &str) -> String {
-    revisioned_name("istio-sidecar-injector", revision)
-}
-
-fn revisioned_name(base: &str, revision: &str) -> String {
-    if is_revisioned(revision) {
-        format!("{base}-{revision}")
-    } else {
-        base.to_string()
-    }
-}
-
-/// `global.multiCluster.clusterName` from the injector ConfigMap's `values` JSON, as istioctl
-/// reads it when `--clusterID` is not given; `None` when absent or empty (istioctl then leaves
-/// the cluster ID empty).
-pub fn cluster_id_from_injector_values(
-    values_json: &str,
-    revision: &str,
-) -> Result<Option<String>, IstioError> {
-    let values: Value =
-        serde_json::from_str(values_json).map_err(|e| IstioError::InjectorValues {
-            configmap: injector_configmap_name(revision),
-            message: e.to_string(),
-        })?;
-    let name = values
-        .pointer("/global/multiCluster/clusterName")
-        .and_then(Value::as_str);
-    Ok(name.filter(|n| !n.is_empty()).map(str::to_string))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_follow_the_revision() {
-        assert!(!is_revisioned(""));
-        assert!(!is_revisioned("default"));
-        assert!(is_revisioned("canary"));
-        assert_eq!(istiod_host("istio-system", ""), "istiod.istio-system.svc");
-        assert_eq!(
-            istiod_host("istio-system", "default"),
-            "istiod.istio-system.svc"
-        );
-        assert_eq!(
-            istiod_addr("istio-system", "rev-1"),
-            "istiod-rev-1.istio-system.svc:15012"
-        );
-        assert_eq!(mesh_configmap_name("canary"), "istio-canary");
-        assert_eq!(mesh_configmap_name("default"), "istio");
-        assert_eq!(injector_configmap_name(""), "istio-sidecar-injector");
-        assert_eq!(
-            injector_configmap_name("canary"),
-            "istio-sidecar-injector-canary"
-        );
-    }
-
-    #[test]
-    fn cluster_id_comes_from_global_multicluster_cluster_name() {
-        let values = r#"{"global":{"multiCluster":{"clusterName":"east"},"network":"n1"}}"#;
-        assert_eq!(
-            cluster_id_from_injector_values(values, "")
-                .unwrap()
-                .as_deref(),
-            Some("east")
-        );
-        assert_eq!(
-            cluster_id_from_injector_values(r#"{"global":{}}"#, "").unwrap(),
-            None
-        );
-        let err = cluster_id_from_injector_values("not json", "canary")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("istio-sidecar-injector-canary"), "{err}");
-    }
 
     #[test]
     fn local_exclude_ports_follow_the_status_port() {

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::bundle::is_revisioned;
-use super::{DEFAULT_ISTIO_NAMESPACE, IstioError, cluster_id_from_injector_values};
+use super::install::{injector_values, is_revisioned};
+use super::{DEFAULT_ISTIO_NAMESPACE, IstioError};
 
 /// istiod's cluster ID when nothing sets one: `constants.DefaultClusterName` in
 /// `pkg/config/constants/constants.go`, also the chart default
@@ -62,11 +62,11 @@ pub fn istiod_cluster_id(
 /// configure` picks it (`istioctl/pkg/workload/workload.go`: the injector's clusterName
 /// `if clusterName != ""`, else the empty `--clusterID` default). Empty is fine: istiod then
 /// takes the VM for a proxy of its own cluster.
-pub fn vm_cluster_id(injector_values: Option<&str>, revision: &str) -> Result<String, IstioError> {
-    Ok(injector_values
-        .map(|values| cluster_id_from_injector_values(values, revision))
+pub fn vm_cluster_id(values_json: Option<&str>, revision: &str) -> Result<String, IstioError> {
+    Ok(values_json
+        .map(|values| injector_values(values, revision))
         .transpose()?
-        .flatten()
+        .and_then(|values| values.cluster_id)
         .unwrap_or_default())
 }
 

@@ -45,6 +45,11 @@ pub struct WorkloadGroupSpec {
     pub probe: Option<ReadinessProbe>,
 }
 
+impl WorkloadGroup {
+    /// The object's `kind`.
+    pub const KIND: &'static str = "WorkloadGroup";
+}
+
 /// `WorkloadGroup.spec.metadata`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -87,6 +92,11 @@ pub struct WorkloadEntrySpec {
     pub weight: Option<u32>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service_account: String,
+}
+
+impl WorkloadEntry {
+    /// The object's `kind`.
+    pub const KIND: &'static str = "WorkloadEntry";
 }
 
 /// `WorkloadGroup.spec.probe` (Istio's `ReadinessProbe`). The CRD allows at most one handler.
@@ -216,6 +226,13 @@ pub struct IstioCondition {
     pub observed_generation: Option<IntOrString>,
 }
 
+impl IstioCondition {
+    /// `status: "True"`, the exact string istiod writes.
+    pub fn is_true(&self) -> bool {
+        self.status == "True"
+    }
+}
+
 /// The entry's `Healthy` condition, if istiod has written one. Absent means unknown — and, with
 /// `health-checks-enabled`, unhealthy for traffic (§3.3).
 pub fn healthy_condition(entry: &WorkloadEntry) -> Option<IstioCondition> {
@@ -256,7 +273,10 @@ impl IstioApiVersion {
 
     /// Parses `v1`/`v1beta1` or the full `networking.istio.io/...` form.
     pub fn parse(s: &str) -> Option<Self> {
-        let version = s.strip_prefix("networking.istio.io/").unwrap_or(s);
+        let version = s
+            .strip_prefix(NETWORKING_GROUP)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(s);
         Self::PREFERENCE
             .into_iter()
             .find(|v| v.version() == version)
@@ -325,8 +345,8 @@ where
 /// `K::kind` as a `'static str` for error messages (our kinds are compile-time constants).
 fn static_kind<K: kube::Resource<DynamicType = ()>>() -> &'static str {
     match K::kind(&()).as_ref() {
-        "WorkloadGroup" => "WorkloadGroup",
-        "WorkloadEntry" => "WorkloadEntry",
+        WorkloadGroup::KIND => WorkloadGroup::KIND,
+        WorkloadEntry::KIND => WorkloadEntry::KIND,
         _ => "object",
     }
 }

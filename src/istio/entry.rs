@@ -118,7 +118,7 @@ pub fn manual_workload_entry(
         annotations: Some(annotations).filter(|a| !a.is_empty()),
         owner_references: Some(vec![OwnerReference {
             api_version: reg.group_api_version.api_version(),
-            kind: "WorkloadGroup".into(),
+            kind: WorkloadGroup::KIND.into(),
             name: group_name.to_string(),
             uid: uid.to_string(),
             controller: Some(true),

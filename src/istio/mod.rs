@@ -13,13 +13,13 @@ pub mod entry;
 mod error;
 pub mod goyaml;
 pub mod health;
+pub mod install;
+pub mod protocol;
 pub mod rules;
 pub mod shell;
 
 pub use bundle::{
-    Bundle, BundleInputs, IstiodReach, RegistrationMode, WorkloadIp,
-    cluster_id_from_injector_values, injector_configmap_name, is_revisioned, istiod_addr,
-    istiod_host, mesh_configmap_name, render_bundle, service_account,
+    Bundle, BundleInputs, IstiodReach, RegistrationMode, WorkloadIp, render_bundle, service_account,
 };
 pub use crd::{
     IstioApiVersion, IstioCondition, IstioStatus, ReadinessProbe, WorkloadEntry, WorkloadEntrySpec,
@@ -28,6 +28,10 @@ pub use crd::{
 pub use entry::{ManualRegistration, manual_workload_entry, workload_entry_name};
 pub use error::IstioError;
 pub use health::{EntryHealth, entry_health, is_healthy};
+pub use install::{
+    InjectorValues, injector_configmap_name, injector_values, is_revisioned, istiod_addr,
+    istiod_host, mesh_configmap_name, trust_domain,
+};
 
 /// API group of WorkloadGroup and WorkloadEntry.
 pub const NETWORKING_GROUP: &str = "networking.istio.io";
@@ -60,7 +64,7 @@ pub const INJECTOR_VALUES_KEY: &str = "values";
 /// Audience of the VM's bootstrap token; istiod's TokenReview expects it (§1.6).
 pub const TOKEN_AUDIENCE: &str = "istio-ca";
 /// istioctl's default `--tokenDuration` in seconds (§1.2).
-pub const DEFAULT_TOKEN_SECONDS: i64 = 3600;
+pub const DEFAULT_TOKEN_SECONDS: u64 = 3600;
 /// istioctl's default `--ingressService` (§1.2, §7).
 pub const DEFAULT_INGRESS_SERVICE: &str = "istio-eastwestgateway";
 /// istioctl's default `-i/--istioNamespace`.

@@ -1,5 +1,5 @@
-//! Pieces every resource shares: the `timeouts` block, `namespace/name` import IDs, metadata
-//! validation, and reading labels back without picking up keys other tools added.
+//! Pieces every resource shares: the `timeouts` block, the default namespace, `namespace/name`
+//! import IDs, metadata validation, and reading labels back without picking up keys other tools added.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,7 +7,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::tfplug::{AttributePath, Diagnostics, Plan, Value};
+use super::error::ResourceError;
+use crate::tfplug::{AttributePath, Diagnostics, Plan, Schema, Value, encode};
 use crate::validation;
 
 /// How long operations may take before the provider gives up (`30s`, `5m`, `1h`).
@@ -62,14 +63,48 @@ impl TimeoutsModel {
     }
 }
 
-/// Reports a Kubernetes failure as a diagnostic on the whole resource; `None` for `?`-style returns.
-pub fn report<T>(
+/// Namespace of objects whose configuration leaves it out.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The configured namespace, or [`DEFAULT_NAMESPACE`].
+pub fn namespace_or_default(namespace: &Option<String>) -> String {
+    namespace
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+}
+
+/// Create refuses to adopt an object it did not create: the user imports it or renames.
+pub fn refuse_existing<T>(
+    kind: &str,
+    namespace: &str,
+    name: &str,
     diags: &mut Diagnostics,
-    summary: &str,
-    error: crate::cluster::KubeError,
 ) -> Option<T> {
-    diags.root_error(summary, error.to_string());
+    diags.error(
+        format!("{kind} already exists"),
+        format!(
+            "{namespace}/{name} already exists in the cluster. Import it (`terraform import <address> {namespace}/{name}`) or choose another name."
+        ),
+        AttributePath::new("name"),
+    );
     None
+}
+
+/// The state to return from a create or update whose cluster objects exist: `Some(state)`,
+/// with the failed step (if any) reported. Terraform saves that state (marking a new object
+/// tainted), so nothing that exists in the cluster is lost.
+pub fn keep_state<M: Serialize>(
+    model: &M,
+    schema: &Schema,
+    result: Result<(), ResourceError>,
+    summary: &str,
+    diags: &mut Diagnostics,
+) -> Option<Value> {
+    let state = encode(model, schema, diags);
+    if let Err(error) = result {
+        error.report(summary, diags);
+    }
+    state
 }
 
 /// Plan-time validation of a resource: decodes the configuration (unknown values as

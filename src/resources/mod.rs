@@ -8,6 +8,7 @@ use crate::provider_data::ProviderHandle;
 use crate::tfplug::{DataSource, Resource};
 
 pub mod common;
+pub mod error;
 pub mod mesh;
 pub mod mesh_service;
 pub mod vm_registration;

@@ -8,14 +8,16 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::mesh::{
-    istiod_deployment_cluster_id, read_mesh_facts, resolve_revision, revisioned,
-};
+use crate::cluster::mesh::{istiod_deployment_cluster_id, resolve_revision};
 use crate::istio::control_plane::istiod_cluster_id;
+use crate::istio::istiod_host;
 use crate::provider_data::ProviderHandle;
+use crate::resources::error::OrReport;
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Schema, UnknownAs, Value, decode, encode,
 };
+
+mod cluster;
 
 /// Facts about the Istio control plane the provider is configured for.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
@@ -93,30 +95,24 @@ impl DataSource for MeshDataSource {
             .clone()
             .filter(|r| !r.is_empty())
             .or_else(|| configured.revision.clone());
-        let namespace = configured.istio_namespace.clone();
-        let revision = resolve_revision(&configured.client, &namespace, explicit.as_deref()).await;
-        let facts = match read_mesh_facts(&configured.client, &namespace, Some(&revision)).await {
-            Ok(facts) => facts,
-            Err(error) => {
-                diags.root_error("Cannot read the Istio control plane", error.to_string());
-                return None;
-            }
-        };
+        let namespace = &configured.istio_namespace;
+        // As istioctl 1.28+: no revision given means the one the default tag points at.
+        let revision = resolve_revision(&configured.client, namespace, explicit.as_deref()).await;
+        let facts = cluster::read_facts(&configured, &revision)
+            .await
+            .or_report("Cannot read the Istio control plane", diags)?;
         let deployment_cluster_id =
-            istiod_deployment_cluster_id(&configured.client, &namespace, &revision).await;
+            istiod_deployment_cluster_id(&configured.client, namespace, &revision).await;
         let (cluster_id, source) = istiod_cluster_id(
             deployment_cluster_id.as_deref(),
-            facts.cluster_id.as_deref(),
+            facts.injector.cluster_id.as_deref(),
         );
-        model.istiod_host = Some(format!(
-            "{}.{namespace}.svc",
-            revisioned("istiod", Some(&revision))
-        ));
-        model.istio_namespace = Some(namespace);
+        model.istiod_host = Some(istiod_host(namespace, &revision));
+        model.istio_namespace = Some(namespace.clone());
         model.trust_domain = Some(facts.trust_domain);
         model.cluster_id = Some(cluster_id);
         model.cluster_id_source = Some(source.as_str().to_string());
-        model.network = facts.network;
+        model.network = facts.injector.network;
         model.root_cert = Some(facts.root_cert);
         model.mesh_config = Some(facts.mesh_config);
         encode(&model, &self.schema(), diags)

@@ -1,17 +1,133 @@
 //! Every call of the Service resource to the API server.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
-use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
 
-use super::EndpointSummary;
+use super::convert::service_from_model;
 use super::endpoints::count;
+use super::{EndpointSummary, MeshServiceModel};
 use crate::cluster::KubeError;
+use crate::cluster::apply::server_side_apply;
+use crate::cluster::error::ignore_not_found;
+use crate::cluster::wait::{delete_and_wait, wait_for_sets};
 use crate::istio::crd::WorkloadEntry;
+use crate::provider_data::Configured;
+use crate::resources::error::ResourceError;
+
+/// The Services of one namespace, and what serves behind them.
+pub(super) struct Services {
+    client: kube::Client,
+    api: Api<Service>,
+    pub namespace: String,
+}
+
+impl Services {
+    pub fn new(configured: &Configured, namespace: String) -> Self {
+        let client = configured.client.clone();
+        Services {
+            api: Api::namespaced(client.clone(), &namespace),
+            client,
+            namespace,
+        }
+    }
+
+    pub async fn exists(&self, name: &str) -> Result<bool, ResourceError> {
+        Ok(self.get(name).await?.is_some())
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Option<Service>, ResourceError> {
+        Ok(self.api.get_opt(name).await?)
+    }
+
+    /// Server-side apply of the fields the model sets; returns the Service as stored.
+    pub async fn apply(
+        &self,
+        model: &MeshServiceModel,
+        field_manager: &str,
+    ) -> Result<Service, ResourceError> {
+        let service = service_from_model(model);
+        let force = model.force_conflicts.unwrap_or(false);
+        Ok(server_side_apply(&self.api, &model.name, &service, field_manager, force).await?)
+    }
+
+    pub async fn delete(
+        &self,
+        name: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(), ResourceError> {
+        let what = format!("Service {name}");
+        Ok(delete_and_wait(&self.api, name, timeout, cancel, &what).await?)
+    }
+
+    /// Counts what serves now, with one list of each kind.
+    pub async fn count_endpoints(
+        &self,
+        service: &str,
+        selector: &BTreeMap<String, String>,
+    ) -> Result<EndpointSummary, ResourceError> {
+        let slices: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &self.namespace);
+        let entries: Api<WorkloadEntry> = Api::namespaced(self.client.clone(), &self.namespace);
+        let slices = slices
+            .list(&ListParams::default().labels(&slices_of(service)))
+            .await?
+            .items;
+        let entries = entries
+            .list(&ListParams::default().labels(&selector_string(selector)))
+            .await;
+        // A cluster without Istio's CRDs has no VMs to count.
+        let entries = ignore_not_found(entries)?
+            .map(|list| list.items)
+            .unwrap_or_default();
+        Ok(count(slices.iter(), entries.iter()))
+    }
+
+    /// Watches the Service's EndpointSlices and the WorkloadEntries its selector matches until
+    /// `wanted` endpoints serve; on timeout or cancellation the error comes with what was found.
+    pub async fn wait_for_endpoints(
+        &self,
+        service: &str,
+        selector: &BTreeMap<String, String>,
+        wanted: i64,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<EndpointSummary, (KubeError, EndpointSummary)> {
+        let slices: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &self.namespace);
+        let entries: Api<WorkloadEntry> = Api::namespaced(self.client.clone(), &self.namespace);
+        let what = format!(
+            "{wanted} healthy endpoint(s) of Service {}/{service}",
+            self.namespace
+        );
+        let summary = |slices: &[Arc<EndpointSlice>], entries: &[Arc<WorkloadEntry>]| {
+            count(
+                slices.iter().map(Arc::as_ref),
+                entries.iter().map(Arc::as_ref),
+            )
+        };
+        let enough = |summary: &EndpointSummary| summary.healthy >= wanted;
+        wait_for_sets(
+            (&slices, &slices_of(service)),
+            (&entries, &selector_string(selector)),
+            summary,
+            enough,
+            timeout,
+            cancel,
+            &what,
+        )
+        .await
+    }
+}
+
+/// Label selector of the EndpointSlices Kubernetes keeps for a Service.
+fn slices_of(service: &str) -> String {
+    format!("kubernetes.io/service-name={service}")
+}
 
 fn selector_string(selector: &BTreeMap<String, String>) -> String {
     selector
@@ -19,90 +135,4 @@ fn selector_string(selector: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Counts what serves now, with one list of each kind.
-pub(super) async fn summarise(
-    client: &kube::Client,
-    namespace: &str,
-    service: &str,
-    selector: &BTreeMap<String, String>,
-) -> Result<EndpointSummary, KubeError> {
-    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
-    let entries: Api<WorkloadEntry> = Api::namespaced(client.clone(), namespace);
-    let slices = slices
-        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={service}")))
-        .await?
-        .items;
-    let entries = match entries
-        .list(&ListParams::default().labels(&selector_string(selector)))
-        .await
-    {
-        Ok(list) => list.items,
-        // A cluster without Istio's CRDs has no VMs to count.
-        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
-        Err(other) => return Err(other.into()),
-    };
-    Ok(count(slices.iter(), entries.iter()))
-}
-
-/// Watches EndpointSlices of the Service and WorkloadEntries matching the selector until
-/// enough serve; never polls.
-pub(super) async fn wait_for_endpoints(
-    client: &kube::Client,
-    namespace: &str,
-    service: &str,
-    selector: &BTreeMap<String, String>,
-    wanted: i64,
-    timeout: Duration,
-    cancel: &CancellationToken,
-) -> Result<EndpointSummary, (KubeError, EndpointSummary)> {
-    use futures::StreamExt;
-    let slices_api: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
-    let entries_api: Api<WorkloadEntry> = Api::namespaced(client.clone(), namespace);
-    let slice_stream = watcher(
-        slices_api,
-        watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}")),
-    );
-    let entry_stream = watcher(
-        entries_api,
-        watcher::Config::default().labels(&selector_string(selector)),
-    );
-    let mut slice_stream = std::pin::pin!(slice_stream);
-    let mut entry_stream = std::pin::pin!(entry_stream);
-    let mut slices: BTreeMap<String, EndpointSlice> = BTreeMap::new();
-    let mut entries: BTreeMap<String, WorkloadEntry> = BTreeMap::new();
-    let deadline = tokio::time::sleep(timeout);
-    let mut deadline = std::pin::pin!(deadline);
-    let what = format!("{wanted} healthy endpoint(s) of Service {namespace}/{service}");
-    loop {
-        let summary = count(slices.values(), entries.values());
-        if summary.healthy >= wanted {
-            return Ok(summary);
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return Err((KubeError::Cancelled(what), summary)),
-            _ = &mut deadline => return Err((KubeError::Timeout { what, seconds: timeout.as_secs() }, summary)),
-            Some(event) = slice_stream.next() => track(&mut slices, event),
-            Some(event) = entry_stream.next() => track(&mut entries, event),
-        }
-    }
-}
-
-fn track<K: kube::Resource>(
-    objects: &mut BTreeMap<String, K>,
-    event: Result<watcher::Event<K>, watcher::Error>,
-) {
-    let name = |object: &K| object.meta().name.clone().unwrap_or_default();
-    match event {
-        Ok(watcher::Event::Apply(object)) | Ok(watcher::Event::InitApply(object)) => {
-            objects.insert(name(&object), object);
-        }
-        Ok(watcher::Event::Delete(object)) => {
-            objects.remove(&name(&object));
-        }
-        Ok(watcher::Event::Init) => objects.clear(),
-        Ok(watcher::Event::InitDone) => {}
-        Err(error) => tracing::debug!(%error, "watch error while counting endpoints"),
-    }
 }

@@ -70,8 +70,8 @@ pub(super) fn describe(summary: &EndpointSummary, wanted: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::istio::HEALTH_CHECKS_ENABLED_ANNOTATION;
     use crate::istio::crd::{IstioCondition, IstioStatus, WorkloadEntrySpec};
+    use crate::istio::{HEALTH_CHECKS_ENABLED_ANNOTATION, HEALTHY_CONDITION};
     use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
     use std::collections::BTreeMap;
 
@@ -85,7 +85,7 @@ mod tests {
         }
         e.status = status.map(|s| IstioStatus {
             conditions: vec![IstioCondition {
-                type_: "Healthy".into(),
+                type_: HEALTHY_CONDITION.into(),
                 status: s.into(),
                 message: Some("probe failed".into()),
                 ..Default::default()

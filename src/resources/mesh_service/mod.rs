@@ -6,23 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Operation, TimeoutsModel, parse_import_id, report};
-use crate::cluster::apply::server_side_apply;
-use crate::cluster::wait::wait_until_deleted;
-use crate::provider_data::ProviderHandle;
-use crate::tfplug::{
-    AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
+use super::common::{
+    Operation, TimeoutsModel, keep_state, namespace_or_default, parse_import_id, refuse_existing,
+    validate_config,
 };
+use super::error::{OrReport, ResourceError};
+use crate::provider_data::ProviderHandle;
+use crate::tfplug::{Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
 use crate::validation;
-use cluster::{summarise, wait_for_endpoints};
-use convert::{model_from_live, refresh, service_from_model, set_computed};
+use cluster::Services;
+use convert::{model_from_live, refresh, set_computed};
 use endpoints::describe;
-use validate::validate_model;
 
 mod cluster;
 mod convert;
@@ -30,13 +27,10 @@ mod endpoints;
 mod plan;
 mod validate;
 
-const DEFAULT_NAMESPACE: &str = "default";
 const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-/// Port-name prefixes from which Istio infers the protocol (`<protocol>[-<suffix>]`).
-const ISTIO_PROTOCOL_PREFIXES: [&str; 11] = [
-    "grpc", "grpc-web", "http", "http2", "https", "mongo", "mysql", "redis", "tcp", "tls", "udp",
-];
+/// Summary of a `wait` that ended before enough endpoints served.
+const NOT_ENOUGH: &str = "Not enough healthy endpoints";
 
 /// A Kubernetes Service that selects Pods and WorkloadEntries (VMs) alike by label, so clients
 /// call `<name>.<namespace>.svc.<cluster_domain>` and are balanced across both, and Istio
@@ -156,8 +150,8 @@ impl Resource for MeshServiceResource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        super::common::validate_config::<MeshServiceModel>(config, diags, |model, diags| {
-            validate_model(model, config, diags)
+        validate_config::<MeshServiceModel>(config, diags, |model, diags| {
+            validate::check(model, config, diags)
         });
     }
 
@@ -166,68 +160,45 @@ impl Resource for MeshServiceResource {
     }
 
     async fn create(&self, ctx: &Ctx, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
+        const FAILED: &str = "Cannot create Service";
         let mut model = decode::<MeshServiceModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let namespace = namespace_of(&model);
-        let api: Api<Service> = Api::namespaced(configured.client.clone(), &namespace);
-        match api.get_opt(&model.name).await {
-            Ok(Some(_)) => {
-                diags.error(
-                    "Service already exists",
-                    format!(
-                        "{namespace}/{0} already exists. Import it (`terraform import <address> {namespace}/{0}`) or choose another name.",
-                        model.name
-                    ),
-                    AttributePath::new("name"),
-                );
-                return None;
-            }
-            Ok(None) => {}
-            Err(error) => return report(diags, "Cannot create Service", error.into()),
-        }
-        let applied = match server_side_apply(
-            &api,
-            &model.name,
-            &service_from_model(&model),
-            &configured.field_manager,
-            model.force_conflicts.unwrap_or(false),
-        )
-        .await
+        let services = Services::new(&configured, namespace_of(&model));
+        if services
+            .exists(&model.name)
+            .await
+            .or_report(FAILED, diags)?
         {
-            Ok(applied) => applied,
-            Err(error) => return report(diags, "Cannot create Service", error),
-        };
+            return refuse_existing("Service", &services.namespace, &model.name, diags);
+        }
+        let applied = services
+            .apply(&model, &configured.field_manager)
+            .await
+            .or_report(FAILED, diags)?;
         set_computed(&mut model, &applied);
-        let waited = self
-            .wait_and_summarise(&mut model, &configured.client, ctx, Operation::Create)
-            .await;
-        self.state_after_wait(&model, waited, diags)
+        let waited = wait_and_count(&services, &mut model, ctx, Operation::Create).await;
+        keep_state(&model, &self.schema(), waited, NOT_ENOUGH, diags)
     }
 
     async fn read(&self, _ctx: &Ctx, state: Value, diags: &mut Diagnostics) -> Option<Value> {
         let prior = decode::<MeshServiceModel>(&state, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let namespace = namespace_of(&prior);
-        let api: Api<Service> = Api::namespaced(configured.client.clone(), &namespace);
-        let live = match api.get_opt(&prior.name).await {
+        let services = Services::new(&configured, namespace_of(&prior));
+        let live = match services.get(&prior.name).await {
             Ok(Some(live)) => live,
             Ok(None) => return None,
             Err(error) => {
-                report::<()>(diags, "Cannot read Service", error.into());
+                error.report("Cannot read Service", diags);
                 return Some(state);
             }
         };
         let mut refreshed = refresh(&prior, &live);
-        match summarise(
-            &configured.client,
-            &namespace,
-            &refreshed.name,
-            &refreshed.selector,
-        )
-        .await
-        {
+        let counted = services
+            .count_endpoints(&refreshed.name, &refreshed.selector)
+            .await;
+        match counted {
             Ok(summary) => refreshed.endpoints = Some(summary),
-            Err(error) => report::<()>(diags, "Cannot count endpoints", error).unwrap_or(()),
+            Err(error) => error.report("Cannot count endpoints", diags),
         }
         encode(&refreshed, &self.schema(), diags)
     }
@@ -235,33 +206,23 @@ impl Resource for MeshServiceResource {
     async fn update(
         &self,
         ctx: &Ctx,
-        prior: Value,
+        prior_state: Value,
         planned: Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
         let mut model = decode::<MeshServiceModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let api: Api<Service> = Api::namespaced(configured.client.clone(), &namespace_of(&model));
-        let applied = match server_side_apply(
-            &api,
-            &model.name,
-            &service_from_model(&model),
-            &configured.field_manager,
-            model.force_conflicts.unwrap_or(false),
-        )
-        .await
-        {
-            Ok(applied) => applied,
-            Err(error) => {
-                report::<()>(diags, "Cannot update Service", error);
-                return Some(prior);
-            }
+        let services = Services::new(&configured, namespace_of(&model));
+        let Some(applied) = services
+            .apply(&model, &configured.field_manager)
+            .await
+            .or_report("Cannot update Service", diags)
+        else {
+            return Some(prior_state);
         };
         set_computed(&mut model, &applied);
-        let waited = self
-            .wait_and_summarise(&mut model, &configured.client, ctx, Operation::Update)
-            .await;
-        self.state_after_wait(&model, waited, diags)
+        let waited = wait_and_count(&services, &mut model, ctx, Operation::Update).await;
+        keep_state(&model, &self.schema(), waited, NOT_ENOUGH, diags)
     }
 
     async fn delete(&self, ctx: &Ctx, prior: Value, diags: &mut Diagnostics) {
@@ -271,127 +232,74 @@ impl Resource for MeshServiceResource {
         let Some(configured) = self.handle.configured(diags).await else {
             return;
         };
-        let api: Api<Service> = Api::namespaced(configured.client.clone(), &namespace_of(&model));
-        let uid = match api.get_opt(&model.name).await {
-            Ok(Some(service)) => service.metadata.uid.unwrap_or_default(),
-            Ok(None) => return,
-            Err(error) => {
-                return report::<()>(diags, "Cannot delete Service", error.into()).unwrap_or(());
-            }
-        };
-        if let Err(error) = api.delete(&model.name, &DeleteParams::default()).await {
-            if !matches!(&error, kube::Error::Api(status) if status.code == 404) {
-                return report::<()>(diags, "Cannot delete Service", error.into()).unwrap_or(());
-            }
-        }
+        let services = Services::new(&configured, namespace_of(&model));
         let timeout = TimeoutsModel::get(&model.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
-        if let Err(error) = wait_until_deleted(
-            &api,
-            &model.name,
-            &uid,
-            timeout,
-            &ctx.cancelled,
-            &format!("Service {} to be deleted", model.name),
-        )
-        .await
-        {
-            report::<()>(diags, "Cannot delete Service", error);
+        if let Err(error) = services.delete(&model.name, timeout, &ctx.cancelled).await {
+            error.report("Cannot delete Service", diags);
         }
     }
 
     async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+        const FAILED: &str = "Cannot import Service";
         let (namespace, name) = parse_import_id(id, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let api: Api<Service> = Api::namespaced(configured.client.clone(), &namespace);
-        let live = match api.get_opt(&name).await {
-            Ok(Some(live)) => live,
-            Ok(None) => {
-                diags.root_error(
-                    "Cannot import Service",
-                    format!("Service {namespace}/{name} does not exist."),
-                );
-                return None;
-            }
-            Err(error) => return report(diags, "Cannot import Service", error.into()),
+        let services = Services::new(&configured, namespace);
+        let Some(live) = services.get(&name).await.or_report(FAILED, diags)? else {
+            let missing = format!("Service {}/{name} does not exist.", services.namespace);
+            ResourceError::missing(None, missing).report(FAILED, diags);
+            return None;
         };
         let mut model = model_from_live(&live);
-        model.endpoints = summarise(&configured.client, &namespace, &name, &model.selector)
-            .await
-            .ok();
+        model.endpoints = services.count_endpoints(&name, &model.selector).await.ok();
         encode(&model, &self.schema(), diags)
     }
 }
 
-impl MeshServiceResource {
-    /// The state to save after apply: a failed wait is an error on `wait`, and the state is
-    /// kept so the Service that exists is not lost.
-    fn state_after_wait(
-        &self,
-        model: &MeshServiceModel,
-        waited: Result<(), String>,
-        diags: &mut Diagnostics,
-    ) -> Option<Value> {
-        let state = encode(model, &self.schema(), diags);
-        if let Err(error) = waited {
-            diags.error(
-                "Not enough healthy endpoints",
-                error,
-                AttributePath::new("wait"),
-            );
-        }
-        state
-    }
-
-    /// Waits when asked, then records the endpoint summary; the error text lists what was
-    /// found per kind.
-    async fn wait_and_summarise(
-        &self,
-        model: &mut MeshServiceModel,
-        client: &kube::Client,
-        ctx: &Ctx,
-        operation: Operation,
-    ) -> Result<(), String> {
-        let namespace = namespace_of(model);
-        let Some(wait) = model.wait.clone() else {
-            model.endpoints = summarise(client, &namespace, &model.name, &model.selector)
-                .await
-                .ok();
-            return Ok(());
-        };
-        let timeout = wait
-            .timeout
-            .as_deref()
-            .and_then(|t| validation::duration(t).ok())
-            .unwrap_or_else(|| TimeoutsModel::get(&model.timeouts, operation, DEFAULT_TIMEOUT));
-        let outcome = wait_for_endpoints(
-            client,
-            &namespace,
+/// Waits when the model asks, then records the endpoint summary; a failed wait is an error on
+/// `wait` that says what was found per kind.
+async fn wait_and_count(
+    services: &Services,
+    model: &mut MeshServiceModel,
+    ctx: &Ctx,
+    operation: Operation,
+) -> Result<(), ResourceError> {
+    let Some(wait) = model.wait.clone() else {
+        model.endpoints = services
+            .count_endpoints(&model.name, &model.selector)
+            .await
+            .ok();
+        return Ok(());
+    };
+    let timeout = wait
+        .timeout
+        .as_deref()
+        .and_then(|t| validation::duration(t).ok())
+        .unwrap_or_else(|| TimeoutsModel::get(&model.timeouts, operation, DEFAULT_TIMEOUT));
+    let wanted = wait.min_healthy_endpoints;
+    let waited = services
+        .wait_for_endpoints(
             &model.name,
             &model.selector,
-            wait.min_healthy_endpoints,
+            wanted,
             timeout,
             &ctx.cancelled,
         )
         .await;
-        match outcome {
-            Ok(summary) => {
-                model.endpoints = Some(summary);
-                Ok(())
-            }
-            Err((error, summary)) => {
-                let text = describe(&summary, wait.min_healthy_endpoints);
-                model.endpoints = Some(summary);
-                Err(format!("{error}. {text}"))
-            }
+    match waited {
+        Ok(summary) => {
+            model.endpoints = Some(summary);
+            Ok(())
+        }
+        Err((cause, summary)) => {
+            let found = describe(&summary, wanted);
+            model.endpoints = Some(summary);
+            Err(ResourceError::timeout("wait", cause, found))
         }
     }
 }
 
 pub(super) fn namespace_of(model: &MeshServiceModel) -> String {
-    model
-        .namespace
-        .clone()
-        .unwrap_or_else(|| DEFAULT_NAMESPACE.into())
+    namespace_or_default(&model.namespace)
 }
 
 #[cfg(test)]

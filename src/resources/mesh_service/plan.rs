@@ -1,8 +1,8 @@
 //! Plan refinement: the default namespace, the `hostname` and `id` known at plan time, and
 //! endpoints re-counted on update.
 
-use super::{DEFAULT_CLUSTER_DOMAIN, DEFAULT_NAMESPACE};
-use crate::resources::common::plan_default;
+use super::DEFAULT_CLUSTER_DOMAIN;
+use crate::resources::common::{DEFAULT_NAMESPACE, plan_default};
 use crate::tfplug::{Plan, Value};
 
 pub(super) fn refine(plan: &mut Plan) {

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeSet;
 
-use super::{ISTIO_PROTOCOL_PREFIXES, MeshServiceModel, PortModel};
+use super::{MeshServiceModel, PortModel};
+use crate::istio::protocol::has_protocol_prefix;
 use crate::resources::common::{validate_annotations, validate_labels, validate_namespace};
 use crate::tfplug::{AttributePath, Diagnostics, Value};
 use crate::validation;
 
-pub(super) fn validate_model(model: &MeshServiceModel, config: &Value, diags: &mut Diagnostics) {
+pub(super) fn check(model: &MeshServiceModel, config: &Value, diags: &mut Diagnostics) {
     if config.get_attr("name").is_some_and(Value::is_known) {
         if let Err(problem) = validation::dns1123_label(&model.name) {
             diags.error("Invalid name", problem, AttributePath::new("name"));
@@ -122,7 +123,7 @@ fn validate_ports(ports: &[PortModel], diags: &mut Diagnostics) {
                         path.clone().attr("name"),
                     );
                 }
-                if port.app_protocol.is_none() && !has_istio_protocol_prefix(name) {
+                if port.app_protocol.is_none() && !has_protocol_prefix(name) {
                     diags.warning(
                         "Istio cannot tell this port's protocol",
                         format!("Port name {name:?} has no Istio protocol prefix (http-, grpc-, tcp-, …) and `app_protocol` is unset, so Istio treats the traffic as opaque TCP (or sniffs it). Name it e.g. \"http-{name}\" or set app_protocol."),
@@ -153,12 +154,6 @@ fn validate_ports(ports: &[PortModel], diags: &mut Diagnostics) {
     }
 }
 
-pub(super) fn has_istio_protocol_prefix(name: &str) -> bool {
-    ISTIO_PROTOCOL_PREFIXES
-        .iter()
-        .any(|prefix| name == *prefix || name.starts_with(&format!("{prefix}-")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,7 +164,7 @@ mod tests {
         let schema = Schema::from_model::<MeshServiceModel>(0);
         let config = encode(model, &schema, &mut Diagnostics::new()).unwrap();
         let mut diags = Diagnostics::new();
-        validate_model(model, &config, &mut diags);
+        check(model, &config, &mut diags);
         diags
     }
 
@@ -227,10 +222,5 @@ mod tests {
         assert!(!diags.is_empty(), "expected a warning");
         m.ports[0].app_protocol = Some("http".into());
         assert!(diagnostics(&m).is_empty());
-        assert!(
-            has_istio_protocol_prefix("http-web")
-                && has_istio_protocol_prefix("grpc")
-                && !has_istio_protocol_prefix("httpx")
-        );
     }
 }

@@ -6,14 +6,27 @@ use std::path::{Path, PathBuf};
 use crate::istio::Bundle;
 use crate::tfplug::Value;
 
+/// The attribute holding each file, in [`Bundle::FILE_NAMES`] order.
+const FILE_ATTRIBUTES: [&str; 5] = [
+    "cluster_env",
+    "hosts",
+    "istio_token",
+    "mesh_config",
+    "root_cert",
+];
+
 /// Writes each file to a temporary name in the same directory and renames it, so a reader
 /// never sees half a file; the token is readable by its owner only.
-pub(super) fn write_bundle_files(dir: &Path, bundle: &Bundle) -> std::io::Result<()> {
+pub(super) fn write(dir: &Path, bundle: &Bundle) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
     for (name, content) in bundle.files() {
-        let mode = if name == "istio-token" { 0o600 } else { 0o644 };
+        let mode = if name == Bundle::TOKEN_FILE {
+            0o600
+        } else {
+            0o644
+        };
         let mut temporary = tempfile::NamedTempFile::new_in(dir)?;
         temporary.write_all(content.as_bytes())?;
         temporary
@@ -24,7 +37,7 @@ pub(super) fn write_bundle_files(dir: &Path, bundle: &Bundle) -> std::io::Result
     Ok(())
 }
 
-pub(super) fn remove_bundle_files(dir: &Path) -> std::io::Result<()> {
+pub(super) fn remove(dir: &Path) -> std::io::Result<()> {
     for name in Bundle::FILE_NAMES {
         let path: PathBuf = dir.join(name);
         match std::fs::remove_file(&path) {
@@ -37,18 +50,12 @@ pub(super) fn remove_bundle_files(dir: &Path) -> std::io::Result<()> {
 
 /// Files in `output_dir` that no longer match the bundle in state (deleted, edited, or the
 /// bundle was refreshed): the next apply rewrites them.
-pub(super) fn files_outdated(planned: &Value) -> bool {
+pub(super) fn outdated(planned: &Value) -> bool {
     let Some(dir) = planned.get_attr("output_dir").and_then(Value::as_str) else {
         return false;
     };
-    let files = [
-        ("cluster.env", "cluster_env"),
-        ("mesh.yaml", "mesh_config"),
-        ("hosts", "hosts"),
-        ("root-cert.pem", "root_cert"),
-        ("istio-token", "istio_token"),
-    ];
-    files.iter().any(|(file, attribute)| {
+    let files = Bundle::FILE_NAMES.iter().zip(FILE_ATTRIBUTES);
+    files.into_iter().any(|(file, attribute)| {
         match planned.get_attr(attribute).and_then(Value::as_str) {
             Some(expected) => std::fs::read_to_string(Path::new(dir).join(file))
                 .map_or(true, |actual| actual != expected),
@@ -70,7 +77,7 @@ mod tests {
             "output_dir": dir.path().to_string_lossy(),
             "cluster_env": "A=1\n", "mesh_config": "m", "hosts": "", "root_cert": "pem", "istio_token": "t",
         }));
-        assert!(files_outdated(&planned), "missing files are outdated");
+        assert!(outdated(&planned), "missing files are outdated");
         for (file, content) in [
             ("cluster.env", "A=1\n"),
             ("mesh.yaml", "m"),
@@ -80,9 +87,9 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(file), content).unwrap();
         }
-        assert!(!files_outdated(&planned));
+        assert!(!outdated(&planned));
         std::fs::write(dir.path().join("mesh.yaml"), "edited").unwrap();
-        assert!(files_outdated(&planned));
+        assert!(outdated(&planned));
     }
 
     #[test]
@@ -97,7 +104,7 @@ mod tests {
             istio_token: "secret-token".into(),
             sha256: "x".into(),
         };
-        write_bundle_files(dir.path(), &bundle).unwrap();
+        write(dir.path(), &bundle).unwrap();
         let mode = |name: &str| {
             std::fs::metadata(dir.path().join(name))
                 .unwrap()
@@ -111,7 +118,7 @@ mod tests {
             std::fs::read_to_string(dir.path().join("istio-token")).unwrap(),
             "secret-token"
         );
-        remove_bundle_files(dir.path()).unwrap();
+        remove(dir.path()).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -18,19 +18,17 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Operation, TimeoutsModel};
-use crate::cluster::KubeError;
+use super::common::{Operation, TimeoutsModel, keep_state, validate_config};
+use super::error::{OrReport, ResourceError};
+use crate::istio::control_plane::autoregistration_checklist;
 use crate::istio::crd::{WorkloadEntry, WorkloadGroup};
+use crate::istio::entry_health;
 use crate::istio::health::health_is_reported;
-use crate::istio::{Bundle, render_bundle};
-use crate::istio::{RegistrationMode, entry_health};
+use crate::istio::{Bundle, DEFAULT_TOKEN_SECONDS, RegistrationMode, render_bundle};
 use crate::provider_data::ProviderHandle;
-use crate::tfplug::{
-    AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
-};
-use cluster::{Registration, registration_id};
-use files::remove_bundle_files;
-use validate::validate_model;
+use crate::tfplug::{Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
+use crate::validation;
+use cluster::{Group, Registration, registration_id};
 
 mod cluster;
 mod files;
@@ -40,11 +38,11 @@ mod validate;
 /// Label put on everything a registration creates (Secret, manual entry) and, through the
 /// bundle, on the entry istiod auto-registers: how the provider finds them again.
 pub const REGISTRATION_LABEL: &str = "terraform-provider-istio/registration";
-const DEFAULT_TOKEN_DURATION: &str = "1h";
 const MINIMUM_TOKEN_SECONDS: u64 = 600;
 const DEFAULT_RENEW_BEFORE: &str = "15m";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-const DEFAULT_INGRESS_SERVICE: &str = "istio-eastwestgateway";
+/// Summary of every diagnostic of a failed registration step.
+const FAILED: &str = "VM registration failed";
 
 /// One virtual machine registered into the mesh from a WorkloadGroup: its bootstrap token,
 /// the five bootstrap files (`cluster.env`, `mesh.yaml`, `hosts`, `root-cert.pem`,
@@ -208,8 +206,8 @@ impl Resource for VmRegistrationResource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        super::common::validate_config::<VmRegistrationModel>(config, diags, |model, diags| {
-            validate_model(model, config, diags)
+        validate_config::<VmRegistrationModel>(config, diags, |model, diags| {
+            validate::check(model, config, diags)
         });
     }
 
@@ -226,17 +224,15 @@ impl Resource for VmRegistrationResource {
         let mut model = decode::<VmRegistrationModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let registration = Registration::new(&configured, &model);
-        let group = match registration.group().await {
-            Ok(group) => group,
-            Err(error) => return fail(diags, "workload_group", error, None),
-        };
-        if !check_wait(&model, &group.0, diags) {
+        let group = registration.group().await.or_report(FAILED, diags)?;
+        if let Some(error) = wait_problem(&model, &group.group) {
+            error.report(FAILED, diags);
             return None;
         }
-        let secret = match registration.create_token_secret(&group).await {
-            Ok(secret) => secret,
-            Err(error) => return fail(diags, "workload_group", error, None),
-        };
+        let secret = registration
+            .create_token_secret(&group)
+            .await
+            .or_report(FAILED, diags)?;
         model.token_secret_name = secret.metadata.name.clone();
         model.id = Some(format!(
             "{}/{}",
@@ -244,29 +240,29 @@ impl Resource for VmRegistrationResource {
             registration_id(&secret)
         ));
         // From here on the Secret exists: every error returns the state so it is not lost.
-        let result = registration
-            .issue_and_register(&mut model, &group, &secret, ctx, Operation::Create)
-            .await;
-        let state = encode(&model, &self.schema(), diags);
-        if let Err((attribute, error)) = result {
-            fail::<()>(diags, attribute, error, None);
-        }
-        state
+        let registered = register(
+            &registration,
+            &mut model,
+            &group,
+            &secret,
+            ctx,
+            Operation::Create,
+        )
+        .await;
+        keep_state(&model, &self.schema(), registered, FAILED, diags)
     }
 
     async fn read(&self, _ctx: &Ctx, state: Value, diags: &mut Diagnostics) -> Option<Value> {
         let mut model = decode::<VmRegistrationModel>(&state, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let registration = Registration::new(&configured, &model);
-        match registration
-            .secret(model.token_secret_name.as_deref().unwrap_or_default())
-            .await
-        {
+        let secret_name = model.token_secret_name.clone().unwrap_or_default();
+        match registration.secret(&secret_name).await {
             Ok(Some(_)) => {}
             // Without its Secret the token is revoked: the registration is gone.
             Ok(None) => return None,
             Err(error) => {
-                fail::<()>(diags, "", error, None);
+                error.report(FAILED, diags);
                 return Some(state);
             }
         }
@@ -275,22 +271,12 @@ impl Resource for VmRegistrationResource {
         // triggers re-delivery.
         let mut rendered = None;
         if let Ok(group) = registration.group().await {
-            let registration_label = model
-                .id
-                .as_deref()
-                .and_then(|id| id.rsplit('/').next())
-                .unwrap_or_default()
-                .to_string();
-            match registration
-                .bundle_inputs(&model, &group.0, &registration_label)
-                .await
-                .map(|inputs| render_bundle(&inputs).map(|bundle| (bundle, inputs.mode)))
-            {
-                Ok(Ok(bundle_and_mode)) => rendered = Some(bundle_and_mode),
-                Ok(Err(error)) => {
-                    diags.root_warning("Cannot re-render the VM bundle", error.to_string())
+            let label = registration_label(&model).unwrap_or_default().to_string();
+            match rerender(&registration, &model, &group, &label).await {
+                Ok(bundle) => {
+                    rendered = Some((bundle, registration.registration_mode(&model, &group.group)))
                 }
-                Err((_, error)) => {
+                Err(error) => {
                     diags.root_warning("Cannot re-render the VM bundle", error.to_string())
                 }
             }
@@ -298,7 +284,7 @@ impl Resource for VmRegistrationResource {
         match registration.find_entry(&model).await {
             Ok(entry) => record_health(&mut model, entry.as_ref()),
             Err(error) => {
-                fail::<()>(diags, "", error, None);
+                error.report(FAILED, diags);
                 return Some(state);
             }
         }
@@ -320,46 +306,54 @@ impl Resource for VmRegistrationResource {
     async fn update(
         &self,
         ctx: &Ctx,
-        prior: Value,
+        prior_state: Value,
         planned: Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
         let mut model = decode::<VmRegistrationModel>(&planned, UnknownAs::Null, diags)?;
-        let prior_model = decode::<VmRegistrationModel>(&prior, UnknownAs::Null, diags)?;
+        let prior = decode::<VmRegistrationModel>(&prior_state, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let registration = Registration::new(&configured, &model);
-        let group = match registration.group().await {
-            Ok(group) => group,
-            Err(error) => return fail(diags, "workload_group", error, Some(prior)),
+        let Some(group) = registration.group().await.or_report(FAILED, diags) else {
+            return Some(prior_state);
         };
-        if !check_wait(&model, &group.0, diags) {
-            return Some(prior);
+        if let Some(error) = wait_problem(&model, &group.group) {
+            error.report(FAILED, diags);
+            return Some(prior_state);
         }
-        let secret_name = prior_model.token_secret_name.clone().unwrap_or_default();
+        let secret_name = prior.token_secret_name.clone().unwrap_or_default();
         let secret = match registration.secret(&secret_name).await {
             Ok(Some(secret)) => secret,
             Ok(None) => {
-                diags.root_error("Token Secret is gone", format!("Secret {secret_name} was deleted outside Terraform; the registration must be replaced (`terraform apply -replace=...`)."));
-                return Some(prior);
+                let gone = format!(
+                    "Secret {secret_name} was deleted outside Terraform; the registration must be replaced (`terraform apply -replace=...`)."
+                );
+                ResourceError::missing(None, gone).report("Token Secret is gone", diags);
+                return Some(prior_state);
             }
-            Err(error) => return fail(diags, "", error, Some(prior)),
+            Err(error) => {
+                error.report(FAILED, diags);
+                return Some(prior_state);
+            }
         };
         model.token_secret_name = Some(secret_name);
-        model.id = prior_model.id.clone();
-        if !planned.get_attr("istio_token").is_some_and(Value::is_known) {
-            model.istio_token = None;
+        model.id = prior.id.clone();
+        if planned.get_attr("istio_token").is_some_and(Value::is_known) {
+            model.istio_token = prior.istio_token.clone();
+            model.token_expires_at = prior.token_expires_at.clone();
         } else {
-            model.istio_token = prior_model.istio_token.clone();
-            model.token_expires_at = prior_model.token_expires_at.clone();
+            model.istio_token = None;
         }
-        let result = registration
-            .issue_and_register(&mut model, &group, &secret, ctx, Operation::Update)
-            .await;
-        let state = encode(&model, &self.schema(), diags);
-        if let Err((attribute, error)) = result {
-            fail::<()>(diags, attribute, error, None);
-        }
-        state
+        let registered = register(
+            &registration,
+            &mut model,
+            &group,
+            &secret,
+            ctx,
+            Operation::Update,
+        )
+        .await;
+        keep_state(&model, &self.schema(), registered, FAILED, diags)
     }
 
     /// `<namespace>/<group>/<registration-id>`: adopts the token Secret (found by its
@@ -389,7 +383,10 @@ impl Resource for VmRegistrationResource {
                 );
                 None
             }
-            Err(error) => fail(diags, "", error, None),
+            Err(error) => {
+                error.report("Cannot import VM registration", diags);
+                None
+            }
         }
     }
 
@@ -401,19 +398,112 @@ impl Resource for VmRegistrationResource {
             return;
         };
         let registration = Registration::new(&configured, &model);
-        if let Err(error) = registration.remove(&model, ctx).await {
-            fail::<()>(diags, "", error, None);
+        let timeout = TimeoutsModel::get(&model.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
+        if let Err(error) = registration.remove(&model, timeout, &ctx.cancelled).await {
+            error.report(FAILED, diags);
         }
         if let Some(dir) = &model.output_dir {
-            if let Err(error) = remove_bundle_files(Path::new(dir)) {
-                diags.error(
-                    "Cannot remove bundle files",
-                    error.to_string(),
-                    AttributePath::new("output_dir"),
-                );
+            if let Err(error) = files::remove(Path::new(dir)) {
+                ResourceError::new(Some("output_dir"), error)
+                    .report("Cannot remove bundle files", diags);
             }
         }
     }
+}
+
+/// Everything after the token Secret exists, on create and update: the token (unless the
+/// plan keeps it), the bundle, the manual entry, the files, and health (waited for on request).
+async fn register(
+    registration: &Registration<'_>,
+    model: &mut VmRegistrationModel,
+    group: &Group,
+    secret: &k8s_openapi::api::core::v1::Secret,
+    ctx: &Ctx,
+    operation: Operation,
+) -> Result<(), ResourceError> {
+    let id = registration_id(secret);
+    if model.istio_token.is_none() {
+        let issued = registration.request_token(group, secret, model).await?;
+        model.istio_token = Some(issued.token);
+        model.token_expires_at = Some(issued.expires_at);
+    }
+    let inputs = registration.bundle_inputs(model, &group.group, &id).await?;
+    if inputs.mode == RegistrationMode::Auto {
+        registration
+            .check_autoregistration(&inputs.revision)
+            .await?;
+    }
+    let bundle =
+        render_bundle(&inputs).map_err(|e| ResourceError::new(Some("workload_group"), e))?;
+    if let RegistrationMode::Manual { entry_name } = &inputs.mode {
+        registration
+            .apply_manual_entry(model, group, entry_name, &id)
+            .await?;
+        model.workload_entry_name = Some(entry_name.clone());
+    }
+    // Only now does the entry the bundle names exist.
+    record_bundle(model, &bundle);
+    if let Some(dir) = &model.output_dir {
+        files::write(Path::new(dir), &bundle)
+            .map_err(|e| ResourceError::new(Some("output_dir"), e))?;
+    }
+    if !model.wait_for_healthy.unwrap_or(false) {
+        let entry = registration.find_entry(model).await?;
+        record_health(model, entry.as_ref());
+        return Ok(());
+    }
+    let timeout = TimeoutsModel::get(&model.timeouts, operation, DEFAULT_TIMEOUT);
+    match registration
+        .wait_healthy(&id, timeout, &ctx.cancelled)
+        .await
+    {
+        Ok(entry) => {
+            record_health(model, Some(&entry));
+            Ok(())
+        }
+        Err((cause, last_seen)) => {
+            record_health(model, last_seen.as_ref());
+            let last_state = last_state(model, &inputs.istio_namespace);
+            Err(ResourceError::timeout(
+                "wait_for_healthy",
+                cause,
+                last_state,
+            ))
+        }
+    }
+}
+
+/// What the wait saw last, and what to check: for an auto registration without an entry, every
+/// step between the bundle and the entry istiod creates.
+fn last_state(model: &VmRegistrationModel, istio_namespace: &str) -> String {
+    let entry = model.workload_entry_name.clone().unwrap_or_default();
+    let advice = if entry.is_empty() && model.mode.as_deref() != Some("manual") {
+        let (namespace, group) = model
+            .workload_group
+            .split_once('/')
+            .unwrap_or(("", &model.workload_group));
+        format!(
+            "istiod did not auto-register the VM. {}",
+            autoregistration_checklist(istio_namespace, group, namespace)
+        )
+    } else {
+        "Check that the VM runs the Istio agent with this bundle and that its probe succeeds."
+            .into()
+    };
+    format!(
+        "Last state: entry {entry:?}, {}. {advice} The registration is kept (tainted) so nothing is lost.",
+        model.health_message.clone().unwrap_or_default()
+    )
+}
+
+/// `wait_for_healthy` needs a group with a probe (see `health_is_reported`); checked at plan
+/// when the group exists, and again at apply before anything is written.
+fn wait_problem(model: &VmRegistrationModel, group: &WorkloadGroup) -> Option<ResourceError> {
+    if !model.wait_for_healthy.unwrap_or(false) {
+        return None;
+    }
+    let problem = health_is_reported(group).err()?;
+    Some(ResourceError::missing(Some("wait_for_healthy"), problem))
 }
 
 impl VmRegistrationResource {
@@ -432,37 +522,16 @@ impl VmRegistrationResource {
         };
         let model = VmRegistrationModel {
             workload_group: reference.clone(),
+            wait_for_healthy: Some(true),
             ..Default::default()
         };
         let Some(configured) = self.handle.configured(&mut Diagnostics::new()).await else {
             return;
         };
         if let Ok(group) = Registration::new(&configured, &model).group().await
-            && let Err(problem) = health_is_reported(&group.0)
+            && let Some(error) = wait_problem(&model, &group.group)
         {
-            diags.error(
-                "wait_for_healthy cannot succeed",
-                problem,
-                AttributePath::new("wait_for_healthy"),
-            );
-        }
-    }
-}
-
-/// The plan-time rule again at apply, before anything is written.
-fn check_wait(model: &VmRegistrationModel, group: &WorkloadGroup, diags: &mut Diagnostics) -> bool {
-    if !model.wait_for_healthy.unwrap_or(false) {
-        return true;
-    }
-    match health_is_reported(group) {
-        Ok(()) => true,
-        Err(problem) => {
-            diags.error(
-                "wait_for_healthy cannot succeed",
-                problem,
-                AttributePath::new("wait_for_healthy"),
-            );
-            false
+            error.report("wait_for_healthy cannot succeed", diags);
         }
     }
 }
@@ -481,19 +550,31 @@ fn parse_registration_id(id: &str) -> Option<(&str, &str, &str)> {
     }
 }
 
-fn fail<T>(
-    diags: &mut Diagnostics,
-    attribute: &str,
-    error: KubeError,
-    keep: Option<T>,
-) -> Option<T> {
-    let summary = "VM registration failed";
-    if attribute.is_empty() {
-        diags.root_error(summary, error.to_string());
-    } else {
-        diags.error(summary, error.to_string(), AttributePath::new(attribute));
-    }
-    keep
+/// The bundle the cluster asks for now (read refreshes it without writing anything).
+async fn rerender(
+    registration: &Registration<'_>,
+    model: &VmRegistrationModel,
+    group: &Group,
+    label: &str,
+) -> Result<Bundle, ResourceError> {
+    let inputs = registration
+        .bundle_inputs(model, &group.group, label)
+        .await?;
+    Ok(render_bundle(&inputs)?)
+}
+
+/// The registration label of this registration: the last part of its ID.
+pub(super) fn registration_label(model: &VmRegistrationModel) -> Option<&str> {
+    model.id.as_deref().and_then(|id| id.rsplit('/').next())
+}
+
+/// `token_duration`, or istioctl's default lifetime.
+pub(super) fn token_lifetime(model: &VmRegistrationModel) -> Duration {
+    model
+        .token_duration
+        .as_deref()
+        .and_then(|text| validation::duration(text).ok())
+        .unwrap_or(Duration::from_secs(DEFAULT_TOKEN_SECONDS))
 }
 
 pub(super) fn record_bundle(model: &mut VmRegistrationModel, bundle: &Bundle) {
@@ -528,7 +609,7 @@ pub(super) fn record_health(model: &mut VmRegistrationModel, entry: Option<&Work
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::cluster::{health_error, workload_ip};
+    use super::cluster::workload_ip;
     use super::*;
     use crate::istio::WorkloadIp;
 
@@ -594,11 +675,7 @@ pub(super) mod tests {
             ..Default::default()
         };
         record_health(&mut model, None);
-        let timeout = KubeError::InvalidSetting {
-            attribute: "wait_for_healthy",
-            message: "timed out".into(),
-        };
-        let message = health_error(timeout, &model, "istio-system").to_string();
+        let message = last_state(&model, "istio-system");
         for needle in [
             "did not auto-register",
             "ISTIO_META_AUTO_REGISTER_GROUP=product-vm",

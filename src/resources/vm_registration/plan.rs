@@ -2,7 +2,7 @@
 //! token due for renewal make unknown until apply.
 
 use super::DEFAULT_RENEW_BEFORE;
-use super::files::files_outdated;
+use super::files;
 use crate::resources::common::plan_default;
 use crate::tfplug::{AttributePath, Diagnostics, Plan, Value};
 use crate::validation;
@@ -28,7 +28,7 @@ pub(super) fn refine(plan: &mut Plan) {
     };
     let renew = token_due(&prior, &plan.planned);
     let changed =
-        plan.planned != prior || entry_missing(&prior) || files_outdated(&plan.planned) || renew;
+        plan.planned != prior || entry_missing(&prior) || files::outdated(&plan.planned) || renew;
     if changed {
         // Anything that changes makes the provider re-render the bundle and re-read health.
         for name in BUNDLE_ATTRIBUTES

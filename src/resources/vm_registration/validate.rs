@@ -1,16 +1,16 @@
 //! Plan-time validation of the registration model; every rule names its attribute.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
-use super::{MINIMUM_TOKEN_SECONDS, VmRegistrationModel};
+use super::{MINIMUM_TOKEN_SECONDS, VmRegistrationModel, token_lifetime};
+use crate::istio::ISTIOD_TLS_PORT;
 use crate::istio::control_plane::{ingress_service_location, is_plaintext_discovery};
 use crate::istio::rules;
 use crate::resources::common::validate_labels;
 use crate::tfplug::{AttributePath, Diagnostics, Value};
 use crate::validation;
 
-pub(super) fn validate_model(model: &VmRegistrationModel, config: &Value, diags: &mut Diagnostics) {
+pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Diagnostics) {
     let known = |name: &str| {
         config
             .get_attr(name)
@@ -166,9 +166,7 @@ fn validate_token_durations(model: &VmRegistrationModel, diags: &mut Diagnostics
         ),
         _ => {}
     }
-    let token = duration
-        .and_then(Result::ok)
-        .unwrap_or(Duration::from_secs(3600));
+    let token = token_lifetime(model);
     match model.renew_before.as_deref().map(validation::duration) {
         Some(Err(problem)) => diags.error(
             "Invalid renew_before",
@@ -189,7 +187,7 @@ pub(super) fn parse_host_port(address: &str) -> Option<(String, u16)> {
         Some((host, port)) if !host.contains(':') || host.starts_with('[') => {
             (host.trim_matches(['[', ']']), port.parse().ok()?)
         }
-        _ => (address, 15012),
+        _ => (address, ISTIOD_TLS_PORT),
     };
     (!host.is_empty() && port > 0).then(|| (host.to_string(), port))
 }
@@ -205,7 +203,7 @@ mod tests {
         let model = decode::<VmRegistrationModel>(&value, UnknownAs::Null, &mut Diagnostics::new())
             .unwrap();
         let mut diags = Diagnostics::new();
-        validate_model(&model, &value, &mut diags);
+        check(&model, &value, &mut diags);
         diags.errors().map(|d| d.path.clone()).collect()
     }
 

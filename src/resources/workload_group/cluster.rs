@@ -2,111 +2,98 @@
 
 use std::time::Duration;
 
-use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject};
+use kube::api::{Api, DynamicObject};
+use tokio_util::sync::CancellationToken;
 
 use super::WorkloadGroupModel;
 use super::convert::object_from_model;
 use crate::cluster::KubeError;
 use crate::cluster::apply::server_side_apply;
-use crate::cluster::wait::wait_until_deleted;
+use crate::cluster::discovery::served_version;
+use crate::cluster::wait::delete_and_wait;
 use crate::istio::crd::{IstioApiVersion, WorkloadGroup, from_dynamic, to_dynamic};
 use crate::provider_data::Configured;
-use crate::tfplug::Ctx;
+use crate::resources::error::ResourceError;
 
-pub(super) fn dynamic_api(
-    client: &Client,
-    namespace: &str,
-    version: IstioApiVersion,
-) -> Api<DynamicObject> {
-    Api::namespaced_with(
-        client.clone(),
-        namespace,
-        &version.api_resource("WorkloadGroup"),
-    )
+/// The WorkloadGroups of one namespace, addressed at one served API version.
+pub(super) struct Groups {
+    api: Api<DynamicObject>,
+    pub namespace: String,
+    pub version: IstioApiVersion,
 }
 
-pub(super) async fn apply(
-    api: &Api<DynamicObject>,
-    model: &WorkloadGroupModel,
-    namespace: &str,
-    version: IstioApiVersion,
-    configured: &Configured,
-) -> Result<WorkloadGroup, KubeError> {
-    let object = to_dynamic(&object_from_model(model, namespace), version).map_err(|e| {
-        KubeError::InvalidSetting {
-            attribute: "name",
-            message: e.to_string(),
+impl Groups {
+    /// At the version the cluster serves now (create, import).
+    pub async fn discover(
+        configured: &Configured,
+        namespace: String,
+    ) -> Result<Self, ResourceError> {
+        let version = served_version(&configured.client).await?;
+        Ok(Groups::at(configured, namespace, version))
+    }
+
+    /// At the version the state recorded (read, update, delete).
+    pub fn at(configured: &Configured, namespace: String, version: IstioApiVersion) -> Self {
+        let resource = version.api_resource(WorkloadGroup::KIND);
+        let api = Api::namespaced_with(configured.client.clone(), &namespace, &resource);
+        Groups {
+            api,
+            namespace,
+            version,
         }
-    })?;
-    let force = model.force_conflicts.unwrap_or(false);
-    let applied = server_side_apply(api, &model.name, &object, &configured.field_manager, force)
-        .await
-        .map_err(|error| with_kind(error, namespace))?;
-    from_dynamic(applied).map_err(|e| KubeError::Watch {
-        what: "the applied WorkloadGroup".into(),
-        detail: e.to_string(),
-    })
-}
-
-fn with_kind(error: KubeError, namespace: &str) -> KubeError {
-    match error {
-        KubeError::Conflict {
-            name,
-            managers,
-            detail,
-            ..
-        } => KubeError::Conflict {
-            kind: "WorkloadGroup".into(),
-            namespace: namespace.into(),
-            name,
-            managers,
-            detail,
-        },
-        other => other,
     }
-}
 
-pub(super) async fn fetch(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    version: IstioApiVersion,
-) -> Result<Option<WorkloadGroup>, KubeError> {
-    let api = dynamic_api(client, namespace, version);
-    match api.get_opt(name).await? {
-        Some(object) => from_dynamic(object)
-            .map(Some)
-            .map_err(|e| KubeError::Watch {
-                what: format!("WorkloadGroup {namespace}/{name}"),
-                detail: e.to_string(),
-            }),
-        None => Ok(None),
+    pub async fn exists(&self, name: &str) -> Result<bool, ResourceError> {
+        Ok(self.api.get_opt(name).await?.is_some())
     }
-}
 
-pub(super) async fn delete_and_wait(
-    api: &Api<DynamicObject>,
-    name: &str,
-    timeout: Duration,
-    ctx: &Ctx,
-) -> Result<(), KubeError> {
-    let uid = match api.get_opt(name).await? {
-        Some(object) => object.metadata.uid.unwrap_or_default(),
-        None => return Ok(()),
-    };
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
-        Err(other) => return Err(other.into()),
+    pub async fn get(&self, name: &str) -> Result<Option<WorkloadGroup>, ResourceError> {
+        match self.api.get_opt(name).await? {
+            Some(object) => Ok(Some(from_dynamic(object)?)),
+            None => Ok(None),
+        }
     }
-    wait_until_deleted(
-        api,
-        name,
-        &uid,
-        timeout,
-        &ctx.cancelled,
-        &format!("WorkloadGroup {name} to be deleted"),
-    )
-    .await
+
+    /// Server-side apply of the fields the model sets; returns the group as stored.
+    pub async fn apply(
+        &self,
+        model: &WorkloadGroupModel,
+        field_manager: &str,
+    ) -> Result<WorkloadGroup, ResourceError> {
+        let object = to_dynamic(&object_from_model(model, &self.namespace), self.version)?;
+        let force = model.force_conflicts.unwrap_or(false);
+        let applied = server_side_apply(&self.api, &model.name, &object, field_manager, force)
+            .await
+            .map_err(|error| self.naming_the_group(error))?;
+        Ok(from_dynamic(applied)?)
+    }
+
+    pub async fn delete(
+        &self,
+        name: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(), ResourceError> {
+        let what = format!("WorkloadGroup {name}");
+        Ok(delete_and_wait(&self.api, name, timeout, cancel, &what).await?)
+    }
+
+    /// A conflict names the kind and namespace of the object, which the apply call cannot know.
+    fn naming_the_group(&self, error: KubeError) -> KubeError {
+        match error {
+            KubeError::Conflict {
+                name,
+                managers,
+                detail,
+                ..
+            } => KubeError::Conflict {
+                kind: WorkloadGroup::KIND.into(),
+                namespace: self.namespace.clone(),
+                name,
+                managers,
+                detail,
+            },
+            other => other,
+        }
+    }
 }

@@ -9,23 +9,22 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Operation, TimeoutsModel, parse_import_id, report};
-use crate::cluster::discovery::served_version;
-use crate::istio::crd::IstioApiVersion;
-use crate::provider_data::ProviderHandle;
-use crate::tfplug::{
-    AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
+use super::common::{
+    Operation, TimeoutsModel, namespace_or_default, parse_import_id, refuse_existing,
+    validate_config,
 };
-use cluster::{apply, delete_and_wait, dynamic_api, fetch};
+use super::error::{OrReport, ResourceError};
+use crate::istio::crd::{IstioApiVersion, WorkloadGroup};
+use crate::provider_data::ProviderHandle;
+use crate::tfplug::{Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
+use cluster::Groups;
 use convert::{model_from_live, refresh, set_computed};
-use validate::validate_model;
 
 mod cluster;
 mod convert;
 mod plan;
 mod validate;
 
-const DEFAULT_NAMESPACE: &str = "default";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// An Istio `WorkloadGroup` (networking.istio.io): the template for the WorkloadEntries of one
@@ -193,8 +192,8 @@ impl Resource for WorkloadGroupResource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        super::common::validate_config::<WorkloadGroupModel>(config, diags, |model, diags| {
-            validate_model(model, diags)
+        validate_config::<WorkloadGroupModel>(config, diags, |model, diags| {
+            validate::check(model, diags)
         });
     }
 
@@ -203,62 +202,41 @@ impl Resource for WorkloadGroupResource {
     }
 
     async fn create(&self, _ctx: &Ctx, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
+        const FAILED: &str = "Cannot create WorkloadGroup";
         let mut model = decode::<WorkloadGroupModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let namespace = model
-            .namespace
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-        let version = match served_version(&configured.client).await {
-            Ok(version) => version,
-            Err(error) => return report(diags, "Cannot create WorkloadGroup", error),
-        };
-        let api = dynamic_api(&configured.client, &namespace, version);
-        match api.get_opt(&model.name).await {
-            Ok(Some(_)) => {
-                diags.error(
-                    "WorkloadGroup already exists",
-                    format!(
-                        "{namespace}/{} already exists in the cluster. Import it (`terraform import <address> {namespace}/{}`) or choose another name.",
-                        model.name, model.name
-                    ),
-                    AttributePath::new("name"),
-                );
-                return None;
-            }
-            Ok(None) => {}
-            Err(error) => return report(diags, "Cannot create WorkloadGroup", error.into()),
+        let namespace = namespace_or_default(&model.namespace);
+        let groups = Groups::discover(&configured, namespace)
+            .await
+            .or_report(FAILED, diags)?;
+        if groups.exists(&model.name).await.or_report(FAILED, diags)? {
+            return refuse_existing(WorkloadGroup::KIND, &groups.namespace, &model.name, diags);
         }
-        let applied = apply(&api, &model, &namespace, version, &configured).await;
-        let applied = match applied {
-            Ok(applied) => applied,
-            Err(error) => return report(diags, "Cannot create WorkloadGroup", error),
-        };
-        set_computed(&mut model, &applied, &namespace, version);
+        let applied = groups
+            .apply(&model, &configured.field_manager)
+            .await
+            .or_report(FAILED, diags)?;
+        set_computed(&mut model, &applied, &groups.namespace, groups.version);
         encode(&model, &self.schema(), diags)
     }
 
     async fn read(&self, _ctx: &Ctx, state: Value, diags: &mut Diagnostics) -> Option<Value> {
         let prior = decode::<WorkloadGroupModel>(&state, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let namespace = prior
-            .namespace
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-        let version = prior
-            .api_version
-            .as_deref()
-            .and_then(IstioApiVersion::parse)
-            .unwrap_or_default();
-        let live = match fetch(&configured.client, &namespace, &prior.name, version).await {
+        let groups = Groups::at(
+            &configured,
+            namespace_or_default(&prior.namespace),
+            recorded_version(&prior),
+        );
+        let live = match groups.get(&prior.name).await {
             Ok(Some(live)) => live,
             Ok(None) => return None,
             Err(error) => {
-                report::<()>(diags, "Cannot read WorkloadGroup", error);
+                error.report("Cannot read WorkloadGroup", diags);
                 return Some(state);
             }
         };
-        let refreshed = refresh(&prior, &live, &namespace, version);
+        let refreshed = refresh(&prior, &live, &groups.namespace, groups.version);
         encode(&refreshed, &self.schema(), diags)
     }
 
@@ -272,23 +250,18 @@ impl Resource for WorkloadGroupResource {
         let mut model = decode::<WorkloadGroupModel>(&planned, UnknownAs::Null, diags)?;
         let prior_model = decode::<WorkloadGroupModel>(&prior, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let namespace = model
-            .namespace
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-        let version = prior_model
-            .api_version
-            .as_deref()
-            .and_then(IstioApiVersion::parse)
-            .unwrap_or_default();
-        let api = dynamic_api(&configured.client, &namespace, version);
-        match apply(&api, &model, &namespace, version, &configured).await {
+        let groups = Groups::at(
+            &configured,
+            namespace_or_default(&model.namespace),
+            recorded_version(&prior_model),
+        );
+        match groups.apply(&model, &configured.field_manager).await {
             Ok(applied) => {
-                set_computed(&mut model, &applied, &namespace, version);
+                set_computed(&mut model, &applied, &groups.namespace, groups.version);
                 encode(&model, &self.schema(), diags)
             }
             Err(error) => {
-                report::<()>(diags, "Cannot update WorkloadGroup", error);
+                error.report("Cannot update WorkloadGroup", diags);
                 // Nothing changed in the cluster: keep the prior state.
                 Some(prior)
             }
@@ -302,43 +275,41 @@ impl Resource for WorkloadGroupResource {
         let Some(configured) = self.handle.configured(diags).await else {
             return;
         };
-        let namespace = model
-            .namespace
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-        let version = model
-            .api_version
-            .as_deref()
-            .and_then(IstioApiVersion::parse)
-            .unwrap_or_default();
-        let api = dynamic_api(&configured.client, &namespace, version);
+        let groups = Groups::at(
+            &configured,
+            namespace_or_default(&model.namespace),
+            recorded_version(&model),
+        );
         let timeout = TimeoutsModel::get(&model.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
-        if let Err(error) = delete_and_wait(&api, &model.name, timeout, ctx).await {
-            report::<()>(diags, "Cannot delete WorkloadGroup", error);
+        if let Err(error) = groups.delete(&model.name, timeout, &ctx.cancelled).await {
+            error.report("Cannot delete WorkloadGroup", diags);
         }
     }
 
     async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+        const FAILED: &str = "Cannot import WorkloadGroup";
         let (namespace, name) = parse_import_id(id, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let version = match served_version(&configured.client).await {
-            Ok(version) => version,
-            Err(error) => return report(diags, "Cannot import WorkloadGroup", error),
+        let groups = Groups::discover(&configured, namespace)
+            .await
+            .or_report(FAILED, diags)?;
+        let Some(live) = groups.get(&name).await.or_report(FAILED, diags)? else {
+            let missing = format!("WorkloadGroup {}/{name} does not exist.", groups.namespace);
+            ResourceError::missing(None, missing).report(FAILED, diags);
+            return None;
         };
-        let live = match fetch(&configured.client, &namespace, &name, version).await {
-            Ok(Some(live)) => live,
-            Ok(None) => {
-                diags.root_error(
-                    "Cannot import WorkloadGroup",
-                    format!("WorkloadGroup {namespace}/{name} does not exist."),
-                );
-                return None;
-            }
-            Err(error) => return report(diags, "Cannot import WorkloadGroup", error),
-        };
-        let imported = model_from_live(&live, &namespace, version);
+        let imported = model_from_live(&live, &groups.namespace, groups.version);
         encode(&imported, &self.schema(), diags)
     }
+}
+
+/// The API version the state was written at (older states: `v1`).
+fn recorded_version(model: &WorkloadGroupModel) -> IstioApiVersion {
+    model
+        .api_version
+        .as_deref()
+        .and_then(IstioApiVersion::parse)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

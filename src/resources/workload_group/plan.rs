@@ -1,7 +1,6 @@
 //! Plan refinement: the provider default of `namespace` and the `id` known at plan time.
 
-use super::DEFAULT_NAMESPACE;
-use crate::resources::common::plan_default;
+use crate::resources::common::{DEFAULT_NAMESPACE, plan_default};
 use crate::tfplug::{Plan, Value};
 
 pub(super) fn refine(plan: &mut Plan) {

@@ -10,7 +10,7 @@ use crate::resources::common::{
 use crate::tfplug::{AttributePath, Diagnostics};
 use crate::validation;
 
-pub(super) fn validate_model(model: &WorkloadGroupModel, diags: &mut Diagnostics) {
+pub(super) fn check(model: &WorkloadGroupModel, diags: &mut Diagnostics) {
     validate_name(&model.name, AttributePath::new("name"), diags);
     if let Some(namespace) = &model.namespace {
         validate_namespace(namespace, AttributePath::new("namespace"), diags);
@@ -204,7 +204,7 @@ mod tests {
 
     fn errors_for(model: &WorkloadGroupModel) -> Vec<(String, Option<AttributePath>)> {
         let mut diags = Diagnostics::new();
-        validate_model(model, &mut diags);
+        check(model, &mut diags);
         diags
             .errors()
             .map(|d| (d.summary.clone(), d.path.clone()))

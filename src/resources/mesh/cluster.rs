@@ -1,0 +1,51 @@
+//! Every call of the `istio_mesh` data source to the API server.
+
+use crate::cluster::mesh;
+use crate::istio::{InjectorValues, injector_values, mesh_configmap_name, trust_domain};
+use crate::istio::{MESH_CONFIG_KEY, ROOT_CERT_CONFIGMAP, ROOT_CERT_KEY};
+use crate::provider_data::Configured;
+use crate::resources::error::ResourceError;
+
+/// What the control plane of `revision` publishes.
+pub(super) struct MeshFacts {
+    pub mesh_config: String,
+    pub trust_domain: String,
+    pub injector: InjectorValues,
+    pub root_cert: String,
+}
+
+/// The mesh config, the injector values (optional: not every installation has them) and the
+/// root certificate, all from the control plane's namespace.
+pub(super) async fn read_facts(
+    configured: &Configured,
+    revision: &str,
+) -> Result<MeshFacts, ResourceError> {
+    let (client, namespace) = (&configured.client, configured.istio_namespace.as_str());
+    let mesh_config = mesh::mesh_config(client, namespace, revision)
+        .await?
+        .ok_or_else(|| missing(namespace, &mesh_configmap_name(revision), MESH_CONFIG_KEY))?;
+    // The data source reports what it can: unreadable injector values leave the cluster ID
+    // and network null rather than failing the read.
+    let injector = mesh::injector_values(client, namespace, revision)
+        .await?
+        .and_then(|values| injector_values(&values, revision).ok())
+        .unwrap_or_default();
+    let root_cert = mesh::root_cert(client, namespace)
+        .await?
+        .ok_or_else(|| missing(namespace, ROOT_CERT_CONFIGMAP, ROOT_CERT_KEY))?;
+    Ok(MeshFacts {
+        trust_domain: trust_domain(&mesh_config),
+        mesh_config,
+        injector,
+        root_cert,
+    })
+}
+
+fn missing(namespace: &str, name: &str, key: &str) -> ResourceError {
+    ResourceError::missing(
+        None,
+        format!(
+            "ConfigMap {namespace}/{name} with key {key:?} was not found: is Istio installed in {namespace:?} (and with this revision)? Set the provider's `istio_namespace`/`revision` to match the installation"
+        ),
+    )
+}
