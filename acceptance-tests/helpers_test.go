@@ -7,6 +7,7 @@ package acceptance
 //	kubeClient(t), dynamicClient(t), getObject(t, gvr, ns, name)
 //	checkObjectExists(gvr, ns, name), checkDestroy(gvr, "istio_workload_group")
 //	testNamespace(t, prefix) — a namespace deleted when the test ends
+//	installedRevisions(), istiodHost(rev) — facts of the install profile (TFPI_PROFILE)
 
 import (
 	"context"
@@ -50,6 +51,26 @@ var (
 )
 
 var _ = []any{gvrWorkloadGroup, gvrWorkloadEntry, gvrServiceEntry, gvrConfigMap, gvrSecret, gvrService}
+
+// installedRevisions are the istiod revisions of the install profile, in
+// install order ("default" = installed without --revision).
+func installedRevisions() []string { return strings.Split(cp.Get("ISTIO_REVISIONS"), ",") }
+
+// newestRevision is the last revision installed: canary where the profile
+// has one, else default.
+func newestRevision() string {
+	revs := installedRevisions()
+	return revs[len(revs)-1]
+}
+
+// istiodHost is a revision's istiod Service host, as in its certificate and
+// a VM's hosts file.
+func istiodHost(rev string) string {
+	if rev == "" || rev == "default" {
+		return "istiod.istio-system.svc"
+	}
+	return "istiod-" + rev + ".istio-system.svc"
+}
 
 // providerConfig is the provider block pointing at the control plane.
 func providerConfig() string {
@@ -100,6 +121,24 @@ func accTest(t *testing.T, tc resource.TestCase) {
 		tc.PreCheck = func() { testAccPreCheck(t) }
 	}
 	resource.Test(t, tc)
+}
+
+// checkAttrOrUnset is TestCheckResourceAttr, except that want "" also
+// accepts an unset (null) attribute: a profile without, e.g., a network.
+func checkAttrOrUnset(name, key, want string) resource.TestCheckFunc {
+	if want != "" {
+		return resource.TestCheckResourceAttr(name, key, want)
+	}
+	return func(s *terraform.State) error {
+		rs, ok := s.RootModule().Resources[name]
+		if !ok {
+			return fmt.Errorf("%s not in the state", name)
+		}
+		if got := rs.Primary.Attributes[key]; got != "" {
+			return fmt.Errorf("%s: %s = %q, want it unset or empty", name, key, got)
+		}
+		return nil
+	}
 }
 
 // randomName returns prefix-<random> (a valid DNS label).

@@ -372,11 +372,109 @@ fn dns_gateway_uses_discovery_address_and_istiod_san_instead_of_hosts() {
     );
     let env = env(&bundle);
     assert_eq!(env["ISTIOD_SAN"], "istiod-canary.istio-system.svc");
-    assert!(
-        !env.contains_key("CA_ADDR"),
-        "CA_ADDR would disable ISTIOD_SAN for the CA"
+    assert_eq!(
+        env["CA_ADDR"], "eastwest.example.com:15012",
+        "istio-start.sh would otherwise point the CA at istiod.istio-system.svc:15012, which the VM cannot resolve"
     );
     assert_eq!(bundle.hosts, "", "no hosts line");
+}
+
+/// What `tools/packaging/common/istio-start.sh` of the pinned Istio does with cluster.env:
+/// `ISTIO_SYSTEM_NAMESPACE` defaults to `istio-system`, and `CA_ADDR` to
+/// `istiod.${ISTIO_SYSTEM_NAMESPACE}.svc:15012` whenever cluster.env has none. Written out by
+/// hand from the script, so the test does not reuse the code under test.
+fn start_script_ca_addr(env: &BTreeMap<String, String>) -> String {
+    match env.get("CA_ADDR").filter(|v| !v.is_empty()) {
+        Some(ca) => ca.clone(),
+        None => {
+            let ns = env
+                .get("ISTIO_SYSTEM_NAMESPACE")
+                .filter(|v| !v.is_empty())
+                .map_or("istio-system", |v| v);
+            format!("istiod.{ns}.svc:15012")
+        }
+    }
+}
+
+/// Issue "Field defects" item 2: the CA address the VM ends up with after istio-start.sh is
+/// one it can reach (the hosts line's name, or the discovery address) in every variant.
+#[test]
+fn the_start_script_ends_up_with_a_reachable_ca_in_every_variant() {
+    let gateway = IstiodReach::DiscoveryAddress {
+        host: "gw.example.com".into(),
+        port: 15443,
+    };
+    let cases = [
+        ("default install", base(), "istiod.istio-system.svc:15012"),
+        (
+            "revision",
+            BundleInputs {
+                revision: "canary".into(),
+                ..base()
+            },
+            "istiod-canary.istio-system.svc:15012",
+        ),
+        (
+            "istio namespace",
+            BundleInputs {
+                istio_namespace: "mesh-cp".into(),
+                ..base()
+            },
+            "istiod.mesh-cp.svc:15012",
+        ),
+        (
+            "istio namespace and revision",
+            BundleInputs {
+                istio_namespace: "mesh-cp".into(),
+                revision: "canary".into(),
+                ..base()
+            },
+            "istiod-canary.mesh-cp.svc:15012",
+        ),
+        (
+            "istiod_address / hostname gateway",
+            BundleInputs {
+                istiod: gateway.clone(),
+                ..base()
+            },
+            "gw.example.com:15443",
+        ),
+        (
+            "hostname gateway, revision and namespace",
+            BundleInputs {
+                istiod: gateway,
+                revision: "canary".into(),
+                istio_namespace: "mesh-cp".into(),
+                ..base()
+            },
+            "gw.example.com:15443",
+        ),
+    ];
+    for (case, inputs, want) in cases {
+        let bundle = render_bundle(&inputs).unwrap();
+        let env = env(&bundle);
+        assert_eq!(start_script_ca_addr(&env), want, "{case}");
+        if let IstiodReach::HostsEntry(_) = inputs.istiod {
+            let host = want.trim_end_matches(":15012");
+            assert!(
+                bundle.hosts.ends_with(&format!(" {host}\n")),
+                "{case}: the hosts file resolves the CA host"
+            );
+        }
+        if inputs.istio_namespace != "istio-system" {
+            assert_eq!(
+                env["ISTIO_SYSTEM_NAMESPACE"], inputs.istio_namespace,
+                "{case}"
+            );
+        } else {
+            assert!(
+                !env.contains_key("ISTIO_SYSTEM_NAMESPACE"),
+                "{case}: istioctl's file where the default is right"
+            );
+        }
+    }
+    // Where the script's default is right, the file stays as istioctl writes it.
+    assert!(!env(&render_bundle(&base()).unwrap()).contains_key("CA_ADDR"));
 }
 
 #[test]
@@ -737,4 +835,30 @@ fn auto_registered_entry_name_matches_the_bundles_network() {
         Some(&md["ISTIO_META_NETWORK"]),
     );
     assert_eq!(name, "product-vm-10.0.0.7-vm-net");
+}
+
+/// Issue "Field defects" item 9: istiod only auto-registers proxies that authenticate, which a
+/// plaintext (15010) discovery connection never does.
+#[test]
+fn auto_registration_over_plaintext_xds_is_refused() {
+    let plaintext = "defaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15010\n";
+    let inputs = BundleInputs {
+        mesh_config_yaml: plaintext.into(),
+        ..base()
+    };
+    let error = render_bundle(&inputs).unwrap_err().to_string();
+    assert!(
+        error.contains("15010") && error.contains("auto-regist"),
+        "{error}"
+    );
+    let manual = BundleInputs {
+        mode: RegistrationMode::Manual {
+            entry_name: "product-vm-1".into(),
+        },
+        ..inputs
+    };
+    assert!(
+        render_bundle(&manual).is_ok(),
+        "a manual entry does not need auto-registration"
+    );
 }

@@ -30,7 +30,8 @@
 //   - istiod's secure gRPC (CA + XDS) reachable at <ip>:15012 for the ip the
 //     bundle's hosts file gives istiod[-<rev>].istio-system.svc (the
 //     istio-eastwestgateway Service's load balancer IP), with TLS passed
-//     through by SNI to the istiod of that name (see Gateway);
+//     through by SNI to the istiod of that name (the control plane's
+//     east-west gateway, acceptance-tests/controlplane/gateway.go);
 //   - the VM's IP (Options.IP) being a local address (any 127.0.0.0/8
 //     address works) where the probed application listens.
 package vmsim
@@ -102,6 +103,11 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Env is appended to the agent's environment (KEY=value).
 	Env []string
+	// DNS maps names the VM's network resolves to addresses: what public
+	// DNS answers on a real VM, e.g. the east-west gateway's load balancer
+	// name (controlplane env EASTWEST_GATEWAY_HOSTNAME → _IP). They go into
+	// the VM's /etc/hosts before the bundle's lines.
+	DNS map[string]string
 	// Logf receives progress lines (default: discarded).
 	Logf func(format string, args ...any)
 }
@@ -285,6 +291,9 @@ func (vm *VM) layout() error {
 			}
 			if len(base) > 0 && base[len(base)-1] != '\n' {
 				base = append(base, '\n')
+			}
+			for name, addr := range vm.opts.DNS {
+				base = fmt.Appendf(base, "%s %s # the VM's DNS\n", addr, name)
 			}
 			data = append(append(base, "# appended from the bundle's hosts file\n"...), data...)
 		}

@@ -4,8 +4,8 @@
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use super::EndpointSummary;
-use crate::istio::HEALTH_CHECKS_ENABLED_ANNOTATION;
-use crate::istio::crd::{WorkloadEntry, healthy_condition};
+use crate::istio::crd::WorkloadEntry;
+use crate::istio::entry_health;
 
 pub(super) fn count<'a>(
     slices: impl Iterator<Item = &'a EndpointSlice>,
@@ -37,24 +37,15 @@ pub(super) fn count<'a>(
         }
     }
     for entry in entries {
-        let health_checked = entry.metadata.annotations.as_ref().is_some_and(|a| {
-            a.get(HEALTH_CHECKS_ENABLED_ANNOTATION)
-                .is_some_and(|v| v == "true")
-        });
-        let condition = healthy_condition(entry);
-        let healthy = match &condition {
-            Some(condition) => condition.is_true(),
-            None => !health_checked,
-        };
-        if healthy {
+        let health = entry_health(entry);
+        if health.healthy {
             summary.vms_healthy += 1;
         } else {
             summary.vms_unhealthy += 1;
             let name = entry.metadata.name.clone().unwrap_or_default();
-            let message = condition
-                .and_then(|c| c.message.or(Some(format!("Healthy={}", c.status))))
-                .unwrap_or_else(|| "no health reported yet".into());
-            summary.unhealthy_vms.push(format!("{name}: {message}"));
+            summary
+                .unhealthy_vms
+                .push(format!("{name}: {}", health.message));
         }
     }
     summary.healthy = summary.pods_ready + summary.vms_healthy;
@@ -79,8 +70,8 @@ pub(super) fn describe(summary: &EndpointSummary, wanted: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::istio::HEALTHY_CONDITION;
     use crate::istio::crd::{IstioCondition, IstioStatus, WorkloadEntrySpec};
+    use crate::istio::{HEALTH_CHECKS_ENABLED_ANNOTATION, HEALTHY_CONDITION};
     use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
     use std::collections::BTreeMap;
 

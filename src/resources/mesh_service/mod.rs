@@ -103,7 +103,9 @@ pub struct PortModel {
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 pub struct WaitModel {
-    /// How many endpoints must serve: ready Pod addresses plus healthy VMs.
+    /// How many endpoints must serve: ready Pod addresses plus healthy VMs. A VM counts as
+    /// istiod counts it: a health-checked WorkloadEntry (its group has a probe) once istiod
+    /// reports `Healthy=True`, any other entry as soon as it exists.
     #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub min_healthy_endpoints: i64,
     /// How long to wait, e.g. `5m` (default).

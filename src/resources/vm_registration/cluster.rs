@@ -20,14 +20,15 @@ use crate::cluster::discovery::served_version;
 use crate::cluster::error::ignore_not_found;
 use crate::cluster::mesh;
 use crate::cluster::wait::{delete_and_wait, wait_for_set};
-use crate::istio::crd::{
-    IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, is_healthy, to_dynamic,
+use crate::istio::control_plane::{
+    AUTOREGISTRATION_ENV, autoregistration_enabled, ingress_service_location, vm_cluster_id,
 };
+use crate::istio::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, to_dynamic};
+use crate::istio::is_healthy;
 use crate::istio::{
     BundleInputs, DEFAULT_INGRESS_SERVICE, ISTIOD_TLS_PORT, IstiodReach, ManualRegistration,
-    ROOT_CERT_CONFIGMAP, RegistrationMode, TOKEN_AUDIENCE, WorkloadIp, injector_configmap_name,
-    injector_values, manual_workload_entry, mesh_configmap_name, service_account,
-    workload_entry_name,
+    ROOT_CERT_CONFIGMAP, RegistrationMode, TOKEN_AUDIENCE, WorkloadIp, manual_workload_entry,
+    mesh_configmap_name, service_account, workload_entry_name,
 };
 use crate::provider_data::Configured;
 use crate::resources::common::DEFAULT_NAMESPACE;
@@ -228,10 +229,11 @@ impl<'a> Registration<'a> {
         group: &WorkloadGroup,
         registration: &str,
     ) -> Result<BundleInputs, ResourceError> {
-        let mesh_config_yaml = self.mesh_config().await?;
+        let revision = self.revision().await;
+        let mesh_config_yaml = self.mesh_config(&revision).await?;
         let cluster_id = match &model.cluster_id {
             Some(id) => id.clone(),
-            None => self.default_cluster_id().await?,
+            None => self.default_cluster_id(&revision).await?,
         };
         let root_cert = self.root_cert().await?;
         let istiod = self.istiod_reach(model).await?;
@@ -243,7 +245,7 @@ impl<'a> Registration<'a> {
             group_annotations: group.metadata.annotations.clone().unwrap_or_default(),
             group_spec: group.spec.clone(),
             istio_namespace: self.configured.istio_namespace.clone(),
-            revision: self.revision.clone(),
+            revision,
             cluster_id,
             mesh_config_yaml,
             root_cert,
@@ -258,48 +260,43 @@ impl<'a> Registration<'a> {
         })
     }
 
-    async fn mesh_config(&self) -> Result<String, ResourceError> {
+    /// The revision set on the registration or the provider, else the one the `default`
+    /// revision tag points at (istioctl 1.28+'s rule), else the unrevisioned control plane.
+    pub async fn revision(&self) -> String {
+        let explicit = Some(self.revision.as_str()).filter(|r| !r.is_empty());
+        mesh::resolve_revision(
+            &self.configured.client,
+            &self.configured.istio_namespace,
+            explicit,
+        )
+        .await
+    }
+
+    async fn mesh_config(&self, revision: &str) -> Result<String, ResourceError> {
         let istio_namespace = &self.configured.istio_namespace;
-        let mesh_config =
-            mesh::mesh_config(&self.configured.client, istio_namespace, &self.revision)
-                .await
-                .map_err(|e| ResourceError::from(e).on("revision"))?;
+        let mesh_config = mesh::mesh_config(&self.configured.client, istio_namespace, revision)
+            .await
+            .map_err(|e| ResourceError::from(e).on("revision"))?;
         mesh_config.ok_or_else(|| {
             ResourceError::missing(
                 Some("revision"),
                 format!(
                     "ConfigMap {istio_namespace}/{} does not exist: is Istio (this revision) installed in {istio_namespace}? Check the provider's `istio_namespace` and `revision`",
-                    mesh_configmap_name(&self.revision)
+                    mesh_configmap_name(revision)
                 ),
             )
         })
     }
 
-    /// istioctl's default cluster ID: `global.multiCluster.clusterName` of the injector values.
-    async fn default_cluster_id(&self) -> Result<String, ResourceError> {
-        let istio_namespace = &self.configured.istio_namespace;
+    /// istioctl's default cluster ID: `global.multiCluster.clusterName` of the injector values,
+    /// or empty when it is empty or absent (Istio's default install; see `vm_cluster_id`).
+    async fn default_cluster_id(&self, revision: &str) -> Result<String, ResourceError> {
         let on_cluster_id = |error: ResourceError| error.on("cluster_id");
-        let values =
-            mesh::injector_values(&self.configured.client, istio_namespace, &self.revision)
-                .await
-                .map_err(|e| on_cluster_id(e.into()))?;
-        let cluster_id = match values {
-            Some(values) => {
-                injector_values(&values, &self.revision)
-                    .map_err(|e| on_cluster_id(e.into()))?
-                    .cluster_id
-            }
-            None => None,
-        };
-        cluster_id.ok_or_else(|| {
-            ResourceError::missing(
-                Some("cluster_id"),
-                format!(
-                    "the cluster ID is not published (ConfigMap {istio_namespace}/{}, values.global.multiCluster.clusterName); set `cluster_id` to the CLUSTER_ID istiod runs with",
-                    injector_configmap_name(&self.revision)
-                ),
-            )
-        })
+        let istio_namespace = &self.configured.istio_namespace;
+        let values = mesh::injector_values(&self.configured.client, istio_namespace, revision)
+            .await
+            .map_err(|e| on_cluster_id(e.into()))?;
+        vm_cluster_id(values.as_deref(), revision).map_err(|e| on_cluster_id(e.into()))
     }
 
     /// The root certificate istiod publishes in the group's namespace.
@@ -330,17 +327,40 @@ impl<'a> Registration<'a> {
         if let Some(ip) = model.ingress_ip.as_deref().and_then(|ip| ip.parse().ok()) {
             return Ok(IstiodReach::HostsEntry(ip));
         }
-        let istio_namespace = &self.configured.istio_namespace;
-        let service_name = model
-            .ingress_service
-            .clone()
-            .unwrap_or_else(|| DEFAULT_INGRESS_SERVICE.into());
+        let (service_name, service_namespace) = ingress_service_location(
+            model
+                .ingress_service
+                .as_deref()
+                .unwrap_or(DEFAULT_INGRESS_SERVICE),
+            &self.configured.istio_namespace,
+        );
         let services: Api<Service> =
-            Api::namespaced(self.configured.client.clone(), istio_namespace);
+            Api::namespaced(self.configured.client.clone(), &service_namespace);
         let service = services
             .get_opt(&service_name)
             .await
             .map_err(|e| ResourceError::from(e).on("ingress_service"))?;
+        let ports = service
+            .as_ref()
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|spec| spec.ports.as_deref());
+        if let Some(ports) = ports
+            && !ports.iter().any(|p| p.port == i32::from(ISTIOD_TLS_PORT))
+        {
+            return Err(ResourceError::missing(
+                Some("ingress_service"),
+                format!(
+                    "Service {service_namespace}/{service_name} does not expose port {ISTIOD_TLS_PORT}: VMs reach istiod's certificate and discovery server through it. Expose istiod on the gateway (Istio's expose-istiod configuration), or set `ingress_ip`/`istiod_address`"
+                ),
+            ));
+        }
+        // istioctl's fallback when the Service has no load-balancer address.
+        let external_ip = service
+            .as_ref()
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|spec| spec.external_ips.as_ref())
+            .and_then(|ips| ips.first())
+            .and_then(|ip| ip.parse::<IpAddr>().ok());
         let ingress = service
             .and_then(|s| s.status)
             .and_then(|s| s.load_balancer)
@@ -350,23 +370,24 @@ impl<'a> Registration<'a> {
             .as_ref()
             .and_then(|point| point.ip.as_deref())
             .and_then(|ip| ip.parse::<IpAddr>().ok());
-        match (ip, ingress.and_then(|point| point.hostname)) {
-            (Some(ip), _) => Ok(IstiodReach::HostsEntry(ip)),
-            (None, Some(host)) => Ok(IstiodReach::DiscoveryAddress {
+        match (ip, ingress.and_then(|point| point.hostname), external_ip) {
+            (Some(ip), _, _) => Ok(IstiodReach::HostsEntry(ip)),
+            (None, Some(host), _) => Ok(IstiodReach::DiscoveryAddress {
                 host,
                 port: ISTIOD_TLS_PORT,
             }),
-            (None, None) => Err(ResourceError::missing(
+            (None, None, Some(ip)) => Ok(IstiodReach::HostsEntry(ip)),
+            (None, None, None) => Err(ResourceError::missing(
                 Some("ingress_service"),
                 format!(
-                    "Service {istio_namespace}/{service_name} has no load-balancer address for VMs to reach istiod; set `ingress_ip` or `istiod_address`, or expose istiod through an east-west gateway"
+                    "Service {service_namespace}/{service_name} has no load-balancer address or external IP for VMs to reach istiod; set `ingress_ip` or `istiod_address`, or expose istiod through an east-west gateway"
                 ),
             )),
         }
     }
 
     /// Auto-registration, or the entry name istiod would give the VM (`manual`).
-    fn registration_mode(
+    pub fn registration_mode(
         &self,
         model: &VmRegistrationModel,
         group: &WorkloadGroup,
@@ -418,7 +439,82 @@ impl<'a> Registration<'a> {
         server_side_apply(&api, entry_name, &object, field_manager, true)
             .await
             .map_err(|e| on_address(e.into()))?;
+        self.delete_other_entries(registration, entry_name).await
+    }
+
+    /// The entry name contains the network: after a network change the registration's old
+    /// entry would stay behind, announcing the VM at a network it left.
+    async fn delete_other_entries(
+        &self,
+        registration: &str,
+        keep: &str,
+    ) -> Result<(), ResourceError> {
+        let selector = format!("{REGISTRATION_LABEL}={registration}");
+        let entries = self.api::<WorkloadEntry>();
+        let list = entries
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        for entry in list.items {
+            let name = entry.metadata.name.unwrap_or_default();
+            if name != keep {
+                ignore_not_found(entries.delete(&name, &DeleteParams::default()).await)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Fills `model` from the cluster for an import: the token Secret, and for a manual entry
+    /// (one without istiod's auto-registration annotation) the mode, address and weight.
+    /// False when no Secret carries the registration label.
+    pub async fn imported(
+        &self,
+        model: &mut VmRegistrationModel,
+        registration: &str,
+    ) -> Result<bool, ResourceError> {
+        let selector = format!("{REGISTRATION_LABEL}={registration}");
+        let list = self
+            .api::<Secret>()
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        let Some(secret) = list.items.into_iter().next() else {
+            return Ok(false);
+        };
+        model.token_secret_name = secret.metadata.name;
+        let entry = self.find_entry(model).await?;
+        let manual = entry.as_ref().is_some_and(|e| {
+            e.metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key(crate::istio::AUTO_REGISTRATION_GROUP_ANNOTATION))
+        });
+        model.mode = Some(if manual { "manual" } else { "auto" }.into());
+        if let Some(entry) = entry.filter(|_| manual) {
+            model.address = Some(entry.spec.address.clone()).filter(|a| !a.is_empty());
+            model.weight = entry.spec.weight.map(i64::from);
+        }
+        Ok(true)
+    }
+
+    /// istiod must auto-register at all: `PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION` of its
+    /// Deployment, where that can be read.
+    pub async fn check_autoregistration(&self, revision: &str) -> Result<(), ResourceError> {
+        let istio_namespace = &self.configured.istio_namespace;
+        let env = mesh::istiod_env(&self.configured.client, istio_namespace, revision).await;
+        let value = env.as_ref().and_then(|env| {
+            env.iter()
+                .find(|(name, _)| name == AUTOREGISTRATION_ENV)
+                .and_then(|(_, value)| value.clone())
+        });
+        if autoregistration_enabled(value.as_deref()) {
+            return Ok(());
+        }
+        Err(ResourceError::missing(
+            Some("mode"),
+            format!(
+                "istiod ({istio_namespace}, revision {revision:?}) runs with {AUTOREGISTRATION_ENV}={}: it will never create the VM's WorkloadEntry. Enable it on istiod, or use mode = \"manual\"",
+                value.unwrap_or_default()
+            ),
+        ))
     }
 
     /// The VM's entry: found by the registration label (auto-registered entries carry it from
@@ -509,15 +605,25 @@ pub(super) fn registration_id(secret: &Secret) -> String {
     secret.metadata.uid.clone().unwrap_or_default()
 }
 
-fn workload_ip(model: &VmRegistrationModel) -> Option<WorkloadIp> {
+/// `ISTIO_SVC_IP` (and the probe rewrite for `external_ip`). In manual mode without either
+/// attribute, the entry's `address`: istio-start.sh would otherwise take the first address of
+/// `hostname --all-ip-addresses`, which on a VM with several interfaces need not be the address
+/// the entry announces.
+pub(super) fn workload_ip(model: &VmRegistrationModel) -> Option<WorkloadIp> {
     if let Some(ip) = model.internal_ip.as_deref().and_then(|ip| ip.parse().ok()) {
         return Some(WorkloadIp::Internal(ip));
     }
-    model
-        .external_ip
-        .as_deref()
-        .and_then(|ip| ip.parse().ok())
-        .map(WorkloadIp::External)
+    if let Some(ip) = model.external_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+        return Some(WorkloadIp::External(ip));
+    }
+    if model.mode.as_deref() == Some("manual") {
+        return model
+            .address
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .map(WorkloadIp::Internal);
+    }
+    None
 }
 
 /// `2026-11-29 23:00:00.0 +00:00:00`-style or RFC 3339 input → RFC 3339 in UTC.

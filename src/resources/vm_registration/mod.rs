@@ -20,7 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Operation, TimeoutsModel, keep_state, validate_config};
 use super::error::{OrReport, ResourceError};
-use crate::istio::crd::{WorkloadEntry, healthy_condition};
+use crate::istio::control_plane::autoregistration_checklist;
+use crate::istio::crd::{WorkloadEntry, WorkloadGroup};
+use crate::istio::entry_health;
+use crate::istio::health::health_is_reported;
 use crate::istio::{Bundle, DEFAULT_TOKEN_SECONDS, RegistrationMode, render_bundle};
 use crate::provider_data::ProviderHandle;
 use crate::tfplug::{Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
@@ -50,6 +53,14 @@ const FAILED: &str = "VM registration failed";
 /// `bundle_sha256` as its trigger. The token is renewed by the first plan inside
 /// `renew_before` of its expiry. If `wait_for_healthy` times out on create, the registration
 /// is saved as tainted (as the kubernetes provider does) and replaced on the next apply.
+///
+/// Destroy deletes the token Secret (revoking every token bound to it), the manual entry and
+/// the files in `output_dir`. It does not stop a VM that already holds a workload certificate:
+/// its agent keeps renewing the certificate with the certificate itself (`PROV_CERT`). To evict
+/// a VM for good, stop its agent or delete the VM and its certificates, and deny its service
+/// account meanwhile (see `docs-src/vm-lifecycle.md`). Import with
+/// `<namespace>/<workload-group>/<registration-id>` (the `id`); the first apply after an import
+/// re-issues the token.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 pub struct VmRegistrationModel {
     /// `<namespace>/<workload-group>/<registration-id>`.
@@ -64,38 +75,63 @@ pub struct VmRegistrationModel {
     /// resource creates it; needs `address`). Default `auto`. Changing it replaces the registration.
     #[schemars(extend("x-tf" = {"optional_computed": true, "requires_replace": true}))]
     pub mode: Option<String>,
-    /// IP address of the VM; required for `manual`. Changing it replaces the registration.
+    /// IP address of the VM; required for `manual`. Changing it replaces the registration. In
+    /// manual mode it is also written as the VM's `ISTIO_SVC_IP` (unless `internal_ip` or
+    /// `external_ip` is set), so the agent announces the entry's address even when it is not
+    /// the VM's first interface.
     #[schemars(extend("x-tf" = {"requires_replace": true}))]
     pub address: Option<String>,
     /// Network of the VM for multi-network meshes; overrides the group's `template.network`.
+    /// It is part of the entry name, so it must be lower-case letters, digits, '-' and '.'.
+    /// In manual mode a change replaces the entry (the old one is deleted). In auto mode
+    /// istiod does not change an existing entry: a change of `network`, `locality` or
+    /// `labels` reaches the entry when the VM reconnects with the new bundle (the plan warns).
     pub network: Option<String>,
-    /// Locality `region/zone/subzone` of the VM.
+    /// Locality `region/zone/subzone` of the VM (at most three parts; see `network` for
+    /// changes in auto mode).
     pub locality: Option<String>,
-    /// Labels of this VM, added to the group's (they win over the group's labels).
+    /// Labels of this VM, added to the group's (they win over the group's labels; see
+    /// `network` for changes in auto mode).
     pub labels: Option<BTreeMap<String, String>>,
-    /// Load-balancing weight of this VM's entry (manual mode).
+    /// Load-balancing weight of this VM's entry (manual mode), 0–4294967295; 0 means Istio's
+    /// default.
     pub weight: Option<i64>,
-    /// Cluster ID the VM announces. Default: `global.multiCluster.clusterName` of the
-    /// `istio-sidecar-injector[-<revision>]` ConfigMap, as istioctl reads it.
+    /// Cluster ID the VM announces (`ISTIO_META_CLUSTER_ID`). Default, as istioctl picks it:
+    /// `global.multiCluster.clusterName` of the `istio-sidecar-injector[-<revision>]` ConfigMap,
+    /// or empty when that is empty (Istio's default install), in which case istiod takes the VM
+    /// for one of its own cluster.
     #[schemars(extend("x-tf" = {"optional_computed": true}))]
     pub cluster_id: Option<String>,
-    /// Control-plane revision; default the provider's `revision`.
+    /// Control-plane revision; default the provider's `revision`. When both are unset, the
+    /// revision the `default` revision tag points at (as istioctl 1.28+ does), else the
+    /// unrevisioned control plane.
     pub revision: Option<String>,
     /// Let the VM's agent capture DNS (`ISTIO_META_DNS_CAPTURE`). Default true.
     pub capture_dns: Option<bool>,
     /// IP the VM's services listen on when it differs from its first interface address
     /// (`ISTIO_SVC_IP`). Conflicts with `external_ip`.
     pub internal_ip: Option<String>,
-    /// Public IP of the VM for multi-network meshes; probes are rewritten to it. Conflicts
+    /// Public IP of the VM for multi-network meshes. Written as `ISTIO_SVC_IP` (the address
+    /// the agent announces) together with `REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION=true`,
+    /// which makes the agent send probes that name no `host` to `localhost` instead of the
+    /// VM's address (which it may not own). Probes are not rewritten to this IP. Conflicts
     /// with `internal_ip`.
     pub external_ip: Option<String>,
-    /// Service in the Istio namespace whose load-balancer address the VM uses to reach istiod.
-    /// Default `istio-eastwestgateway`. Ignored when `ingress_ip` or `istiod_address` is set.
+    /// Service whose address the VM uses to reach istiod, as `<service>` (in the Istio
+    /// namespace) or `<service>.<namespace>`, like istioctl's `--ingressService`. Default
+    /// `istio-eastwestgateway`. Its first load-balancer IP goes into `hosts`; a load balancer
+    /// that reports only a hostname becomes the discovery and CA address; without a load
+    /// balancer, its first `spec.externalIPs` is used, as istioctl does. Ignored when
+    /// `ingress_ip` or `istiod_address` is set.
     pub ingress_service: Option<String>,
     /// IP the VM uses to reach istiod (written to its `hosts` file).
     pub ingress_ip: Option<String>,
     /// `host[:port]` the VM uses to reach istiod instead of a hosts entry (e.g. a gateway DNS
-    /// name); istiod's own name is then checked through `ISTIOD_SAN`.
+    /// name). The discovery connection checks istiod's own name (`ISTIOD_SAN`); the CA
+    /// connection goes to the same address (`CA_ADDR`, which `istio-start.sh` always sets) and
+    /// checks istiod's certificate against this host, so istiod must carry it in
+    /// `ISTIOD_CUSTOM_HOST`. Port 15010 (plaintext) is refused. The same holds for a gateway
+    /// whose load balancer reports only a hostname.
     pub istiod_address: Option<String>,
     /// Lifetime of the bootstrap token, e.g. `1h` (default). At least `10m`.
     pub token_duration: Option<String>,
@@ -104,6 +140,8 @@ pub struct VmRegistrationModel {
     pub renew_before: Option<String>,
     /// Wait on create and update until istiod reports the VM `Healthy=True`. Use it when the
     /// VM's agent already runs; otherwise wait with `istio_mesh_service` after creating the VM.
+    /// Needs a group with a `probe`: without one istiod never reports health, and the plan
+    /// fails.
     pub wait_for_healthy: Option<bool>,
     /// Directory to write the five files to (token 0600, others 0644); they are removed on
     /// destroy.
@@ -134,7 +172,9 @@ pub struct VmRegistrationModel {
     /// Name of the VM's WorkloadEntry; empty until istiod auto-registers the VM.
     #[schemars(extend("x-tf" = {"computed": true}))]
     pub workload_entry_name: Option<String>,
-    /// Whether istiod reports the VM `Healthy=True`.
+    /// Whether istiod sends traffic to the VM, by istiod's own rule: its WorkloadEntry exists
+    /// and, when the entry is health-checked (the group has a probe), istiod reports it
+    /// `Healthy=True`. A VM of a group without a probe is healthy as soon as its entry exists.
     #[schemars(extend("x-tf" = {"computed": true}))]
     pub healthy: Option<bool>,
     /// istiod's message for the last health condition (empty when healthy).
@@ -171,8 +211,13 @@ impl Resource for VmRegistrationResource {
         });
     }
 
-    async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, _diags: &mut Diagnostics) {
+    async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, diags: &mut Diagnostics) {
         plan::refine(plan);
+        if plan.planned.is_null() {
+            return;
+        }
+        self.check_wait_has_probe(&plan.planned, diags).await;
+        plan::warn_auto_entry_changes(plan, diags);
     }
 
     async fn create(&self, ctx: &Ctx, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
@@ -180,6 +225,10 @@ impl Resource for VmRegistrationResource {
         let configured = self.handle.configured(diags).await?;
         let registration = Registration::new(&configured, &model);
         let group = registration.group().await.or_report(FAILED, diags)?;
+        if let Some(error) = wait_problem(&model, &group.group) {
+            error.report(FAILED, diags);
+            return None;
+        }
         let secret = registration
             .create_token_secret(&group)
             .await
@@ -220,10 +269,13 @@ impl Resource for VmRegistrationResource {
         // The group, the mesh config or the root certificate may have changed since the last
         // apply: the state holds the bundle the cluster asks for now, so `bundle_sha256`
         // triggers re-delivery.
+        let mut rendered = None;
         if let Ok(group) = registration.group().await {
             let label = registration_label(&model).unwrap_or_default().to_string();
             match rerender(&registration, &model, &group, &label).await {
-                Ok(bundle) => record_bundle(&mut model, &bundle),
+                Ok(bundle) => {
+                    rendered = Some((bundle, registration.registration_mode(&model, &group.group)))
+                }
                 Err(error) => {
                     diags.root_warning("Cannot re-render the VM bundle", error.to_string())
                 }
@@ -235,6 +287,18 @@ impl Resource for VmRegistrationResource {
                 error.report(FAILED, diags);
                 return Some(state);
             }
+        }
+        match rendered {
+            // A manual bundle must never name an entry that does not exist (the network, and
+            // with it the entry name, changed): keep the delivered bundle and report the entry
+            // missing, so the next apply creates the new entry before it rewrites the files.
+            Some((_, RegistrationMode::Manual { entry_name }))
+                if model.workload_entry_name.as_deref() != Some(entry_name.as_str()) =>
+            {
+                model.workload_entry_name = Some(String::new());
+            }
+            Some((bundle, _)) => record_bundle(&mut model, &bundle),
+            None => {}
         }
         encode(&model, &self.schema(), diags)
     }
@@ -253,6 +317,10 @@ impl Resource for VmRegistrationResource {
         let Some(group) = registration.group().await.or_report(FAILED, diags) else {
             return Some(prior_state);
         };
+        if let Some(error) = wait_problem(&model, &group.group) {
+            error.report(FAILED, diags);
+            return Some(prior_state);
+        }
         let secret_name = prior.token_secret_name.clone().unwrap_or_default();
         let secret = match registration.secret(&secret_name).await {
             Ok(Some(secret)) => secret,
@@ -286,6 +354,40 @@ impl Resource for VmRegistrationResource {
         )
         .await;
         keep_state(&model, &self.schema(), registered, FAILED, diags)
+    }
+
+    /// `<namespace>/<group>/<registration-id>`: adopts the token Secret (found by its
+    /// registration label) and the VM's entry. The token itself cannot be read back, so the
+    /// first apply after the import re-issues it (the plan shows the renewal).
+    async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+        let Some((namespace, group, registration)) = parse_registration_id(id) else {
+            diags.root_error(
+                "Invalid import ID",
+                format!("{id:?} is not of the form <namespace>/<workload-group>/<registration-id> (the `id` of the registration; the registration ID is the UID of its token Secret)."),
+            );
+            return None;
+        };
+        let configured = self.handle.configured(diags).await?;
+        let mut model = VmRegistrationModel {
+            workload_group: format!("{namespace}/{group}"),
+            id: Some(id.to_string()),
+            ..Default::default()
+        };
+        let registration_api = Registration::new(&configured, &model);
+        match registration_api.imported(&mut model, registration).await {
+            Ok(true) => encode(&model, &self.schema(), diags),
+            Ok(false) => {
+                diags.root_error(
+                    "Cannot import VM registration",
+                    format!("No token Secret in namespace {namespace} carries the label {REGISTRATION_LABEL}={registration}: the registration does not exist (or its token was revoked)."),
+                );
+                None
+            }
+            Err(error) => {
+                error.report("Cannot import VM registration", diags);
+                None
+            }
+        }
     }
 
     async fn delete(&self, ctx: &Ctx, prior: Value, diags: &mut Diagnostics) {
@@ -326,15 +428,21 @@ async fn register(
         model.token_expires_at = Some(issued.expires_at);
     }
     let inputs = registration.bundle_inputs(model, &group.group, &id).await?;
+    if inputs.mode == RegistrationMode::Auto {
+        registration
+            .check_autoregistration(&inputs.revision)
+            .await?;
+    }
     let bundle =
         render_bundle(&inputs).map_err(|e| ResourceError::new(Some("workload_group"), e))?;
-    record_bundle(model, &bundle);
     if let RegistrationMode::Manual { entry_name } = &inputs.mode {
         registration
             .apply_manual_entry(model, group, entry_name, &id)
             .await?;
         model.workload_entry_name = Some(entry_name.clone());
     }
+    // Only now does the entry the bundle names exist.
+    record_bundle(model, &bundle);
     if let Some(dir) = &model.output_dir {
         files::write(Path::new(dir), &bundle)
             .map_err(|e| ResourceError::new(Some("output_dir"), e))?;
@@ -355,17 +463,90 @@ async fn register(
         }
         Err((cause, last_seen)) => {
             record_health(model, last_seen.as_ref());
-            let last_state = format!(
-                "Last state: entry {:?}, {}. Check that the VM runs the Istio agent with this bundle and that its probe succeeds; the registration is kept (tainted) so nothing is lost.",
-                model.workload_entry_name.clone().unwrap_or_default(),
-                model.health_message.clone().unwrap_or_default()
-            );
+            let last_state = last_state(model, &inputs.istio_namespace);
             Err(ResourceError::timeout(
                 "wait_for_healthy",
                 cause,
                 last_state,
             ))
         }
+    }
+}
+
+/// What the wait saw last, and what to check: for an auto registration without an entry, every
+/// step between the bundle and the entry istiod creates.
+fn last_state(model: &VmRegistrationModel, istio_namespace: &str) -> String {
+    let entry = model.workload_entry_name.clone().unwrap_or_default();
+    let advice = if entry.is_empty() && model.mode.as_deref() != Some("manual") {
+        let (namespace, group) = model
+            .workload_group
+            .split_once('/')
+            .unwrap_or(("", &model.workload_group));
+        format!(
+            "istiod did not auto-register the VM. {}",
+            autoregistration_checklist(istio_namespace, group, namespace)
+        )
+    } else {
+        "Check that the VM runs the Istio agent with this bundle and that its probe succeeds."
+            .into()
+    };
+    format!(
+        "Last state: entry {entry:?}, {}. {advice} The registration is kept (tainted) so nothing is lost.",
+        model.health_message.clone().unwrap_or_default()
+    )
+}
+
+/// `wait_for_healthy` needs a group with a probe (see `health_is_reported`); checked at plan
+/// when the group exists, and again at apply before anything is written.
+fn wait_problem(model: &VmRegistrationModel, group: &WorkloadGroup) -> Option<ResourceError> {
+    if !model.wait_for_healthy.unwrap_or(false) {
+        return None;
+    }
+    let problem = health_is_reported(group).err()?;
+    Some(ResourceError::missing(Some("wait_for_healthy"), problem))
+}
+
+impl VmRegistrationResource {
+    /// `wait_for_healthy` on a group without a probe could only time out: say so at plan when
+    /// the group already exists (create and update check again before writing anything).
+    async fn check_wait_has_probe(&self, planned: &Value, diags: &mut Diagnostics) {
+        if planned
+            .get_attr("wait_for_healthy")
+            .and_then(Value::as_bool)
+            != Some(true)
+        {
+            return;
+        }
+        let Some(Value::String(reference)) = planned.get_attr("workload_group") else {
+            return;
+        };
+        let model = VmRegistrationModel {
+            workload_group: reference.clone(),
+            wait_for_healthy: Some(true),
+            ..Default::default()
+        };
+        let Some(configured) = self.handle.configured(&mut Diagnostics::new()).await else {
+            return;
+        };
+        if let Ok(group) = Registration::new(&configured, &model).group().await
+            && let Some(error) = wait_problem(&model, &group.group)
+        {
+            error.report("wait_for_healthy cannot succeed", diags);
+        }
+    }
+}
+
+/// `<namespace>/<group>/<registration-id>`.
+fn parse_registration_id(id: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = id.split('/');
+    let parts = (parts.next()?, parts.next()?, parts.next()?, parts.next());
+    match parts {
+        (namespace, group, registration, None)
+            if !namespace.is_empty() && !group.is_empty() && !registration.is_empty() =>
+        {
+            Some((namespace, group, registration))
+        }
+        _ => None,
     }
 }
 
@@ -411,25 +592,26 @@ pub(super) fn record_health(model: &mut VmRegistrationModel, entry: Option<&Work
             .and_then(|e| e.metadata.name.clone())
             .unwrap_or_default(),
     );
-    let condition = entry.and_then(healthy_condition);
-    model.healthy = Some(condition.as_ref().is_some_and(|c| c.is_true()));
-    model.health_message = Some(match (&condition, entry) {
-        (Some(c), _) if c.is_true() => String::new(),
-        (Some(c), _) => c
-            .message
-            .clone()
-            .unwrap_or_else(|| format!("Healthy={}", c.status)),
-        (None, Some(_)) => "istiod has not reported health yet (no Healthy condition)".into(),
-        (None, None) if manual => "the WorkloadEntry does not exist".into(),
-        (None, None) => {
-            "the VM has not connected to istiod yet (no auto-registered WorkloadEntry)".into()
-        }
-    });
+    let health = match entry {
+        Some(entry) => entry_health(entry),
+        None => crate::istio::EntryHealth {
+            healthy: false,
+            message: if manual {
+                "the WorkloadEntry does not exist".into()
+            } else {
+                "the VM has not connected to istiod yet (no auto-registered WorkloadEntry)".into()
+            },
+        },
+    };
+    model.healthy = Some(health.healthy);
+    model.health_message = Some(health.message);
 }
 
 #[cfg(test)]
 pub(super) mod tests {
+    use super::cluster::workload_ip;
     use super::*;
+    use crate::istio::WorkloadIp;
 
     pub(super) fn config(json: serde_json::Value) -> Value {
         let schema = Schema::from_model::<VmRegistrationModel>(0);
@@ -448,5 +630,71 @@ pub(super) mod tests {
                 .requires_replace
         );
         assert!(!schema.block.attribute("cluster_env").unwrap().sensitive);
+    }
+
+    /// Issue "Field defects" item 4: a manual entry's VM announces the entry's address, not
+    /// whatever `hostname --all-ip-addresses` lists first (istio-start.sh's default).
+    #[test]
+    fn manual_mode_pins_istio_svc_ip_to_the_address() {
+        let manual = VmRegistrationModel {
+            mode: Some("manual".into()),
+            address: Some("10.0.0.5".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            workload_ip(&manual),
+            Some(WorkloadIp::Internal("10.0.0.5".parse().unwrap()))
+        );
+        let explicit = VmRegistrationModel {
+            internal_ip: Some("10.0.0.9".into()),
+            ..manual.clone()
+        };
+        assert_eq!(
+            workload_ip(&explicit),
+            Some(WorkloadIp::Internal("10.0.0.9".parse().unwrap()))
+        );
+        let external = VmRegistrationModel {
+            external_ip: Some("203.0.113.7".into()),
+            ..manual
+        };
+        assert_eq!(
+            workload_ip(&external),
+            Some(WorkloadIp::External("203.0.113.7".parse().unwrap()))
+        );
+        let auto = VmRegistrationModel::default();
+        assert_eq!(workload_ip(&auto), None);
+    }
+
+    /// Issue "Field defects" item 9: a wait that ends without an auto-registered entry says
+    /// what to check.
+    #[test]
+    fn a_wait_without_an_entry_names_what_to_check() {
+        let mut model = VmRegistrationModel {
+            workload_group: "shop/product-vm".into(),
+            mode: Some("auto".into()),
+            ..Default::default()
+        };
+        record_health(&mut model, None);
+        let message = last_state(&model, "istio-system");
+        for needle in [
+            "did not auto-register",
+            "ISTIO_META_AUTO_REGISTER_GROUP=product-vm",
+            "15012",
+            "PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION",
+            "shop/product-vm",
+        ] {
+            assert!(message.contains(needle), "{needle} in {message}");
+        }
+    }
+
+    #[test]
+    fn import_ids_have_three_parts() {
+        assert_eq!(
+            parse_registration_id("shop/product-vm/0b6c-uid"),
+            Some(("shop", "product-vm", "0b6c-uid"))
+        );
+        assert_eq!(parse_registration_id("shop/product-vm"), None);
+        assert_eq!(parse_registration_id("shop//uid"), None);
+        assert_eq!(parse_registration_id("a/b/c/d"), None);
     }
 }

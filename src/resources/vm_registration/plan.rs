@@ -4,7 +4,7 @@
 use super::DEFAULT_RENEW_BEFORE;
 use super::files;
 use crate::resources::common::plan_default;
-use crate::tfplug::{Plan, Value};
+use crate::tfplug::{AttributePath, Diagnostics, Plan, Value};
 use crate::validation;
 
 /// Attributes that are derived from the bundle: unknown in a plan that changes the bundle.
@@ -43,6 +43,40 @@ pub(super) fn refine(plan: &mut Plan) {
             plan.planned.set_attr(name, Value::Unknown);
         }
     }
+}
+
+/// In auto mode, warns that istiod will not apply a change of these to the existing entry.
+pub(super) fn warn_auto_entry_changes(plan: &Plan, diags: &mut Diagnostics) {
+    let Some(prior) = &plan.prior else {
+        return;
+    };
+    let ignored = auto_entry_changes(prior, &plan.planned);
+    if let Some(first) = ignored.first() {
+        diags.warning(
+            "istiod will not update the VM's WorkloadEntry",
+            format!(
+                "In auto mode istiod creates the entry when the VM connects and does not change an existing one (pilot/pkg/autoregistration): the new {} reach the entry only when the VM reconnects with the new bundle. Deliver the new files and restart the VM's istio agent (the entry is re-created on reconnection), or replace the registration.",
+                ignored.join(", ")
+            ),
+            AttributePath::new(*first),
+        );
+    }
+}
+
+/// Attributes istiod copies into an auto-registered entry only when it creates it (on the VM's
+/// connection, `workloadEntryFromGroup` in `pilot/pkg/autoregistration/controller.go`); a change
+/// does not reach an entry that exists until the VM reconnects.
+fn auto_entry_changes(prior: &Value, planned: &Value) -> Vec<&'static str> {
+    if planned.get_attr("mode").and_then(Value::as_str) == Some("manual") {
+        return Vec::new();
+    }
+    ["network", "locality", "labels"]
+        .into_iter()
+        .filter(|name| {
+            let after = planned.get_attr(name);
+            after.is_some_and(Value::is_known) && prior.get_attr(name) != after
+        })
+        .collect()
 }
 
 /// A manual registration whose entry was deleted outside Terraform (Read records it as an
@@ -100,5 +134,31 @@ mod tests {
             &prior(now + time::Duration::minutes(50)),
             &planned
         ));
+    }
+
+    /// Issue "Field defects" item 7: istiod keeps an auto-registered entry as it was created.
+    #[test]
+    fn auto_mode_changes_istiod_does_not_apply_are_named() {
+        let prior = config(serde_json::json!({
+            "workload_group": "default/g", "mode": "auto", "network": "n1", "locality": "r1", "labels": {"a": "1"}
+        }));
+        let planned = config(serde_json::json!({
+            "workload_group": "default/g", "mode": "auto", "network": "n2", "locality": "r1", "labels": {"a": "2"}
+        }));
+        assert_eq!(
+            auto_entry_changes(&prior, &planned),
+            vec!["network", "labels"]
+        );
+        assert!(auto_entry_changes(&prior, &prior).is_empty());
+        let manual = config(serde_json::json!({
+            "workload_group": "default/g", "mode": "manual", "address": "10.0.0.1", "network": "n2"
+        }));
+        let manual_prior = config(serde_json::json!({
+            "workload_group": "default/g", "mode": "manual", "address": "10.0.0.1", "network": "n1"
+        }));
+        assert!(
+            auto_entry_changes(&manual_prior, &manual).is_empty(),
+            "manual entries are updated by the provider"
+        );
     }
 }

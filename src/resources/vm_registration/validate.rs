@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use super::{MINIMUM_TOKEN_SECONDS, VmRegistrationModel, token_lifetime};
 use crate::istio::ISTIOD_TLS_PORT;
+use crate::istio::control_plane::{ingress_service_location, is_plaintext_discovery};
+use crate::istio::rules;
 use crate::resources::common::validate_labels;
 use crate::tfplug::{AttributePath, Diagnostics, Value};
 use crate::validation;
@@ -67,12 +69,18 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
         .as_deref()
         .filter(|_| known("istiod_address"))
     {
-        if parse_host_port(address).is_none() {
-            diags.error(
+        match parse_host_port(address) {
+            None => diags.error(
                 "Invalid istiod_address",
-                format!("{address:?} must be host or host:port, e.g. istiod.example.com:{ISTIOD_TLS_PORT}"),
+                format!("{address:?} must be host or host:port, e.g. istiod.example.com:15012"),
                 AttributePath::new("istiod_address"),
-            );
+            ),
+            Some((host, port)) if is_plaintext_discovery(&format!("{host}:{port}")) => diags.error(
+                "Invalid istiod_address",
+                format!("{address:?} is istiod's plaintext port: the VM would connect without its token and certificate, so istiod can neither issue it a certificate nor register it. Use the TLS port 15012."),
+                AttributePath::new("istiod_address"),
+            ),
+            Some(_) => {}
         }
     }
     if let Some(service) = model
@@ -80,24 +88,36 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
         .as_deref()
         .filter(|_| known("ingress_service"))
     {
-        if let Err(problem) = validation::dns1123_label(service) {
+        let (name, namespace) = ingress_service_location(service, "istio-system");
+        if let Err(problem) =
+            validation::dns1123_label(&name).and_then(|()| validation::dns1123_label(&namespace))
+        {
             diags.error(
                 "Invalid ingress_service",
-                problem,
+                format!("{problem}; write <service> or <service>.<namespace>"),
                 AttributePath::new("ingress_service"),
             );
         }
     }
     validate_labels(&model.labels, AttributePath::new("labels"), diags);
-    if let Some(weight) = model
-        .weight
-        .filter(|w| !(1..=i64::from(u32::MAX)).contains(w))
+    if let Some(Err(problem)) = model.weight.map(rules::weight) {
+        diags.error("Invalid weight", problem, AttributePath::new("weight"));
+    }
+    if let Some(Err(problem)) = model
+        .network
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .map(rules::network)
     {
-        diags.error(
-            "Invalid weight",
-            format!("weight {weight} is out of range: use 1–4294967295"),
-            AttributePath::new("weight"),
-        );
+        diags.error("Invalid network", problem, AttributePath::new("network"));
+    }
+    if let Some(Err(problem)) = model
+        .locality
+        .as_deref()
+        .filter(|l| !l.is_empty())
+        .map(rules::locality)
+    {
+        diags.error("Invalid locality", problem, AttributePath::new("locality"));
     }
     if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty()) {
         if let Err(problem) = validation::dns1123_label(revision) {
@@ -229,8 +249,24 @@ mod tests {
                 "renew_before",
             ),
             (
-                serde_json::json!({"workload_group": "default/g", "weight": 0}),
+                serde_json::json!({"workload_group": "default/g", "weight": -1}),
                 "weight",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "network": "Net_1"}),
+                "network",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "istiod_address": "istiod.example.com:15010"}),
+                "istiod_address",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "locality": "a/b/c/d"}),
+                "locality",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "ingress_service": "a.b.c"}),
+                "ingress_service",
             ),
             (
                 serde_json::json!({"workload_group": "default/g", "labels": {"bad key": "v"}}),
@@ -250,6 +286,33 @@ mod tests {
                 "{json} should fail on {attribute}, got {found:?}"
             );
         }
+    }
+
+    /// Issue "Field defects" item 5: values Istio (CRD, webhook, istioctl) accepts.
+    #[test]
+    fn values_istio_accepts_pass() {
+        for json in [
+            serde_json::json!({"workload_group": "default/g", "mode": "manual", "address": "10.0.0.5", "weight": 0}),
+            serde_json::json!({"workload_group": "default/g", "ingress_service": "eastwest.istio-gateways"}),
+            serde_json::json!({"workload_group": "default/g", "network": "network-1", "locality": "us-east1/us-east1-b"}),
+        ] {
+            assert_eq!(errors(json.clone()), vec![], "{json}");
+        }
+    }
+
+    #[test]
+    fn ingress_service_may_name_its_namespace_like_istioctl() {
+        assert_eq!(
+            ingress_service_location("istio-eastwestgateway", "istio-system"),
+            (
+                "istio-eastwestgateway".to_string(),
+                "istio-system".to_string()
+            )
+        );
+        assert_eq!(
+            ingress_service_location("eastwest.gateways", "istio-system"),
+            ("eastwest".to_string(), "gateways".to_string())
+        );
     }
 
     #[test]

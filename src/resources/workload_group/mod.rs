@@ -84,15 +84,18 @@ pub struct GroupMetadataModel {
 pub struct TemplateModel {
     /// Address shared by all entries; normally left empty because each VM has its own.
     pub address: Option<String>,
-    /// Port name → port number the VMs serve on (e.g. `http = 8080`).
+    /// Port name → port number the VMs serve on (e.g. `http = 8080`); at most 128 ports,
+    /// names of 1–62 letters, digits and '-'.
     pub ports: Option<BTreeMap<String, i64>>,
     /// Labels of the entries (merged under `metadata.labels`).
     pub labels: Option<BTreeMap<String, String>>,
-    /// Network of the VMs, for multi-network meshes (`topology.istio.io/network`).
+    /// Network of the VMs, for multi-network meshes (`topology.istio.io/network`). istiod puts
+    /// it into the names of the entries it creates, so it must be lower-case letters, digits,
+    /// '-' and '.'.
     pub network: Option<String>,
     /// Locality `region/zone/subzone` of the VMs.
     pub locality: Option<String>,
-    /// Load-balancing weight of each entry.
+    /// Load-balancing weight of each entry, 0–4294967295 (0 means Istio's default).
     pub weight: Option<i64>,
     /// Service account the VMs run as; their workload certificates carry
     /// `spiffe://<trust-domain>/ns/<namespace>/sa/<service_account>`.
@@ -104,13 +107,14 @@ pub struct TemplateModel {
 pub struct ProbeModel {
     /// Seconds after the agent starts before the first probe.
     pub initial_delay_seconds: Option<i64>,
-    /// Seconds after which one probe times out (at least 1).
+    /// Seconds after which one probe times out; 0 or unset means the agent's default, 1
+    /// (`pkg/istio-agent/health/health_check.go`).
     pub timeout_seconds: Option<i64>,
-    /// Seconds between probes (at least 1).
+    /// Seconds between probes; 0 or unset means the agent's default, 10.
     pub period_seconds: Option<i64>,
-    /// Consecutive successes to become healthy (at least 1).
+    /// Consecutive successes to become healthy; 0 or unset means 1.
     pub success_threshold: Option<i64>,
-    /// Consecutive failures to become unhealthy (at least 1).
+    /// Consecutive failures to become unhealthy; 0 or unset means 1.
     pub failure_threshold: Option<i64>,
     /// HTTP GET against the VM's application.
     #[schemars(extend("x-tf" = {"block": "single"}))]
@@ -121,7 +125,9 @@ pub struct ProbeModel {
     /// Command run on the VM; exit code 0 is healthy.
     #[schemars(extend("x-tf" = {"block": "single"}))]
     pub exec: Option<ExecModel>,
-    /// gRPC health check (grpc.health.v1).
+    /// gRPC health check. The CRD lists it, but istiod's validating webhook at the supported
+    /// Istio version denies it ("unknown health check method"), so the plan fails with that
+    /// reason; use `exec` with a gRPC health client instead.
     #[schemars(extend("x-tf" = {"block": "single"}))]
     pub grpc: Option<GrpcModel>,
 }
@@ -135,7 +141,7 @@ pub struct HttpGetModel {
     pub port: i64,
     /// Host to connect to; default the VM itself.
     pub host: Option<String>,
-    /// `HTTP` (default) or `HTTPS`.
+    /// `HTTP` (default; also when empty) or `HTTPS`.
     pub scheme: Option<String>,
     /// Extra request headers, name → value.
     pub http_headers: Option<BTreeMap<String, String>>,
@@ -152,7 +158,7 @@ pub struct TcpSocketModel {
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 pub struct ExecModel {
-    /// Command and arguments; must not be empty.
+    /// Command and arguments; must not be empty, nor contain an empty string.
     #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub command: Vec<String>,
 }
