@@ -168,8 +168,7 @@ var caseFile = regexp.MustCompile(`^case_(\d+)\.tf$`)
 func planVerdicts(t *testing.T, ns string, cases []oracleCase) map[string]verdict {
 	t.Helper()
 	dir := t.TempDir()
-	header := "terraform {\n  required_providers {\n    istio = {\n      source  = \"" + providerSource + "\"\n      version = \"" + providerVersion + "\"\n    }\n  }\n}\n" + providerConfig()
-	writeFile(t, filepath.Join(dir, "provider.tf"), header)
+	writeFile(t, filepath.Join(dir, "provider.tf"), terraformHeader())
 	for i, c := range cases {
 		writeFile(t, filepath.Join(dir, fmt.Sprintf("case_%d.tf", i)), c.hcl(fmt.Sprintf("c%d", i), ns))
 	}
