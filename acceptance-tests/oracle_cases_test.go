@@ -365,6 +365,12 @@ func (r registrationSpec) entryObject(namespace string, group groupSpec, groupUI
 		}
 	}
 	labels["terraform-provider-istio/registration"] = "oracle0000"
+	if !r.Manual {
+		// istiod takes the labels from the VM's ISTIO_METAJSON_LABELS, which carry the
+		// canonical service labels (istioctl/pkg/workload/workload.go, labels.CanonicalService).
+		labels["service.istio.io/canonical-name"] = firstLabel(labels, group.Name, "service.istio.io/canonical-name", "app.kubernetes.io/name", "app")
+		labels["service.istio.io/canonical-revision"] = firstLabel(labels, "latest", "service.istio.io/canonical-revision", "app.kubernetes.io/version", "version")
+	}
 	putStringMap(spec, "labels", labels)
 	annotations := map[string]string{}
 	for k, v := range group.MetaAnnotations {
@@ -386,6 +392,15 @@ func (r registrationSpec) entryObject(namespace string, group groupSpec, groupUI
 	putStringMap(meta, "labels", labels)
 	putStringMap(meta, "annotations", annotations)
 	return map[string]any{"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry", "metadata": meta, "spec": spec}
+}
+
+func firstLabel(labels map[string]string, fallback string, keys ...string) string {
+	for _, k := range keys {
+		if v, ok := labels[k]; ok {
+			return v
+		}
+	}
+	return fallback
 }
 
 // ---- generated values ------------------------------------------------------------------------
