@@ -28,14 +28,15 @@ KEEP             ?= 0
 GO_TEST_FLAGS    ?= -count=1 -v -timeout 60m
 CONTROLPLANE_SRC := $(wildcard acceptance-tests/go.mod acceptance-tests/go.sum acceptance-tests/controlplane/*.go acceptance-tests/cmd/controlplane/*.go)
 
-.PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test cargo-test schema-check acceptance demo
+.PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test test-matrix cargo-test schema-check acceptance demo
 
 help:
 	@echo "make demo                 set up, start the local control plane, terraform apply examples/quickstart (KEEP=1 keeps it running)"
 	@echo "make test                 set up, cargo test (+ tfplug-test-provider), schema snapshot check, acceptance tests"
+	@echo "make test-matrix          the VM acceptance tests on every install profile ($(MATRIX_PROFILES))"
 	@echo "make setup                build/fetch every tool into $(TFPI_CACHE) (cached by version)"
 	@echo "make provider             cargo build --release and install into the filesystem mirror"
-	@echo "make controlplane-start   start the local control plane in RUN_DIR=$(RUN_DIR) (REVISION=canary adds istiod-canary)"
+	@echo "make controlplane-start   start the local control plane in RUN_DIR=$(RUN_DIR) (PROFILE=revision|multi-network|...)"
 	@echo "make controlplane-env     print its env file (KUBECONFIG, ISTIOD_XDS_ADDR, ...)"
 	@echo "make controlplane-stop    stop it"
 
@@ -70,7 +71,7 @@ provider:
 # ---- local control plane ----------------------------------------------------
 
 controlplane-start: setup
-	$(CONTROLPLANE) start --run-dir $(RUN_DIR)
+	$(CONTROLPLANE) start --run-dir $(RUN_DIR) $(if $(PROFILE),--profile $(PROFILE))
 
 controlplane-stop:
 	@if [[ -x $(CONTROLPLANE) ]]; then $(CONTROLPLANE) stop --run-dir $(RUN_DIR); \
@@ -100,20 +101,38 @@ schema-check: provider
 	  echo "make test: schemas/ or docs/ differ from the provider's models; run: cargo run -- --write-schema schemas/ && cargo run -- --write-docs docs/ and commit" >&2; exit 1; \
 	fi; echo "schema snapshot and docs up to date"
 
-# Acceptance tests against the real control plane, once per Terraform CLI that
-# was built (Terraform 1.0.3 always; 1.5.7 and OpenTofu 1.6.3 when present).
+# Acceptance tests against the real control plane. Each run starts its own
+# control plane with one install profile (TFPI_PROFILE, README.md "Local
+# control plane"). Terraform 1.0.3 runs every package on the first profile of
+# ACC_PROFILES and the VM tests (ACC_VM_TESTS) on the others; the other CLIs
+# that were built (Terraform 1.5.7, OpenTofu 1.6.3) run the acceptance
+# package on the first profile.
+ACC_PROFILES ?= default revision
+MATRIX_PROFILES ?= default revision multi-network multi-network-hostname named-cluster
+ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService)
+ACC_ENV = set -a; . $(TOOLS_ENV); set +a; export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1
+# acc_run CLI PROFILE PACKAGES [-run REGEX]: one go test run; a failure is
+# recorded in $$failed and the loop goes on.
+acc_run = name="$$($(1) version 2>/dev/null | sed -n 1p || true)"; \
+	echo "==> acceptance tests: $$name, profile $(2), $(3) $(4)"; \
+	(cd acceptance-tests && TF_ACC_TERRAFORM_PATH=$(1) TFPI_PROFILE=$(2) go test $(GO_TEST_FLAGS) $(4) $(3)) || failed="$$failed; $$name on $(2)"
+
 acceptance: setup provider
-	set -a; . $(TOOLS_ENV); set +a; \
-	export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1; \
-	clis="$$TFPI_TERRAFORM_1_0_3 $${TFPI_TERRAFORM_1_5_7:-} $${TFPI_TOFU_1_6_3:-}"; \
-	failed=""; \
-	for cli in $$clis; do \
-	  name="$$($$cli version 2>/dev/null | sed -n 1p || true)"; \
-	  echo "==> acceptance tests with $$name ($$cli)"; \
-	  (cd acceptance-tests && TF_ACC_TERRAFORM_PATH=$$cli go test $(GO_TEST_FLAGS) ./...) || failed="$$failed, $$name"; \
+	$(ACC_ENV); failed=""; first=""; \
+	for profile in $(ACC_PROFILES); do \
+	  if [[ -z "$$first" ]]; then first=$$profile; $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,./...); \
+	  else $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,.,-run '$(ACC_VM_TESTS)'); fi; \
 	done; \
-	if [[ -n "$$failed" ]]; then echo "make test: acceptance tests failed with: $${failed#, }" >&2; exit 1; fi; \
-	echo "acceptance tests passed with: $$(for cli in $$clis; do $$cli version 2>/dev/null | sed -n 1p || true; done | paste -sd, -)"
+	for cli in $${TFPI_TERRAFORM_1_5_7:-} $${TFPI_TOFU_1_6_3:-}; do $(call acc_run,$$cli,$$first,.); done; \
+	if [[ -n "$$failed" ]]; then echo "make test: acceptance tests failed with: $${failed#; }" >&2; exit 1; fi; \
+	echo "acceptance tests passed"
+
+# The VM tests on every install profile, with Terraform 1.0.3.
+test-matrix: setup provider
+	$(ACC_ENV); failed=""; \
+	for profile in $(MATRIX_PROFILES); do $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,.,-run '$(ACC_VM_TESTS)'); done; \
+	if [[ -n "$$failed" ]]; then echo "make test-matrix: failed with: $${failed#; }" >&2; exit 1; fi; \
+	echo "VM tests passed on every profile: $(MATRIX_PROFILES)"
 
 # ---- demo -------------------------------------------------------------------
 

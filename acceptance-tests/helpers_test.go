@@ -7,6 +7,7 @@ package acceptance
 //	kubeClient(t), dynamicClient(t), getObject(t, gvr, ns, name)
 //	checkObjectExists(gvr, ns, name), checkDestroy(gvr, "istio_workload_group")
 //	testNamespace(t, prefix) — a namespace deleted when the test ends
+//	installedRevisions(), istiodHost(rev) — facts of the install profile (TFPI_PROFILE)
 
 import (
 	"context"
@@ -50,6 +51,26 @@ var (
 )
 
 var _ = []any{gvrWorkloadGroup, gvrWorkloadEntry, gvrServiceEntry, gvrConfigMap, gvrSecret, gvrService}
+
+// installedRevisions are the istiod revisions of the install profile, in
+// install order ("default" = installed without --revision).
+func installedRevisions() []string { return strings.Split(cp.Get("ISTIO_REVISIONS"), ",") }
+
+// newestRevision is the last revision installed: canary where the profile
+// has one, else default.
+func newestRevision() string {
+	revs := installedRevisions()
+	return revs[len(revs)-1]
+}
+
+// istiodHost is a revision's istiod Service host, as in its certificate and
+// a VM's hosts file.
+func istiodHost(rev string) string {
+	if rev == "" || rev == "default" {
+		return "istiod.istio-system.svc"
+	}
+	return "istiod-" + rev + ".istio-system.svc"
+}
 
 // providerConfig is the provider block pointing at the control plane.
 func providerConfig() string {

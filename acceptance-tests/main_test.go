@@ -1,7 +1,8 @@
 // Package acceptance holds the Terraform acceptance tests of the provider.
 // TestMain starts one real local control plane (etcd, kube-apiserver,
-// kube-controller-manager, istiod) for the whole package run and stops it at
-// the end, also on failure or interrupt. See README.md "Local control plane".
+// kube-controller-manager, Istio installed by istioctl with the install
+// profile TFPI_PROFILE, istiod) for the whole package run and stops it at the
+// end, also on failure or interrupt. See README.md "Local control plane".
 package acceptance
 
 import (
@@ -10,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +28,11 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	// This package only holds acceptance tests, and it starts their control
+	// plane itself: they run, never skip for want of TF_ACC.
+	if os.Getenv("TF_ACC") == "" {
+		os.Setenv("TF_ACC", "1")
+	}
 	if os.Getenv("TF_ACC_TERRAFORM_PATH") == "" {
 		if tf := controlplane.Tool("TFPI_TERRAFORM_1_0_3"); tf != "" {
 			os.Setenv("TF_ACC_TERRAFORM_PATH", tf)
@@ -53,7 +58,6 @@ func runMain(m *testing.M) int {
 	started := time.Now()
 	cp, err = controlplane.Start(ctx, controlplane.Options{
 		RunDir:           runDir,
-		Revisions:        strings.Split(envOr("TFPI_ACC_REVISIONS", "default,canary"), ","),
 		KillOnParentExit: true,
 		Progress:         os.Stderr,
 	})
@@ -61,7 +65,8 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "acceptance: control plane did not start: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "acceptance: control plane ready in %s (run dir %s)\n", time.Since(started).Round(time.Second), runDir)
+	fmt.Fprintf(os.Stderr, "acceptance: control plane with install profile %q ready in %s (run dir %s)\n",
+		cp.Profile().Name, time.Since(started).Round(time.Second), runDir)
 	os.Setenv("KUBECONFIG", cp.Kubeconfig)
 
 	// Stop the control plane on SIGINT/SIGTERM even while tests run.
@@ -88,11 +93,4 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "acceptance: component logs kept in %s\n", runDir)
 	}
 	return code
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

@@ -26,29 +26,34 @@ func TestAccSmoke(t *testing.T) {
 		}
 		return nil
 	}
-	accTest(t, resource.TestCase{
-		Steps: []resource.TestStep{{
-			Config: providerConfig() + `
+	// One data source per installed revision; "this" has no revision, so it
+	// follows the `default` revision tag.
+	config := providerConfig() + `
 data "istio_mesh" "this" {}
-
-data "istio_mesh" "canary" {
-  revision = "canary"
-}
 
 output "trust_domain" {
   value = data.istio_mesh.this.trust_domain
 }
-`,
-			Check: resource.ComposeAggregateTestCheckFunc(
-				resource.TestCheckResourceAttr("data.istio_mesh.this", "trust_domain", "cluster.local"),
-				resource.TestCheckResourceAttr("data.istio_mesh.this", "cluster_id", cp.Get("CLUSTER_ID")),
-				resource.TestCheckResourceAttr("data.istio_mesh.this", "network", cp.Get("NETWORK")),
-				resource.TestCheckResourceAttr("data.istio_mesh.this", "istiod_host", "istiod.istio-system.svc"),
-				resource.TestCheckResourceAttrWith("data.istio_mesh.this", "root_cert", sameRootCert),
-				resource.TestCheckResourceAttr("data.istio_mesh.canary", "istiod_host", "istiod-canary.istio-system.svc"),
-				resource.TestCheckResourceAttr("data.istio_mesh.canary", "cluster_id", cp.Get("CLUSTER_ID")),
-				resource.TestCheckOutput("trust_domain", "cluster.local"),
-			),
+`
+	checks := []resource.TestCheckFunc{
+		resource.TestCheckResourceAttr("data.istio_mesh.this", "trust_domain", "cluster.local"),
+		resource.TestCheckResourceAttr("data.istio_mesh.this", "cluster_id", cp.Get("CLUSTER_ID")),
+		resource.TestCheckResourceAttr("data.istio_mesh.this", "network", cp.Get("NETWORK")),
+		resource.TestCheckResourceAttr("data.istio_mesh.this", "istiod_host", istiodHost(cp.Get("DEFAULT_REVISION"))),
+		resource.TestCheckResourceAttrWith("data.istio_mesh.this", "root_cert", sameRootCert),
+		resource.TestCheckOutput("trust_domain", "cluster.local"),
+	}
+	for _, rev := range installedRevisions() {
+		config += fmt.Sprintf("\ndata \"istio_mesh\" %q {\n  revision = %q\n}\n", "rev_"+rev, rev)
+		checks = append(checks,
+			resource.TestCheckResourceAttr("data.istio_mesh.rev_"+rev, "istiod_host", istiodHost(rev)),
+			resource.TestCheckResourceAttr("data.istio_mesh.rev_"+rev, "cluster_id", cp.Get("CLUSTER_ID")),
+		)
+	}
+	accTest(t, resource.TestCase{
+		Steps: []resource.TestStep{{
+			Config: config,
+			Check:  resource.ComposeAggregateTestCheckFunc(checks...),
 		}},
 	})
 }

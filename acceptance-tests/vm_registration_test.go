@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // registrationConfig is a group plus one registration whose body is given.
@@ -52,6 +53,7 @@ func TestAccVmRegistration_manual(t *testing.T) {
 	dir := t.TempDir()
 	var token string
 	entryName := "product-vm-10.10.0.5"
+	hosts, discoveryAddress := istiodReach(cp.Get("DEFAULT_REVISION"))
 	accTest(t, resource.TestCase{
 		CheckDestroy: resource.ComposeAggregateTestCheckFunc(
 			checkDestroy(gvrWorkloadGroup, "istio_workload_group"),
@@ -80,10 +82,11 @@ func TestAccVmRegistration_manual(t *testing.T) {
 					resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "cluster_env", containsAll(
 						"ISTIO_NAMESPACE='"+ns+"'", "SERVICE_ACCOUNT='default'", "ISTIO_INBOUND_PORTS='8080'", "ISTIO_SERVICE=")),
 					resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "mesh_config", containsAll(
-						"ISTIO_META_WORKLOAD_ENTRY: "+entryName, "ISTIO_META_CLUSTER_ID: "+cp.Get("CLUSTER_ID"),
-						"discoveryAddress: istiod.istio-system.svc:15012", "readinessProbe:", "port: 8080")),
+						"ISTIO_META_WORKLOAD_ENTRY: "+entryName, "discoveryAddress: "+discoveryAddress, "readinessProbe:", "port: 8080")),
+					// As istioctl writes it: the installed clusterName, "" when unset.
+					resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "mesh_config", proxyMetadataIs("ISTIO_META_CLUSTER_ID", cp.Get("CLUSTER_NAME"))),
 					resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "mesh_config", containsNone("ISTIO_META_AUTO_REGISTER_GROUP")),
-					resource.TestCheckResourceAttr("istio_vm_registration.vm", "hosts", cp.Get("EASTWEST_GATEWAY_IP")+" istiod.istio-system.svc\n"),
+					resource.TestCheckResourceAttr("istio_vm_registration.vm", "hosts", hosts),
 					resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "root_cert", sameAsConfigMap(t, ns, "istio-ca-root-cert", "root-cert.pem")),
 					checkEntry(t, ns, entryName),
 					func(s *terraform.State) error {
@@ -160,13 +163,32 @@ func TestAccVmRegistration_autoAndRenewal(t *testing.T) {
 	})
 }
 
+// A registration for the newest installed revision (canary where the
+// profile has one) reaches that revision's istiod; one with istiod_address
+// uses it as discoveryAddress and keeps istiod's name for TLS.
 func TestAccVmRegistration_revisionAndDNSGateway(t *testing.T) {
 	ns := testNamespace(t, "vmr")
 	waitForDefaultServiceAccount(t, ns)
+	rev := newestRevision()
+	hosts, discoveryAddress := istiodReach(rev)
+	checks := []resource.TestCheckFunc{
+		resource.TestCheckResourceAttr("istio_vm_registration.vm", "hosts", hosts),
+		resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "mesh_config", containsAll(
+			"ISTIO_META_NETWORK: vm-network", "discoveryAddress: "+discoveryAddress)),
+		resource.TestCheckResourceAttr("istio_vm_registration.dns", "hosts", ""),
+		resource.TestCheckResourceAttrWith("istio_vm_registration.dns", "mesh_config", containsAll(
+			"discoveryAddress: eastwest.example.com:15012", "ISTIOD_SAN: istiod.istio-system.svc")),
+		resource.TestCheckResourceAttrWith("istio_vm_registration.dns", "cluster_env", containsAll("REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION")),
+	}
+	if rev != "default" {
+		// istioctl's rule: a revisioned VM gets its CA from that revision's istiod.
+		checks = append(checks, resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "cluster_env",
+			containsAll("CA_ADDR='"+istiodHost(rev)+":15012'")))
+	}
 	accTest(t, resource.TestCase{
 		Steps: []resource.TestStep{{
-			Config: registrationConfig(ns, `
-  revision = "canary"
+			Config: registrationConfig(ns, fmt.Sprintf(`
+  revision = %q
   network  = "vm-network"
 }
 
@@ -174,16 +196,8 @@ resource "istio_vm_registration" "dns" {
   workload_group = istio_workload_group.product.id
   istiod_address = "eastwest.example.com:15012"
   external_ip    = "203.0.113.7"
-`),
-			Check: resource.ComposeAggregateTestCheckFunc(
-				resource.TestCheckResourceAttr("istio_vm_registration.vm", "hosts", cp.Get("EASTWEST_GATEWAY_IP")+" istiod-canary.istio-system.svc\n"),
-				resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "cluster_env", containsAll("CA_ADDR='istiod-canary.istio-system.svc:15012'")),
-				resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "mesh_config", containsAll("ISTIO_META_NETWORK: vm-network")),
-				resource.TestCheckResourceAttr("istio_vm_registration.dns", "hosts", ""),
-				resource.TestCheckResourceAttrWith("istio_vm_registration.dns", "mesh_config", containsAll(
-					"discoveryAddress: eastwest.example.com:15012", "ISTIOD_SAN: istiod.istio-system.svc")),
-				resource.TestCheckResourceAttrWith("istio_vm_registration.dns", "cluster_env", containsAll("REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION")),
-			),
+`, rev)),
+			Check: resource.ComposeAggregateTestCheckFunc(checks...),
 		}},
 	})
 }
@@ -262,6 +276,35 @@ func containsNone(parts ...string) resource.CheckResourceAttrWithFunc {
 		}
 		return nil
 	}
+}
+
+// proxyMetadataIs checks one proxyMetadata value of mesh.yaml ("" = absent or empty).
+func proxyMetadataIs(key, want string) resource.CheckResourceAttrWithFunc {
+	return func(value string) error {
+		var mesh struct {
+			DefaultConfig struct {
+				ProxyMetadata map[string]string `json:"proxyMetadata"`
+			} `json:"defaultConfig"`
+		}
+		if err := yaml.Unmarshal([]byte(value), &mesh); err != nil {
+			return fmt.Errorf("mesh_config is not YAML: %w", err)
+		}
+		if got := mesh.DefaultConfig.ProxyMetadata[key]; got != want {
+			return fmt.Errorf("proxyMetadata %s = %q, want %q", key, got, want)
+		}
+		return nil
+	}
+}
+
+// istiodReach is what a bundle for revision rev says about reaching istiod
+// through the east-west gateway: a hosts line for the load balancer IP, or,
+// when the load balancer only has a DNS name, no hosts line and that name as
+// discoveryAddress.
+func istiodReach(rev string) (hosts, discoveryAddress string) {
+	if name := cp.Get("EASTWEST_GATEWAY_HOSTNAME"); name != "" {
+		return "", name + ":15012"
+	}
+	return cp.Get("EASTWEST_GATEWAY_IP") + " " + istiodHost(rev) + "\n", istiodHost(rev) + ":15012"
 }
 
 func sameAsConfigMap(t *testing.T, ns, name, key string) resource.CheckResourceAttrWithFunc {

@@ -40,19 +40,11 @@ type Options struct {
 	// RunDir is the run directory (default $TFPI_CACHE/run/controlplane). A
 	// stale run directory (no live process) is wiped; a live one is an error.
 	RunDir string
-	// Revisions lists the istiod revisions to run; "default" is the
-	// unrevisioned one. Default: ["default"]. ["default", "canary"] adds a
-	// second istiod with ConfigMaps istio-canary and
-	// istio-sidecar-injector-canary.
-	Revisions []string
-	// ClusterID is istiod's cluster id and global.multiCluster.clusterName
-	// (default "cluster1").
-	ClusterID string
-	// Network is global.network and the east-west gateway's network
-	// (default "network1").
-	Network string
-	// GatewayIP is the external IP of the istio-eastwestgateway Service,
-	// where the gateway process forwards 15012/15017 to istiod by SNI
+	// Profile names how Istio is installed (profile.go; default
+	// $TFPI_PROFILE, else DefaultProfile).
+	Profile string
+	// GatewayIP is the load balancer address of the istio-eastwestgateway
+	// Service, where the gateway process routes 15012/15017 to istiod by SNI
 	// (default: a free loopback address 127.1.x.y).
 	GatewayIP string
 	// ReadyTimeout bounds the wait for each component (default 3m).
@@ -70,12 +62,20 @@ type ControlPlane struct {
 	Kubeconfig string
 	// Env holds the values also written to RUN_DIR/env, in order.
 	Env []EnvVar
+	// Skipped lists the rendered objects not applied (skippedKinds).
+	Skipped []string
 
-	opts   Options
-	pki    *pki
-	procs  []*process
-	rest   *rest.Config
-	client kubernetes.Interface
+	opts         Options
+	profile      Profile
+	istioctlBin  string
+	samplesDir   string
+	gatewayIP    string
+	egressSocket string
+	istiods      []*istiod
+	pki          *pki
+	procs        []*process
+	rest         *rest.Config
+	client       kubernetes.Interface
 }
 
 // EnvVar is one line of the env file.
@@ -100,6 +100,9 @@ func (cp *ControlPlane) Clientset() kubernetes.Interface { return cp.client }
 // Dynamic returns a dynamic client for the admin user.
 func (cp *ControlPlane) Dynamic() dynamic.Interface { return dynamic.NewForConfigOrDie(cp.rest) }
 
+// Profile is the install profile this control plane runs.
+func (cp *ControlPlane) Profile() Profile { return cp.profile }
+
 // DefaultRunDir is used when Options.RunDir is empty.
 func DefaultRunDir() string { return filepath.Join(CacheDir(), "run", "controlplane") }
 
@@ -107,14 +110,11 @@ func (o *Options) defaults() {
 	if o.RunDir == "" {
 		o.RunDir = DefaultRunDir()
 	}
-	if len(o.Revisions) == 0 {
-		o.Revisions = []string{"default"}
+	if o.Profile == "" {
+		o.Profile = os.Getenv("TFPI_PROFILE")
 	}
-	if o.ClusterID == "" {
-		o.ClusterID = "cluster1"
-	}
-	if o.Network == "" {
-		o.Network = "network1"
+	if o.Profile == "" {
+		o.Profile = DefaultProfile
 	}
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 3 * time.Minute
@@ -129,6 +129,10 @@ func (o *Options) defaults() {
 // component and its log file.
 func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	opts.defaults()
+	profile, err := LookupProfile(opts.Profile)
+	if err != nil {
+		return nil, err
+	}
 	kubeBin, err := requireFile("TFPI_KUBE_TESTENV", "kube-testenv (etcd, kube-apiserver, kube-controller-manager)")
 	if err != nil {
 		return nil, err
@@ -137,7 +141,11 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	crds, err := requireFile("TFPI_ISTIO_CRDS", "Istio CRD YAML (crd-all.gen.yaml)")
+	istioctlBin, err := requireFile("TFPI_ISTIOCTL", "istioctl")
+	if err != nil {
+		return nil, err
+	}
+	samplesDir, err := requireFile("TFPI_ISTIO_SAMPLES", "Istio samples (samples/multicluster)")
 	if err != nil {
 		return nil, err
 	}
@@ -148,8 +156,8 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err := prepareRunDir(runDir); err != nil {
 		return nil, err
 	}
-	cp := &ControlPlane{RunDir: runDir, opts: opts}
-	if err := cp.start(ctx, kubeBin, pilotBin, crds); err != nil {
+	cp := &ControlPlane{RunDir: runDir, opts: opts, profile: profile, istioctlBin: istioctlBin, samplesDir: samplesDir}
+	if err := cp.start(ctx, kubeBin, pilotBin); err != nil {
 		if stopErr := cp.Stop(); stopErr != nil {
 			err = fmt.Errorf("%w (and stopping failed: %v)", err, stopErr)
 		}
@@ -215,16 +223,14 @@ func (cp *ControlPlane) setEnv(key, value string) {
 	cp.Env = append(cp.Env, EnvVar{key, value})
 }
 
-// istiodPorts are the listen addresses of one istiod.
-type istiodPorts struct {
-	grpc, xds, monitoring, http, https, ctrlz string
-}
-
-func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin, crds string) error {
+func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) error {
 	started := time.Now()
 	var err error
 	if cp.pki, err = newPKI(filepath.Join(cp.RunDir, "pki")); err != nil {
 		return fmt.Errorf("generating certificates: %w", err)
+	}
+	if cp.egressSocket, err = egressSocketPath(cp.RunDir); err != nil {
+		return err
 	}
 	ports, err := freePorts(3)
 	if err != nil {
@@ -235,13 +241,31 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin, crds strin
 	apiserverAddr := ports[2]
 	apiserverURL := "https://" + apiserverAddr
 	cp.setEnv("RUN_DIR", cp.RunDir)
-	if cp.opts.GatewayIP == "" {
-		if cp.opts.GatewayIP, err = pickGatewayIP(); err != nil {
+	cp.gatewayIP = cp.opts.GatewayIP
+	if cp.gatewayIP == "" {
+		if cp.gatewayIP, err = pickGatewayIP(); err != nil {
 			return err
 		}
 	}
 
-	// Certificates: apiserver serving, admin (system:masters), one identity per istiod.
+	// istioctl renders the install while the cluster starts.
+	if err := os.MkdirAll(filepath.Join(cp.RunDir, "install"), 0o755); err != nil {
+		return err
+	}
+	cp.progress("rendering profile %q with %s", cp.profile.Name, cp.istioctlBin)
+	renderCtx, cancelRender := context.WithCancel(ctx)
+	defer cancelRender()
+	type renderResult struct {
+		steps []rendered
+		err   error
+	}
+	renderDone := make(chan renderResult, 1)
+	go func() {
+		steps, err := cp.renderInstalls(renderCtx)
+		renderDone <- renderResult{steps, err}
+	}()
+
+	// Certificates: apiserver serving, admin (system:masters); istiod's in startIstiod.
 	if err := cp.pki.issue("apiserver", "kube-apiserver", nil, []string{
 		"127.0.0.1", "localhost", "10.0.0.1", "kubernetes", "kubernetes.default",
 		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
@@ -255,14 +279,13 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin, crds strin
 	if err := cp.pki.kubeconfig(cp.Kubeconfig, apiserverURL, "admin"); err != nil {
 		return err
 	}
+	egressConfig := filepath.Join(cp.RunDir, "egress-selector.yaml")
+	if err := os.WriteFile(egressConfig, []byte(egressSelectorConfig(cp.egressSocket)), 0o644); err != nil {
+		return err
+	}
 	cp.setEnv("KUBECONFIG", cp.Kubeconfig)
 	cp.setEnv("KUBE_APISERVER", apiserverURL)
 	cp.setEnv("ETCD_ENDPOINT", etcdURL)
-	cp.setEnv("CLUSTER_ID", cp.opts.ClusterID)
-	cp.setEnv("NETWORK", cp.opts.Network)
-	cp.setEnv("EASTWEST_GATEWAY_IP", cp.opts.GatewayIP)
-	cp.setEnv("ISTIO_REVISIONS", strings.Join(cp.opts.Revisions, ","))
-
 	// etcd
 	cp.progress("starting etcd on %s", etcdURL)
 	etcd, err := cp.startProcess("etcd", cp.RunDir, baseEnv(), kubeBin, "etcd",
@@ -302,6 +325,8 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin, crds strin
 		"--service-account-key-file="+pk("sa.pub"),
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--allow-privileged=true",
+		// Webhook calls to Service ClusterIPs go through the cluster-network process.
+		"--egress-selector-config-file="+egressConfig,
 		"--profiling=false",
 		"--v=1",
 	)
@@ -346,13 +371,13 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin, crds strin
 	}
 	cp.setEnv("KUBE_CONTROLLER_MANAGER_PID", strconv.Itoa(kcm.cmd.Process.Pid))
 
-	// Istio CRDs and the objects an Istio installation has before istiod runs.
-	cp.progress("applying Istio CRDs from %s", crds)
-	if err := cp.applyCRDs(ctx, crds, apiserver); err != nil {
-		return err
+	// Istio, as istioctl install would put it in the cluster.
+	render := <-renderDone
+	if render.err != nil {
+		return fmt.Errorf("rendering the Istio install: %w", render.err)
 	}
-	if err := cp.bootstrapIstio(ctx); err != nil {
-		return fmt.Errorf("creating Istio configuration objects: %w", err)
+	if err := cp.install(ctx, render.steps, apiserver); err != nil {
+		return fmt.Errorf("installing Istio: %w", err)
 	}
 	if err := cp.waitFor(ctx, kcm, "kube-controller-manager (ServiceAccount default/default)", func() error {
 		_, err := cp.client.CoreV1().ServiceAccounts("default").Get(ctx, "default", getOpts)
@@ -361,30 +386,57 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin, crds strin
 		return err
 	}
 
-	// istiod, one per revision.
-	for _, rev := range cp.opts.Revisions {
-		if err := cp.startIstiod(ctx, pilotBin, rev); err != nil {
+	// istiod, one per rendered istiod Deployment, reachable from
+	// kube-apiserver through its Services.
+	if cp.istiods, err = istiodsFrom(render.steps); err != nil {
+		return err
+	}
+	if len(cp.istiods) == 0 {
+		return fmt.Errorf("istioctl rendered no istiod Deployment (see %s)", filepath.Join(cp.RunDir, "install"))
+	}
+	if err := pickListenAddrs(cp.istiods); err != nil {
+		return err
+	}
+	if err := cp.startClusterNetwork(ctx); err != nil {
+		return err
+	}
+	for _, d := range cp.istiods {
+		if err := cp.startIstiod(ctx, pilotBin, d); err != nil {
 			return err
 		}
 	}
-	first := cp.procByName(istiodName(cp.opts.Revisions[0]))
+	first := cp.istiods[0].process
 	rootCertFile := filepath.Join(cp.RunDir, "istio-root-cert.pem")
+	var rootCert string
 	if err := cp.waitFor(ctx, first, "ConfigMap default/istio-ca-root-cert (created by istiod)", func() error {
 		cm, err := cp.client.CoreV1().ConfigMaps("default").Get(ctx, "istio-ca-root-cert", getOpts)
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(rootCertFile, []byte(cm.Data["root-cert.pem"]), 0o644)
+		rootCert = cm.Data["root-cert.pem"]
+		return os.WriteFile(rootCertFile, []byte(rootCert), 0o644)
 	}); err != nil {
 		return err
 	}
 	cp.setEnv("ISTIO_ROOT_CERT", rootCertFile)
-
-	// The east-west gateway: istiod reachable at the gateway IP by SNI.
-	if err := cp.startGateway(ctx); err != nil {
+	if err := cp.waitForWebhooks(ctx, rootCert); err != nil {
 		return err
 	}
 
+	// The VM guide's last step, validated by istiod's webhook, then the
+	// east-west gateway it configures.
+	expose, err := cp.exposeIstiod()
+	if err != nil {
+		return err
+	}
+	if err := cp.applyObjects(ctx, expose.objects); err != nil {
+		return fmt.Errorf("exposing istiod: %w", err)
+	}
+	if err := cp.startEastWestGateway(ctx); err != nil {
+		return err
+	}
+
+	cp.setProfileEnv()
 	if err := cp.writeEnvFile(); err != nil {
 		return err
 	}
@@ -402,83 +454,6 @@ func istiodName(rev string) string {
 // envPrefix is ISTIOD or ISTIOD_<REV> for env keys.
 func envPrefix(rev string) string {
 	return strings.ToUpper(strings.ReplaceAll(istiodName(rev), "-", "_"))
-}
-
-func (cp *ControlPlane) procByName(name string) *process {
-	for _, p := range cp.procs {
-		if p.name == name {
-			return p
-		}
-	}
-	return nil
-}
-
-func (cp *ControlPlane) startIstiod(ctx context.Context, pilotBin, rev string) error {
-	name := istiodName(rev)
-	addrs, err := freePorts(6)
-	if err != nil {
-		return err
-	}
-	pt := istiodPorts{grpc: addrs[0], xds: addrs[1], monitoring: addrs[2], http: addrs[3], https: addrs[4], ctrlz: addrs[5]}
-	// istiod authenticates as its ServiceAccount (client certificate with
-	// that user name), so the chart's RBAC applies as in a cluster.
-	if err := cp.pki.issue(name, "system:serviceaccount:"+IstioNamespace+":"+name,
-		[]string{"system:serviceaccounts", "system:serviceaccounts:" + IstioNamespace}, nil); err != nil {
-		return err
-	}
-	kubeconfig := filepath.Join(cp.RunDir, name+".kubeconfig")
-	if err := cp.pki.kubeconfig(kubeconfig, cp.Get("KUBE_APISERVER"), name); err != nil {
-		return err
-	}
-	// Working directory for the relative ./etc and ./var paths istiod uses.
-	workDir := filepath.Join(cp.RunDir, name)
-	if err := os.MkdirAll(workDir, 0o755); err != nil {
-		return err
-	}
-	revision := rev
-	if rev == "" {
-		revision = "default"
-	}
-	env := append(baseEnv(),
-		"POD_NAME="+name+"-local",
-		"POD_NAMESPACE="+IstioNamespace,
-		"CLUSTER_ID="+cp.opts.ClusterID,
-		"REVISION="+revision,
-		"ISTIOD_CUSTOM_HOST=localhost",
-		"PILOT_CERT_PROVIDER=istiod",
-		"ENABLE_CA_SERVER=true",
-	)
-	_, ctrlzPort, _ := net.SplitHostPort(pt.ctrlz)
-	cp.progress("starting %s (revision %s), XDS %s", name, revision, pt.xds)
-	p, err := cp.startProcess(name, workDir, env, pilotBin, "discovery",
-		"--kubeconfig="+kubeconfig,
-		"--namespace="+IstioNamespace,
-		"--clusterID="+cp.opts.ClusterID,
-		"--grpcAddr="+pt.grpc,
-		"--secureGRPCAddr="+pt.xds,
-		"--monitoringAddr="+pt.monitoring,
-		"--httpAddr="+pt.http,
-		"--httpsAddr="+pt.https,
-		"--ctrlz_address=127.0.0.1", "--ctrlz_port="+ctrlzPort,
-		"--log_output_level=default:info",
-	)
-	if err != nil {
-		return err
-	}
-	if err := cp.waitFor(ctx, p, name+" /ready", func() error {
-		return httpOK(http.DefaultClient, "http://"+pt.http+"/ready")
-	}); err != nil {
-		return err
-	}
-	prefix := envPrefix(rev)
-	cp.setEnv(prefix+"_GRPC_ADDR", pt.grpc)
-	cp.setEnv(prefix+"_XDS_ADDR", pt.xds)
-	cp.setEnv(prefix+"_MONITORING_ADDR", pt.monitoring)
-	cp.setEnv(prefix+"_HTTP_ADDR", pt.http)
-	cp.setEnv(prefix+"_WEBHOOK_ADDR", pt.https)
-	cp.setEnv(prefix+"_KUBECONFIG", kubeconfig)
-	cp.setEnv(prefix+"_PID", strconv.Itoa(p.cmd.Process.Pid))
-	return nil
 }
 
 // waitFor polls check until it succeeds, the process exits, ctx ends or the
@@ -551,6 +526,24 @@ func baseEnv() []string {
 		return k == "KUBECONFIG" || strings.HasPrefix(k, "KUBERNETES_") ||
 			k == "POD_NAME" || k == "POD_NAMESPACE" || k == "REVISION" || k == "CLUSTER_ID"
 	})
+}
+
+// setProfileEnv records the facts of the install that tests and VMs read.
+func (cp *ControlPlane) setProfileEnv() {
+	p := cp.profile
+	cp.setEnv("PROFILE", p.Name)
+	cp.setEnv("ISTIO_REVISIONS", strings.Join(p.Revisions, ","))
+	cp.setEnv("DEFAULT_REVISION", p.DefaultRevision())
+	// CLUSTER_ID is what istiod runs with; CLUSTER_NAME is clusterName as installed ("" = unset).
+	cp.setEnv("CLUSTER_ID", cp.istiods[0].env["CLUSTER_ID"])
+	cp.setEnv("CLUSTER_NAME", p.ClusterName)
+	cp.setEnv("NETWORK", p.Network)
+	cp.setEnv("MESH_ID", p.MeshID)
+	cp.setEnv("EASTWEST_GATEWAY_IP", cp.gatewayIP)
+	cp.setEnv("EASTWEST_GATEWAY_HOSTNAME", p.GatewayHostname)
+	cp.setEnv("ISTIOCTL", cp.istioctlBin)
+	cp.setEnv("ISTIO_SAMPLES", cp.samplesDir)
+	cp.setEnv("ISTIO_INSTALL_DIR", filepath.Join(cp.RunDir, "install"))
 }
 
 // writeEnvFile writes RUN_DIR/env: KEY=value lines, sourceable by sh

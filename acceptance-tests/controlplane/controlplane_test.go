@@ -27,7 +27,8 @@ func fakeTools(t *testing.T, kube string) {
 	t.Setenv("TFPI_CACHE", dir)
 	t.Setenv("TFPI_KUBE_TESTENV", write("kube-testenv", kube))
 	t.Setenv("TFPI_PILOT_DISCOVERY", write("pilot-discovery", "exit 1"))
-	t.Setenv("TFPI_ISTIO_CRDS", write("crds.yaml", ""))
+	t.Setenv("TFPI_ISTIOCTL", write("istioctl", "exit 1"))
+	t.Setenv("TFPI_ISTIO_SAMPLES", dir)
 }
 
 func TestMissingBinaryIsExplained(t *testing.T) {

@@ -1,43 +1,61 @@
 package controlplane
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// The east-west gateway stand-in: TLS passthrough routed by SNI, as the
-// istio-eastwestgateway with samples/multicluster/expose-istiod.yaml (and
-// expose-istiod-rev.yaml.tmpl for revisions) does in a cluster. It listens on
-// the Service's external IP (a loopback address of its own per control plane)
-// on 15012 (XDS + CA) and 15017 (webhooks), so a VM whose hosts file maps
-// istiod.istio-system.svc to the gateway IP reaches istiod and still verifies
-// istiod's own certificate.
+// The network stand-ins, one program with two roles (both run as separate
+// processes: the program that called Start re-executes itself with
+// gatewayEnv set, and RunGatewayIfRequested, first thing in main or
+// TestMain, serves instead of doing anything else):
 //
-// It runs as a separate process: the program that called Start re-executes
-// itself with gatewayEnv set, and RunGatewayIfRequested (first thing in main
-// or TestMain) serves instead of doing anything else.
+//   - "cluster-network": what kube-proxy and the Pod network give
+//     kube-apiserver in a cluster. kube-apiserver sends its traffic to the
+//     cluster (webhook calls to a Service's ClusterIP) through its egress
+//     selector (--egress-selector-config-file, HTTP CONNECT over a unix
+//     socket); this proxy connects each ClusterIP:port to the local istiod
+//     whose Pods that Service selects.
+//   - "eastwest-gateway": the Envoy of the istio-eastwestgateway Service with
+//     expose-istiod applied: TLS passthrough by SNI on the Service's load
+//     balancer address (a loopback address of its own per control plane),
+//     routed as the applied VirtualServices say. A VM whose hosts file maps
+//     istiod.istio-system.svc to the gateway IP reaches istiod and still
+//     verifies istiod's own certificate.
 
 const gatewayEnv = "TFPI_CONTROLPLANE_GATEWAY"
 
-// gatewayConfig maps listen address → SNI → backend address; SNI "" is the
-// route for clients that send none.
-type gatewayConfig map[string]map[string]string
+// gatewayConfig is what one network stand-in process serves.
+type gatewayConfig struct {
+	// SNI maps a listen address to its routes by TLS server name.
+	SNI map[string][]sniRoute `json:"sni,omitempty"`
+	// Connect maps a unix socket, served as an HTTP CONNECT proxy, to its
+	// routes: target host:port → backend address.
+	Connect map[string]map[string]string `json:"connect,omitempty"`
+}
 
-// RunGatewayIfRequested serves the east-west gateway and exits when this
+// sniRoute sends connections whose SNI is SNI to Backend; SNI "*" matches
+// any name (and none), after every exact route.
+type sniRoute struct {
+	SNI     string `json:"sni"`
+	Backend string `json:"backend"`
+}
+
+// RunGatewayIfRequested serves a network stand-in and exits when this
 // process was started as one by Start. Call it first in main and TestMain.
 func RunGatewayIfRequested() {
 	raw := os.Getenv(gatewayEnv)
@@ -46,13 +64,13 @@ func RunGatewayIfRequested() {
 	}
 	var cfg gatewayConfig
 	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "eastwest-gateway: bad %s: %v\n", gatewayEnv, err)
+		fmt.Fprintf(os.Stderr, "gateway: bad %s: %v\n", gatewayEnv, err)
 		os.Exit(2)
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if err := serveGateway(ctx, cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "eastwest-gateway: %v\n", err)
+		fmt.Fprintf(os.Stderr, "gateway: %v\n", err)
 		os.Exit(1)
 	}
 	os.Exit(0)
@@ -60,20 +78,14 @@ func RunGatewayIfRequested() {
 
 func serveGateway(ctx context.Context, cfg gatewayConfig) error {
 	var listeners []net.Listener
-	for addr := range cfg {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			for _, l := range listeners {
-				l.Close()
-			}
-			return err
+	closeAll := func() {
+		for _, l := range listeners {
+			l.Close()
 		}
-		listeners = append(listeners, l)
-		fmt.Fprintf(os.Stderr, "eastwest-gateway: listening on %s, routes %v\n", addr, cfg[addr])
 	}
 	var wg sync.WaitGroup
-	for _, l := range listeners {
-		routes := cfg[l.Addr().String()]
+	serve := func(l net.Listener, handle func(net.Conn)) {
+		listeners = append(listeners, l)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -82,42 +94,105 @@ func serveGateway(ctx context.Context, cfg gatewayConfig) error {
 				if err != nil {
 					return
 				}
-				go proxyBySNI(c, routes)
+				go handle(c)
 			}
 		}()
 	}
-	<-ctx.Done()
-	for _, l := range listeners {
-		l.Close()
+	for addr, routes := range cfg.SNI {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "gateway: listening on %s, routes by SNI %v\n", addr, routes)
+		serve(l, func(c net.Conn) { proxyBySNI(c, routes) })
 	}
+	for socket, routes := range cfg.Connect {
+		_ = os.Remove(socket)
+		l, err := net.Listen("unix", socket)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "gateway: listening on %s (HTTP CONNECT), routes %v\n", socket, routes)
+		serve(l, func(c net.Conn) { proxyConnect(c, routes) })
+	}
+	<-ctx.Done()
+	closeAll()
 	wg.Wait()
 	return nil
 }
 
 // proxyBySNI reads the TLS ClientHello, picks the backend by server name and
 // splices the connection, replaying the bytes already read.
-func proxyBySNI(c net.Conn, routes map[string]string) {
+func proxyBySNI(c net.Conn, routes []sniRoute) {
 	defer c.Close()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var seen bytes.Buffer
 	sni, err := peekSNI(io.TeeReader(c, &seen))
 	_ = c.SetReadDeadline(time.Time{})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "eastwest-gateway: %s: no TLS ClientHello: %v\n", c.RemoteAddr(), err)
+		fmt.Fprintf(os.Stderr, "gateway: %s: no TLS ClientHello: %v\n", c.RemoteAddr(), err)
 		return
 	}
-	backend, ok := routes[sni]
+	backend, ok := routeSNI(routes, sni)
 	if !ok {
-		fmt.Fprintf(os.Stderr, "eastwest-gateway: %s: no route for SNI %q\n", c.RemoteAddr(), sni)
+		fmt.Fprintf(os.Stderr, "gateway: %s: no route for SNI %q\n", c.RemoteAddr(), sni)
 		return
 	}
+	splice(c, backend, seen.Bytes())
+}
+
+// routeSNI picks the route of an exact server name, else a "*" route.
+func routeSNI(routes []sniRoute, sni string) (string, bool) {
+	for _, r := range routes {
+		if r.SNI == sni && sni != "" {
+			return r.Backend, true
+		}
+	}
+	for _, r := range routes {
+		if r.SNI == "*" {
+			return r.Backend, true
+		}
+	}
+	return "", false
+}
+
+// proxyConnect serves one HTTP CONNECT request (as kube-apiserver's egress
+// selector sends it: the target in the request line) and splices the
+// connection to the target's backend.
+func proxyConnect(c net.Conn, routes map[string]string) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gateway: CONNECT: %v\n", err)
+		return
+	}
+	if req.Method != http.MethodConnect {
+		fmt.Fprintf(c, "HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+		return
+	}
+	backend, ok := routes[req.URL.Host]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "gateway: CONNECT %s: no Service backend here\n", req.URL.Host)
+		fmt.Fprintf(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
+		return
+	}
+	fmt.Fprintf(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+	buffered, _ := br.Peek(br.Buffered())
+	splice(c, backend, buffered)
+}
+
+// splice connects c to backend, first sending what was already read from c.
+func splice(c net.Conn, backend string, alreadyRead []byte) {
 	b, err := net.DialTimeout("tcp", backend, 5*time.Second)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "eastwest-gateway: %s: SNI %q → %s: %v\n", c.RemoteAddr(), sni, backend, err)
+		fmt.Fprintf(os.Stderr, "gateway: %s → %s: %v\n", c.RemoteAddr(), backend, err)
 		return
 	}
 	defer b.Close()
-	if _, err := b.Write(seen.Bytes()); err != nil {
+	if _, err := b.Write(alreadyRead); err != nil {
 		return
 	}
 	done := make(chan struct{}, 2)
@@ -128,8 +203,11 @@ func proxyBySNI(c net.Conn, routes map[string]string) {
 }
 
 func closeWrite(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
+	switch conn := c.(type) {
+	case *net.TCPConn:
+		_ = conn.CloseWrite()
+	case *net.UnixConn:
+		_ = conn.CloseWrite()
 	}
 }
 
@@ -193,59 +271,18 @@ func portsFree(ip string, ports ...string) bool {
 	return true
 }
 
-// startGateway runs the gateway process for every istiod revision and waits
-// until istiod answers through it with its own certificate.
-func (cp *ControlPlane) startGateway(ctx context.Context) error {
-	ip := cp.opts.GatewayIP
-	xds := map[string]string{}
-	webhook := map[string]string{}
-	for _, rev := range cp.opts.Revisions {
-		host := istiodName(rev) + "." + IstioNamespace + ".svc"
-		prefix := envPrefix(rev)
-		xds[host] = cp.Get(prefix + "_XDS_ADDR")
-		webhook[host] = cp.Get(prefix + "_WEBHOOK_ADDR")
-	}
-	first := istiodName(cp.opts.Revisions[0]) + "." + IstioNamespace + ".svc"
-	xds[""], webhook[""] = xds[first], webhook[first]
-	cfg := gatewayConfig{net.JoinHostPort(ip, "15012"): xds, net.JoinHostPort(ip, "15017"): webhook}
+// startNetworkProcess starts one network stand-in process.
+func (cp *ControlPlane) startNetworkProcess(name string, cfg gatewayConfig) (*process, error) {
 	raw, err := json.Marshal(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cp.progress("starting eastwest-gateway on %s (15012, 15017)", ip)
-	p, err := cp.startProcess("eastwest-gateway", cp.RunDir, append(baseEnv(), gatewayEnv+"="+string(raw)), self)
-	if err != nil {
-		return err
-	}
-	root, err := os.ReadFile(cp.Get("ISTIO_ROOT_CERT"))
-	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(root)
-	if err := cp.waitFor(ctx, p, "istiod TLS through "+net.JoinHostPort(ip, "15012"), func() error {
-		for host := range xds {
-			if host == "" {
-				continue
-			}
-			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", net.JoinHostPort(ip, "15012"),
-				&tls.Config{RootCAs: pool, ServerName: host, NextProtos: []string{"h2"}})
-			if err != nil {
-				return fmt.Errorf("%s: %w", host, err)
-			}
-			conn.Close()
-		}
-		return nil
-	}); err != nil {
-		if !strings.Contains(tail(p.log, 20), "eastwest-gateway: listening") {
-			return fmt.Errorf("%w\n(the program that starts the control plane must call controlplane.RunGatewayIfRequested() first in main/TestMain)", err)
-		}
-		return err
-	}
-	cp.setEnv("EASTWEST_GATEWAY_PID", fmt.Sprint(p.cmd.Process.Pid))
-	return nil
+	return cp.startProcess(name, cp.RunDir, append(baseEnv(), gatewayEnv+"="+string(raw)), self)
 }
+
+// gatewayHint explains the usual reason a network process never listens.
+const gatewayHint = "(the program that starts the control plane must call controlplane.RunGatewayIfRequested() first in main/TestMain)"

@@ -4,7 +4,7 @@
 # outside the clone. A tool that is already in the cache is skipped, so a warm
 # run takes seconds. Writes $TFPI_CACHE/tools.env (KEY=path lines) at the end.
 #
-#   build.sh [all|terraform-1.0.3|kube|istio|terraform-1.5.7|tofu-1.6.3]...
+#   build.sh [all|terraform-1.0.3|kube|istio|istioctl|terraform-1.5.7|tofu-1.6.3]...
 #
 # Environment:
 #   TFPI_CACHE          cache root (default ~/.cache/terraform-provider-istio)
@@ -101,6 +101,33 @@ build_istio() {
 	)
 }
 
+# --- istioctl from the same istio.io/istio module: the control plane renders the
+# install with it (istioctl manifest generate, istioctl tag generate), and tests
+# ask it for its answer (TFPI_ISTIOCTL). Same release tags as pilot-discovery,
+# so most packages come from the Go build cache after pilot-discovery. ---
+# The multicluster samples (east-west gateway, expose-istiod) are copied next to
+# it, as Istio's release archive has them (TFPI_ISTIO_SAMPLES).
+build_istioctl() {
+	if [[ -x "$istio_out/istioctl" && -f "$istio_out/samples/multicluster/gen-eastwest-gateway.sh" ]]; then
+		log "istioctl $istio_ver: cached ($istio_out/istioctl)"; return
+	fi
+	mkdir -p "$istio_out/samples"
+	(
+		cd "$istio_dir"
+		go mod download istio.io/istio
+		src="$(go list -m -f '{{.Dir}}' istio.io/istio)"
+		rm -rf "$istio_out/samples/multicluster"
+		cp -R "$src/samples/multicluster" "$istio_out/samples/multicluster"
+		chmod -R u+w "$istio_out/samples/multicluster"
+		if [[ ! -x "$istio_out/istioctl" ]]; then
+			log "istioctl $istio_ver: building (Istio release tags vtprotobuf,disable_pgv)"
+			go build -p 2 -trimpath -ldflags='-s -w' -tags vtprotobuf,disable_pgv \
+				-o "$istio_out/istioctl.tmp" istio.io/istio/istioctl/cmd/istioctl
+			mv "$istio_out/istioctl.tmp" "$istio_out/istioctl"
+		fi
+	)
+}
+
 # --- optional CLIs: Terraform 1.5.7 (last MPL-2.0 release) and OpenTofu 1.6.3 ---
 # go_install NAME DIR BINARY PACKAGE@VERSION: a failure is recorded in DIR.failed
 # (with the exact error) and is not fatal; it is not retried unless
@@ -136,6 +163,8 @@ write_env() {
 		echo "TFPI_PILOT_DISCOVERY=$istio_out/pilot-discovery"
 		echo "TFPI_PILOT_AGENT=$istio_out/pilot-agent"
 		echo "TFPI_ISTIO_CRDS=$istio_out/crd-all.gen.yaml"
+		if [[ -x "$istio_out/istioctl" ]]; then echo "TFPI_ISTIOCTL=$istio_out/istioctl"; fi
+		if [[ -d "$istio_out/samples" ]]; then echo "TFPI_ISTIO_SAMPLES=$istio_out/samples"; fi
 		echo "TFPI_ISTIO_VERSION=$istio_ver"
 		echo "TFPI_KUBERNETES_VERSION=$kube_ver"
 		if [[ -x "$tf157" ]]; then echo "TFPI_TERRAFORM_1_5_7=$tf157"; fi
@@ -147,7 +176,7 @@ write_env() {
 
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 || "${targets[0]}" == all ]]; then
-	targets=(terraform-1.0.3 kube istio)
+	targets=(terraform-1.0.3 kube istio istioctl)
 	if [[ "${TFPI_EXTRA_CLIS:-1}" != 0 ]]; then targets+=(terraform-1.5.7 tofu-1.6.3); fi
 fi
 t0=$SECONDS
@@ -156,6 +185,7 @@ for t in "${targets[@]}"; do
 	terraform-1.0.3) timed "$t" build_terraform_103 ;;
 	kube) timed "kube-testenv" build_kube ;;
 	istio) timed "istio" build_istio ;;
+	istioctl) timed "istioctl" build_istioctl ;;
 	terraform-1.5.7) timed "$t" build_terraform_157 ;;
 	tofu-1.6.3) timed "$t" build_tofu_163 ;;
 	*) log "unknown target $t"; exit 2 ;;

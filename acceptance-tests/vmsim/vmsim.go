@@ -30,7 +30,8 @@
 //   - istiod's secure gRPC (CA + XDS) reachable at <ip>:15012 for the ip the
 //     bundle's hosts file gives istiod[-<rev>].istio-system.svc (the
 //     istio-eastwestgateway Service's load balancer IP), with TLS passed
-//     through by SNI to the istiod of that name (see Gateway);
+//     through by SNI to the istiod of that name (the control plane's
+//     east-west gateway, acceptance-tests/controlplane/gateway.go);
 //   - the VM's IP (Options.IP) being a local address (any 127.0.0.0/8
 //     address works) where the probed application listens.
 package vmsim

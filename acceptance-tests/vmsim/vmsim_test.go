@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,53 +36,57 @@ var (
 	weGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "workloadentries"}
 )
 
-// cpEnv reads the control plane's env file named by TFPI_CONTROLPLANE_ENV
-// (e.g. $TFPI_CACHE/run/controlplane/env), or skips the test.
-func cpEnv(t *testing.T) map[string]string {
-	path := os.Getenv("TFPI_CONTROLPLANE_ENV")
-	if path == "" {
-		t.Skip("TFPI_CONTROLPLANE_ENV is not set (path of a running control plane's env file: go run ./cmd/controlplane start)")
-	}
-	vars, err := controlplane.ReadEnvFile(filepath.Dir(path))
-	if err != nil {
-		t.Fatalf("reading control plane env file: %v", err)
-	}
-	env := map[string]string{}
-	for _, v := range vars {
-		env[v.Key] = v.Value
-	}
-	for _, k := range []string{"KUBECONFIG", "EASTWEST_GATEWAY_IP", "CLUSTER_ID", "ISTIOD_XDS_ADDR"} {
-		if env[k] == "" {
-			t.Fatalf("control plane env file %s has no %s", path, k)
-		}
-	}
-	return env
+// controlPlaneEnv is the env file of the control plane these tests run
+// against: the one TestMain started, or the running one whose env file
+// TFPI_CONTROLPLANE_ENV names.
+var controlPlaneEnv map[string]string
+
+func TestMain(m *testing.M) {
+	// The control plane re-executes this binary as its network processes.
+	controlplane.RunGatewayIfRequested()
+	os.Exit(runMain(m))
 }
 
-// istiodViaGateway makes sure the VM can reach istiod where its hosts file
-// says: <gateway ip>:15012 with SNI istiod.istio-system.svc. The control
-// plane should provide that; when it does not, a stand-in SNI gateway
-// (vmsim.Gateway) is started for the test and that is logged.
-func istiodViaGateway(t *testing.T, env map[string]string) {
-	addr := net.JoinHostPort(env["EASTWEST_GATEWAY_IP"], "15012")
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-		c.Close()
-		t.Logf("istiod is reachable at the east-west gateway address %s (provided by the control plane)", addr)
-		return
+func runMain(m *testing.M) int {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	var vars []controlplane.EnvVar
+	if path := os.Getenv("TFPI_CONTROLPLANE_ENV"); path != "" {
+		var err error
+		if vars, err = controlplane.ReadEnvFile(filepath.Dir(path)); err != nil {
+			fmt.Fprintf(os.Stderr, "vmsim tests: reading the control plane env file %s: %v\n", path, err)
+			return 1
+		}
+	} else {
+		runRoot := filepath.Join(controlplane.CacheDir(), "run")
+		if err := os.MkdirAll(runRoot, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		runDir, err := os.MkdirTemp(runRoot, "vmsim-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		cp, err := controlplane.Start(ctx, controlplane.Options{RunDir: runDir, KillOnParentExit: true, Progress: os.Stderr})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vmsim tests: control plane did not start: %v\n", err)
+			return 1
+		}
+		defer func() { _ = cp.Stop() }()
+		vars = cp.Env
 	}
-	routes := map[string]string{"istiod.istio-system.svc": env["ISTIOD_XDS_ADDR"]}
-	for k, v := range env {
-		// ISTIOD_<REV>_XDS_ADDR → istiod-<rev>.istio-system.svc
-		if rev, ok := strings.CutSuffix(strings.TrimPrefix(k, "ISTIOD_"), "_XDS_ADDR"); ok && strings.HasPrefix(k, "ISTIOD_") && rev != "" && k != "ISTIOD_XDS_ADDR" {
-			routes["istiod-"+strings.ToLower(strings.ReplaceAll(rev, "_", "-"))+".istio-system.svc"] = v
+	controlPlaneEnv = map[string]string{}
+	for _, v := range vars {
+		controlPlaneEnv[v.Key] = v.Value
+	}
+	for _, k := range []string{"KUBECONFIG", "EASTWEST_GATEWAY_IP", "ISTIO_REVISIONS"} {
+		if controlPlaneEnv[k] == "" {
+			fmt.Fprintf(os.Stderr, "vmsim tests: the control plane env has no %s\n", k)
+			return 1
 		}
 	}
-	g, err := vmsim.StartGateway(addr, routes)
-	if err != nil {
-		t.Fatalf("the control plane does not expose istiod at %s and a stand-in gateway cannot listen there: %v", addr, err)
-	}
-	t.Cleanup(func() { g.Close() })
-	t.Logf("STAND-IN: the control plane does not expose istiod at %s; started an SNI passthrough gateway there (%v)", addr, routes)
+	return m.Run()
 }
 
 // fixture is a namespace with a ServiceAccount, a WorkloadGroup whose
@@ -101,8 +107,7 @@ type fixture struct {
 // unrevisioned one).
 func newFixture(ctx context.Context, t *testing.T, rev, tokenSA string) *fixture {
 	t.Helper()
-	env := cpEnv(t)
-	istiodViaGateway(t, env)
+	env := controlPlaneEnv
 	cfg, err := clientcmd.BuildConfigFromFlags("", env["KUBECONFIG"])
 	if err != nil {
 		t.Fatal(err)
@@ -205,11 +210,7 @@ func (f *fixture) startVM(ctx context.Context, t *testing.T) *vmsim.VM {
 // against a local HTTP server drives the entry's Healthy condition True, then
 // False when the server stops.
 func TestSimulatedVMAutoRegistersAndReportsHealth(t *testing.T) {
-	env := cpEnv(t)
-	for _, rev := range strings.Split(env["ISTIO_REVISIONS"], ",") {
-		if rev == "" {
-			rev = "default"
-		}
+	for _, rev := range strings.Split(controlPlaneEnv["ISTIO_REVISIONS"], ",") {
 		t.Run("revision="+rev, func(t *testing.T) { testAutoRegistersAndReportsHealth(t, rev) })
 	}
 }
@@ -285,7 +286,7 @@ func testAutoRegistersAndReportsHealth(t *testing.T, rev string) {
 func TestSimulatedVMRejectsWrongIdentity(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	f := newFixture(ctx, t, "default", "intruder")
+	f := newFixture(ctx, t, controlPlaneEnv["DEFAULT_REVISION"], "intruder")
 	vm := f.startVM(ctx, t)
 
 	id, err := vm.WaitForWorkloadCert(ctx, 60*time.Second)
@@ -392,7 +393,7 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 		"POD_NAMESPACE":                  b.ns,
 		"SERVICE_ACCOUNT":                b.sa,
 		"TRUST_DOMAIN":                   trustDomain,
-		"ISTIO_META_CLUSTER_ID":          env["CLUSTER_ID"],
+		"ISTIO_META_CLUSTER_ID":          env["CLUSTER_NAME"], // istioctl: the installed clusterName, "" when unset
 		"ISTIO_META_MESH_ID":             meshID,
 		"ISTIO_META_NETWORK":             b.network,
 		"ISTIO_META_WORKLOAD_NAME":       b.group,

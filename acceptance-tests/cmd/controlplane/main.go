@@ -2,7 +2,7 @@
 // (etcd, kube-apiserver, kube-controller-manager, istiod) used by the
 // acceptance tests and `make demo`.
 //
-//	controlplane start [--run-dir DIR] [--revision canary] [--timeout 3m]
+//	controlplane start [--run-dir DIR] [--profile default] [--timeout 3m]
 //	controlplane stop  [--run-dir DIR]
 //	controlplane env   [--run-dir DIR] [--export]
 //	controlplane status [--run-dir DIR]
@@ -36,21 +36,23 @@ import (
 const usage = `usage: controlplane COMMAND [flags]
 
 commands:
-  start    start etcd, kube-apiserver, kube-controller-manager and istiod; print the env file
+  start    start etcd, kube-apiserver, kube-controller-manager, install Istio with istioctl
+           (--profile: %s) and run istiod; print the env file
   stop     stop every process recorded in the run directory
   env      print the env file of a started control plane (KUBECONFIG, ISTIOD_XDS_ADDR, ...)
   status   say whether the control plane of a run directory is running
   get      list objects, like kubectl get: get [-n NS | -A] [-o yaml] RESOURCE [NAME]
 
 Every command takes --run-dir (default %s).
-Tools come from $TFPI_KUBE_TESTENV, $TFPI_PILOT_DISCOVERY, $TFPI_ISTIO_CRDS or %s (make setup).
+Tools come from $TFPI_KUBE_TESTENV, $TFPI_PILOT_DISCOVERY, $TFPI_ISTIOCTL, $TFPI_ISTIO_SAMPLES
+or %s (make setup).
 `
 
 func main() {
 	// Start re-executes this binary as the east-west gateway process.
 	controlplane.RunGatewayIfRequested()
 	if len(os.Args) < 2 {
-		fmt.Fprintf(os.Stderr, usage, controlplane.DefaultRunDir(), controlplane.ToolsEnvFile())
+		fmt.Fprint(os.Stderr, usageText())
 		os.Exit(2)
 	}
 	cmd, args := os.Args[1], os.Args[2:]
@@ -59,10 +61,10 @@ func main() {
 	var err error
 	switch cmd {
 	case "start":
-		revision := fs.String("revision", os.Getenv("REVISION"), "also run an istiod of this revision (e.g. canary)")
+		profile := fs.String("profile", envOr("TFPI_PROFILE", controlplane.DefaultProfile), "install profile: "+strings.Join(controlplane.ProfileNames(), ", "))
 		timeout := fs.Duration("timeout", 3*time.Minute, "readiness timeout per component")
 		_ = fs.Parse(args)
-		err = start(*runDir, *revision, *timeout)
+		err = start(*runDir, *profile, *timeout)
 	case "stop":
 		_ = fs.Parse(args)
 		err = controlplane.StopRunDir(*runDir)
@@ -91,16 +93,20 @@ func main() {
 		}
 		err = get(*runDir, *ns, *output, fs.Args())
 	case "-h", "--help", "help":
-		fmt.Printf(usage, controlplane.DefaultRunDir(), controlplane.ToolsEnvFile())
+		fmt.Print(usageText())
 		return
 	default:
-		fmt.Fprintf(os.Stderr, "unknown command %q\n"+usage, cmd, controlplane.DefaultRunDir(), controlplane.ToolsEnvFile())
+		fmt.Fprintf(os.Stderr, "unknown command %q\n%s", cmd, usageText())
 		os.Exit(2)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "controlplane %s: %v\n", cmd, err)
 		os.Exit(1)
 	}
+}
+
+func usageText() string {
+	return fmt.Sprintf(usage, strings.Join(controlplane.ProfileNames(), ", "), controlplane.DefaultRunDir(), controlplane.ToolsEnvFile())
 }
 
 func envOr(key, def string) string {
@@ -110,18 +116,12 @@ func envOr(key, def string) string {
 	return def
 }
 
-func start(runDir, revision string, timeout time.Duration) error {
+func start(runDir, profile string, timeout time.Duration) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	revisions := []string{"default"}
-	for _, r := range strings.Split(revision, ",") {
-		if r = strings.TrimSpace(r); r != "" && r != "default" && !slices.Contains(revisions, r) {
-			revisions = append(revisions, r)
-		}
-	}
 	cp, err := controlplane.Start(ctx, controlplane.Options{
 		RunDir:       runDir,
-		Revisions:    revisions,
+		Profile:      profile,
 		ReadyTimeout: timeout,
 		Progress:     os.Stderr,
 	})

@@ -1,10 +1,8 @@
 // Command vmsim runs a simulated VM from a bootstrap bundle (see package
-// vmsim), or the SNI passthrough gateway that stands in for the east-west
-// gateway in front of istiod.
+// vmsim). istiod is reached through the control plane's east-west gateway.
 //
 //	vmsim run --bundle DIR --work-dir DIR [--ip 127.0.0.10] [--hostname vm1] [--agent PATH] [--timeout 2m]
 //	          [--wait-for-bundle 5m] [--serve-app PORT]
-//	vmsim gateway --listen 127.0.0.2:15012 --route istiod.istio-system.svc=127.0.0.1:PORT [--route ...]
 //
 // `run` starts pilot-agent (through istio-start.sh, without Envoy, in its own
 // mount namespace with the bundle's hosts), waits for the workload
@@ -25,7 +23,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -35,20 +32,7 @@ import (
 const usage = `usage:
   vmsim run --bundle DIR --work-dir DIR [--ip IP] [--hostname NAME] [--agent PATH] [--timeout 2m]
             [--wait-for-bundle DURATION] [--serve-app PORT]
-  vmsim gateway --listen ADDR --route SNI=HOST:PORT [--route ...]
 `
-
-type routes map[string]string
-
-func (r routes) String() string { return fmt.Sprint(map[string]string(r)) }
-func (r routes) Set(v string) error {
-	sni, backend, ok := strings.Cut(v, "=")
-	if !ok {
-		return fmt.Errorf("--route wants SNI=HOST:PORT, got %q", v)
-	}
-	r[sni] = backend
-	return nil
-}
 
 func main() {
 	if len(os.Args) < 2 {
@@ -77,13 +61,6 @@ func main() {
 		if err == nil {
 			err = run(ctx, o, *timeout)
 		}
-	case "gateway":
-		fs := flag.NewFlagSet("gateway", flag.ExitOnError)
-		listen := fs.String("listen", "", "listen address, e.g. 127.0.0.2:15012")
-		r := routes{}
-		fs.Var(r, "route", "SNI=HOST:PORT (repeatable)")
-		_ = fs.Parse(os.Args[2:])
-		err = gateway(ctx, *listen, r)
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -163,19 +140,5 @@ func serveApp(ip string, port int) error {
 	go func() {
 		_ = http.Serve(listener, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }))
 	}()
-	return nil
-}
-
-func gateway(ctx context.Context, listen string, r routes) error {
-	if listen == "" || len(r) == 0 {
-		return fmt.Errorf("gateway needs --listen and at least one --route")
-	}
-	g, err := vmsim.StartGateway(listen, r)
-	if err != nil {
-		return err
-	}
-	defer g.Close()
-	fmt.Fprintf(os.Stderr, "vmsim: gateway on %s routing %v\n", g.Addr, r)
-	<-ctx.Done()
 	return nil
 }
