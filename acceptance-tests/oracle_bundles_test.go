@@ -66,9 +66,6 @@ func bundleVariants() []bundleVariant {
 	return variants
 }
 
-// bundleKnownDefects maps a variant to the issue-10 item that makes it fail today.
-var bundleKnownDefects = map[string]string{}
-
 func TestAccOracle_istioctlBundles(t *testing.T) {
 	testAccPreCheck(t)
 	istioctlBinary(t)
@@ -129,7 +126,7 @@ resource "istio_workload_group" "product" {
 		} else {
 			err = compareWithIstioctl(t, states[fmt.Sprintf("istio_vm_registration.c%d", i)], v.IstioctlArgs...)
 		}
-		defect := bundleKnownDefects[v.Name]
+		defect := knownDefect(bundleKnownDefects, v.Name)
 		switch {
 		case err == nil && defect != "":
 			t.Errorf("variant %s matches istioctl now: known defect %q is fixed, delete it from bundleKnownDefects", v.Name, defect)

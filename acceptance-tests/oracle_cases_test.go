@@ -573,6 +573,11 @@ func groupCases() []oracleCase {
 		v := c.v
 		add("template.address/"+c.id, func(g *groupSpec) { g.Template.Address = &v })
 	}
+	// A Unix socket address without ports (the CRD forbids ports next to one).
+	for _, c := range []struct{ id, v string }{{"unix-absolute", "unix:///var/run/app.sock"}, {"unix-relative", "unix://app.sock"}} {
+		v := c.v
+		add("template.address-no-ports/"+c.id, func(g *groupSpec) { g.Template.Address, g.Template.Ports = &v, nil })
+	}
 
 	// probe: thresholds, every handler and its fields.
 	for _, field := range []string{"initial_delay_seconds", "timeout_seconds", "period_seconds", "success_threshold", "failure_threshold"} {

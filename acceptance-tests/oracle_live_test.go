@@ -63,9 +63,6 @@ func liveVariants() []liveVariant {
 	return variants
 }
 
-// liveKnownDefects maps a variant to the issue-10 item that keeps its VM from booting today.
-var liveKnownDefects = map[string]string{}
-
 func TestAccOracle_liveVMs(t *testing.T) {
 	testAccPreCheck(t)
 	started := time.Now()
@@ -146,7 +143,7 @@ resource "istio_workload_group" "product" {
 
 	var healthy, known []string
 	for i, v := range variants {
-		err, defect := results[i], liveKnownDefects[v.Name]
+		err, defect := results[i], knownDefect(liveKnownDefects, v.Name)
 		switch {
 		case err == nil && defect != "":
 			t.Errorf("variant %s boots now: known defect %q is fixed, delete it from liveKnownDefects", v.Name, defect)

@@ -70,38 +70,59 @@ func TestAccOracle_validation(t *testing.T) {
 		istio[c.ID] = dryRunVerdict(t, ns, c, groupUIDs)
 	}
 
-	var agreed, stricter, known, disagreements []string
+	const (
+		agreed = iota
+		stricter
+		known
+		disagreement
+	)
+	names := [...]string{"agreed", "stricter with reason", "known defects (issue 10)", "disagreements"}
+	var total [4]int
+	classes := map[string]*[4]int{}
 	for _, c := range cases {
 		o, i := ours[c.ID], istio[c.ID]
 		line := fmt.Sprintf("%s: ours %s, istio %s", c.ID, o, i)
+		outcome := disagreement
 		switch {
 		case o.Rejected == i.Rejected:
-			agreed = append(agreed, c.ID)
-			if defect, ok := oracleKnownDefects[c.ID]; ok {
+			outcome = agreed
+			if defect := knownDefect(oracleKnownDefects, c.ID); defect != "" {
 				t.Errorf("%s agrees now: known defect %q is fixed, delete it from oracleKnownDefects", c.ID, defect)
 			}
 		case o.Rejected && oracleStricterReason(c.ID) != "":
-			stricter = append(stricter, line+"; deliberately stricter: "+oracleStricterReason(c.ID))
-		case oracleKnownDefects[c.ID] != "":
-			known = append(known, line+"; KNOWN DEFECT: "+oracleKnownDefects[c.ID])
+			outcome = stricter
+			t.Logf("stricter: %s; reason: %s", line, oracleStricterReason(c.ID))
+		case knownDefect(oracleKnownDefects, c.ID) != "":
+			outcome = known
+			t.Logf("KNOWN DEFECT (%s): %s", knownDefect(oracleKnownDefects, c.ID), line)
 		default:
-			disagreements = append(disagreements, line)
+			t.Errorf("DISAGREEMENT %s", line)
 		}
+		total[outcome]++
+		class := caseClass(c.ID)
+		if classes[class] == nil {
+			classes[class] = &[4]int{}
+		}
+		classes[class][outcome]++
 	}
-	for _, line := range stricter {
-		t.Log("stricter: " + line)
+	for _, class := range sortedKeys(classes) {
+		n := classes[class]
+		t.Logf("class %-40s %3d cases: %d agreed, %d stricter, %d known defects, %d disagreements", class, n[0]+n[1]+n[2]+n[3], n[0], n[1], n[2], n[3])
 	}
-	for _, line := range known {
-		t.Log(line)
+	t.Logf("validation oracle tally: %d cases, %d %s, %d %s, %d %s, %d %s (%s)", len(cases),
+		total[agreed], names[agreed], total[stricter], names[stricter], total[known], names[known], total[disagreement], names[disagreement],
+		time.Since(started).Round(time.Second))
+	if strictKnownDefects() && total[known] > 0 {
+		t.Errorf("%d known defects disagree with istiod (TFPI_ORACLE_STRICT=1)", total[known])
 	}
-	for _, line := range disagreements {
-		t.Error("DISAGREEMENT " + line)
+}
+
+// caseClass is a case ID without its last part: the attribute it varies.
+func caseClass(id string) string {
+	if i := strings.LastIndex(id, "/"); i > 0 {
+		return id[:i]
 	}
-	t.Logf("validation oracle tally: %d cases, %d agreed, %d stricter with reason, %d known defects (issue 10), %d disagreements (%s)",
-		len(cases), len(agreed), len(stricter), len(known), len(disagreements), time.Since(started).Round(time.Second))
-	if strictKnownDefects() && len(known) > 0 {
-		t.Errorf("%d known defects disagree with istiod (TFPI_ORACLE_STRICT=1)", len(known))
-	}
+	return id
 }
 
 // strictKnownDefects makes known defects fail (the proof that a test fails before its fix).
