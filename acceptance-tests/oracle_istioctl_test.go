@@ -51,6 +51,8 @@ var istioctlDifferences = []istioctlDifference{
 		"Same ports; ours are in a stable order (by port name) so that `bundle_sha256` only changes when a file really changes. istioctl walks a Go map, so its order changes from run to run."},
 	{"istio-token", "", "always",
 		"A fresh token per issue: both have audience `istio-ca`, subject `system:serviceaccount:<namespace>:<service_account>` and the same lifetime. Ours is bound to a Secret (so destroy revokes it); istioctl's is not bound."},
+	{"mesh.yaml, cluster.env", "ISTIOD_SAN", "`istiod_address` set",
+		"Ours only: the VM dials `istiod_address` but verifies istiod's certificate by istiod's own name (`istiod[-<revision>].<istio namespace>.svc`). An istioctl user would add it under `proxyMetadata` in the group's `proxy.istio.io/config` annotation, which makes the pinned istioctl panic when the mesh config has no `proxyMetadata` (nil map, `istioctl/pkg/workload/workload.go` createMeshConfig)."},
 	{"hosts", "", "`istiod_address` set",
 		"Ours is empty: the VM resolves `istiod_address` through DNS. istioctl has no such flag; its user sets `discoveryAddress` in the group's `proxy.istio.io/config` annotation, and istioctl still writes the gateway's IP for istiod's Service name."},
 }
@@ -110,7 +112,7 @@ func istioctlArgs(t *testing.T, attrs map[string]string, outDir string, extraArg
 		return nil, fmt.Errorf("workload_group %q is not <namespace>/<name>", attrs["workload_group"])
 	}
 	args := []string{"x", "workload", "entry", "configure", "--kubeconfig", cp.Kubeconfig, "-o", outDir}
-	groupFile, err := istioctlGroupFile(t, ns, group, attrs, istioNamespaceOf(extraArgs), filepath.Dir(outDir))
+	groupFile, err := istioctlGroupFile(t, ns, group, attrs, filepath.Dir(outDir))
 	if err != nil {
 		return nil, err
 	}
@@ -145,21 +147,12 @@ func istioctlArgs(t *testing.T, attrs map[string]string, outDir string, extraArg
 	return append(args, extraArgs...), nil
 }
 
-// istioNamespaceOf is the value of --istioNamespace in args, else istio-system.
-func istioNamespaceOf(args []string) string {
-	for i, a := range args {
-		if a == "--istioNamespace" && i+1 < len(args) {
-			return args[i+1]
-		}
-	}
-	return controlplane.IstioNamespace
-}
-
 // istioctlGroupFile writes the live group with what the registration overrides, as an istioctl
 // user would edit the group file: network into template.network, labels and locality (label
-// istio-locality) into metadata.labels, istiod_address into the proxy.istio.io/config annotation.
+// istio-locality) into metadata.labels, istiod_address as discoveryAddress into the
+// proxy.istio.io/config annotation.
 // It returns "" when the live group can be used as it is.
-func istioctlGroupFile(t *testing.T, ns, name string, attrs map[string]string, istioNS, dir string) (string, error) {
+func istioctlGroupFile(t *testing.T, ns, name string, attrs map[string]string, dir string) (string, error) {
 	labels := map[string]string{}
 	for k, v := range attrs {
 		if key, ok := strings.CutPrefix(k, "labels."); ok && key != "%" {
@@ -202,10 +195,6 @@ func istioctlGroupFile(t *testing.T, ns, name string, attrs map[string]string, i
 		meta["labels"] = merged
 	}
 	if addr := attrs["istiod_address"]; addr != "" {
-		istiod := "istiod"
-		if r := attrs["revision"]; r != "" && r != "default" {
-			istiod += "-" + r
-		}
 		if !strings.Contains(addr, ":") {
 			addr += ":15012"
 		}
@@ -213,7 +202,7 @@ func istioctlGroupFile(t *testing.T, ns, name string, attrs map[string]string, i
 		if annotations == nil {
 			annotations = map[string]any{}
 		}
-		annotations["proxy.istio.io/config"] = fmt.Sprintf("discoveryAddress: %s\nproxyMetadata:\n  ISTIOD_SAN: %s.%s.svc\n", addr, istiod, istioNS)
+		annotations["proxy.istio.io/config"] = "discoveryAddress: " + addr + "\n"
 		obj["metadata"].(map[string]any)["annotations"] = annotations
 	}
 	out, err := yaml.Marshal(obj)
@@ -269,6 +258,10 @@ func bundleDifferences(attrs, ours, theirs map[string]string) []string {
 			case key == "ISTIO_META_WORKLOAD_ENTRY" && manual && !inTheirs:
 				if ov != attrs["workload_entry_name"] {
 					report("%s %s=%q, want the entry name %q", file, key, ov, attrs["workload_entry_name"])
+				}
+			case key == "ISTIOD_SAN" && attrs["istiod_address"] != "" && !inTheirs:
+				if !strings.HasPrefix(ov, "istiod") || !strings.HasSuffix(ov, ".svc") {
+					report("%s %s=%q, want istiod's own Service name", file, key, ov)
 				}
 			case key == "ISTIO_METAJSON_LABELS":
 				if !sameLabelsJSON(ov, iv) {
