@@ -29,10 +29,11 @@ type bundleVariant struct {
 	Body string
 	// IstioctlArgs are flags for what the attributes do not show (see checkSameAsIstioctl).
 	IstioctlArgs []string
+	// Canary variants run only where the install has the canary revision.
+	Canary bool
 }
 
-// bundleVariants are every way the bundle can be shaped; vmGatewayIP is the IP of the
-// test's own LoadBalancer Service.
+// bundleVariants are every way the bundle can be shaped.
 func bundleVariants() []bundleVariant {
 	variants := []bundleVariant{
 		{Name: "auto", Body: ``},
@@ -57,14 +58,23 @@ func bundleVariants() []bundleVariant {
   labels = { version = "v2", tier = "web" }`},
 		{Name: "cluster-id", Body: `cluster_id = "cluster-x"`, IstioctlArgs: []string{"--clusterID", "cluster-x"}},
 	}
-	if strings.Contains(cp.Get("ISTIO_REVISIONS"), "canary") {
-		variants = append(variants,
-			bundleVariant{Name: "revision", Body: `revision = "canary"`},
-			bundleVariant{Name: "revision-manual", Body: `revision = "canary"
+	// Needs a canary control plane (profiles revision and named-cluster).
+	return append(variants,
+		bundleVariant{Name: "revision", Body: `revision = "canary"`, Canary: true},
+		bundleVariant{Name: "revision-manual", Body: `revision = "canary"
   mode = "manual"
-  address = "10.30.0.8"`})
+  address = "10.30.0.8"`, Canary: true})
+}
+
+// hasCanary says whether this run's install has the canary revision.
+func hasCanary() bool { return strings.Contains(cp.Get("ISTIO_REVISIONS"), "canary") }
+
+func variantNames[V any](variants []V, name func(V) string) []string {
+	var names []string
+	for _, v := range variants {
+		names = append(names, name(v))
 	}
-	return variants
+	return names
 }
 
 func TestAccOracle_istioctlBundles(t *testing.T) {
@@ -75,7 +85,14 @@ func TestAccOracle_istioctlBundles(t *testing.T) {
 	waitForDefaultServiceAccount(t, ns)
 	createGatewayServices(t)
 
-	variants := bundleVariants()
+	all := bundleVariants()
+	checkKnownDefectNames(t, bundleKnownDefects, variantNames(all, func(v bundleVariant) string { return v.Name }))
+	var variants []bundleVariant
+	for _, v := range all {
+		if !v.Canary || hasCanary() {
+			variants = append(variants, v)
+		}
+	}
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "provider.tf"), terraformHeader()+fmt.Sprintf(`
 resource "istio_workload_group" "product" {

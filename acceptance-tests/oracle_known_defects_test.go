@@ -1,5 +1,11 @@
 package acceptance
 
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
 // The oracles' two lists: where the provider is deliberately stricter than Istio (with the
 // reason, shown by the tests), and where it still disagrees with Istio because of a defect of
 // issue 10 that is not fixed yet. A known defect is printed by the test on every run (never
@@ -61,11 +67,59 @@ func init() {
 
 // bundleKnownDefects maps a bundle variant (oracle_bundles_test.go), or "<profile>/<variant>",
 // to the issue-10 item that makes it differ from istioctl today.
-var bundleKnownDefects = map[string]string{}
+var bundleKnownDefects = map[string]string{
+	"ingress-service-external-ips":   issue10ExternalIPs,
+	"ingress-service-with-namespace": issue10IngressServiceNamespace,
+}
 
 // liveKnownDefects maps a live VM variant (oracle_live_test.go), or "<profile>/<variant>", to
 // the issue-10 item that keeps its VM from booting today.
-var liveKnownDefects = map[string]string{}
+var liveKnownDefects = map[string]string{
+	"istiod-address":   issue10CAAddr,
+	"gateway-hostname": issue10CAAddr,
+}
+
+const (
+	issue10ClusterID               = "issue 10 §1: with clusterName \"\" (every default install) apply fails with \"the cluster ID is not published\""
+	issue10CAAddr                  = "issue 10 §2: cluster.env has no CA_ADDR, so istio-start.sh exports istiod.istio-system.svc:15012, which the VM cannot resolve: no certificate"
+	issue10Revision                = "issue 10 §6: an empty revision does not follow the `default` revision tag: apply fails with \"ConfigMap istio-system/istio does not exist\""
+	issue10ExternalIPs             = "issue 10 §5: no fallback to the Service's spec.externalIPs as istioctl has: apply fails with \"has no load-balancer address\""
+	issue10IngressServiceNamespace = "issue 10 §5: ingress_service as <svc>.<ns> is rejected at plan; istioctl accepts it"
+)
+
+// Profile-wide defects: on `default` every registration without cluster_id fails (§1); on
+// `revision` every registration without revision fails (§6) and those with one fail on §1.
+func init() {
+	unrevisioned := func(list map[string]string, variants ...string) {
+		for _, v := range variants {
+			list["default/"+v] = issue10ClusterID
+			list["revision/"+v] = issue10Revision
+		}
+	}
+	unrevisioned(bundleKnownDefects, "auto", "manual", "manual-network", "token-duration", "internal-ip", "external-ip",
+		"dns-capture-off", "ingress-ip", "ingress-service-lb", "ingress-service-external-ips", "istiod-address",
+		"istiod-address-no-port", "network-locality-labels")
+	bundleKnownDefects["revision/cluster-id"] = issue10Revision
+	unrevisioned(liveKnownDefects, "auto", "manual", "internal-ip", "external-ip", "dns-capture-off", "istiod-address", "gateway-hostname")
+	bundleKnownDefects["revision/revision"] = issue10ClusterID
+	bundleKnownDefects["revision/revision-manual"] = issue10ClusterID
+	liveKnownDefects["revision/revision"] = issue10ClusterID
+}
+
+// checkKnownDefectNames fails for an entry of list that names no variant, so a renamed or
+// removed variant cannot leave a stale entry behind.
+func checkKnownDefectNames(t *testing.T, list map[string]string, variants []string) {
+	t.Helper()
+	for key := range list {
+		name := key
+		if _, rest, ok := strings.Cut(key, "/"); ok {
+			name = rest
+		}
+		if !slices.Contains(variants, name) {
+			t.Errorf("known defect %q names no variant", key)
+		}
+	}
+}
 
 // knownDefect is the entry of list for name on this run's install profile: "<profile>/<name>"
 // first, then "<name>" for every profile ("" when the name is not listed).

@@ -38,6 +38,8 @@ type liveVariant struct {
 	Body string
 	// DNS maps names the VM resolves through its own DNS (not the bundle) to the gateway IP.
 	DNS []string
+	// Canary variants run only where the install has the canary revision.
+	Canary bool
 }
 
 const (
@@ -56,10 +58,7 @@ func liveVariants() []liveVariant {
 		{Name: "istiod-address", Body: `istiod_address = "` + liveIstiodName + `:15012"`, DNS: []string{liveIstiodName}},
 		{Name: "gateway-hostname", Body: `ingress_service = "oracle-gw-hostname"`, DNS: []string{liveGatewayName}},
 	}
-	if strings.Contains(cp.Get("ISTIO_REVISIONS"), "canary") {
-		variants = append(variants, liveVariant{Name: "revision", Body: `revision = "canary"`})
-	}
-	return variants
+	return append(variants, liveVariant{Name: "revision", Body: `revision = "canary"`, Canary: true})
 }
 
 func TestAccOracle_liveVMs(t *testing.T) {
@@ -69,7 +68,14 @@ func TestAccOracle_liveVMs(t *testing.T) {
 	waitForDefaultServiceAccount(t, ns)
 	createHostnameGateway(t)
 
-	variants := liveVariants()
+	all := liveVariants()
+	checkKnownDefectNames(t, liveKnownDefects, variantNames(all, func(v liveVariant) string { return v.Name }))
+	var variants []liveVariant
+	for _, v := range all {
+		if !v.Canary || hasCanary() {
+			variants = append(variants, v)
+		}
+	}
 	ips := make([]string, len(variants))
 	base := 20 + time.Now().UnixNano()%200
 	for i := range variants {
