@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,7 +84,7 @@ func TestAccOracle_liveVMs(t *testing.T) {
 	}
 	// 127.0.0.1 too: with external_ip the agent probes localhost
 	// (REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION), where a VM's application also listens.
-	port := startLiveApps(t, append([]string{"127.0.0.1"}, ips...))
+	port, ready := startLiveApps(t, append([]string{"127.0.0.1"}, ips...))
 
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "provider.tf"), terraformHeader()+fmt.Sprintf(`
@@ -133,7 +134,11 @@ resource "istio_workload_group" "product" {
 		go func() {
 			defer wg.Done()
 			attrs := states[fmt.Sprintf("istio_vm_registration.c%d", i)]
-			results[i] = bootVM(t, ns, v, ips[i], bundles[i], attrs)
+			appReady := ready[ips[i]]
+			if v.Name == "external-ip" {
+				appReady = ready["127.0.0.1"]
+			}
+			results[i] = bootVM(t, ns, v, ips[i], bundles[i], attrs, appReady)
 		}()
 	}
 	wg.Wait()
@@ -162,7 +167,11 @@ resource "istio_workload_group" "product" {
 
 // bootVM starts a simulated VM from the variant's bundle and waits for its certificate, its
 // entry and Healthy=True.
-func bootVM(t *testing.T, ns string, v liveVariant, ip, bundle string, attrs map[string]string) error {
+//
+// The application turns ready only once the VM has its certificate: the agent reports a
+// transition to healthy after it is connected. (With the application ready before the agent
+// connects, istiod sometimes never records the manual entry's first health report.)
+func bootVM(t *testing.T, ns string, v liveVariant, ip, bundle string, attrs map[string]string, appReady *atomic.Bool) error {
 	vmBundle, err := withVMDNS(t, bundle, v.DNS)
 	if err != nil {
 		return err
@@ -179,6 +188,7 @@ func bootVM(t *testing.T, ns string, v liveVariant, ip, bundle string, attrs map
 	if want := "spiffe://cluster.local/ns/" + ns + "/sa/default"; spiffe != want {
 		return fmt.Errorf("workload certificate for %s, want %s", spiffe, want)
 	}
+	appReady.Store(true)
 	entry := attrs["workload_entry_name"]
 	if attrs["mode"] != "manual" {
 		network := attrs["network"]
@@ -255,8 +265,9 @@ func createHostnameGateway(t *testing.T) {
 	}
 }
 
-// startLiveApps serves /ready on the same port at every VM address and returns the port.
-func startLiveApps(t *testing.T, ips []string) int {
+// startLiveApps serves /ready on the same port at every VM address and returns the port and,
+// per address, the switch that makes /ready answer 200 (503 before).
+func startLiveApps(t *testing.T, ips []string) (int, map[string]*atomic.Bool) {
 	t.Helper()
 	for attempt := 0; attempt < 5; attempt++ {
 		first, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
@@ -278,13 +289,21 @@ func startLiveApps(t *testing.T, ips []string) int {
 			}
 			continue
 		}
-		for _, l := range listeners {
-			server := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })}
+		ready := map[string]*atomic.Bool{}
+		for i, l := range listeners {
+			flag := &atomic.Bool{}
+			ready[ips[i]] = flag
+			server := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				if !flag.Load() {
+					w.WriteHeader(http.StatusServiceUnavailable)
+				}
+				fmt.Fprintln(w, flag.Load())
+			})}
 			go func() { _ = server.Serve(l) }()
 			t.Cleanup(func() { _ = server.Close() })
 		}
-		return port
+		return port, ready
 	}
 	t.Fatal("no port free on every VM address")
-	return 0
+	return 0, nil
 }
