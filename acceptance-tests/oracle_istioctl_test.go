@@ -488,3 +488,57 @@ func backquoted(s string) string {
 	}
 	return "`" + s + "`"
 }
+
+// TestOracle_bundleDifferencesFindChanges shows the comparison can fail: one change to
+// istioctl's bundle at a time, outside the deliberate differences, must be reported.
+func TestOracle_bundleDifferencesFindChanges(t *testing.T) {
+	jwt := func(sub string, lifetime int) string {
+		payload, _ := json.Marshal(map[string]any{"aud": []string{"istio-ca"}, "sub": sub, "iat": 1000, "exp": 1000 + lifetime})
+		return "e30." + base64.RawURLEncoding.EncodeToString(payload) + ".c2ln"
+	}
+	base := map[string]string{
+		"cluster.env":   "CANONICAL_SERVICE=product\nISTIO_INBOUND_PORTS=8080,9090\nISTIO_METAJSON_LABELS='{\"app\":\"product\"}'\nSERVICE_ACCOUNT=default\n",
+		"mesh.yaml":     "defaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n  proxyMetadata:\n    CANONICAL_SERVICE: product\n    ISTIO_METAJSON_LABELS: '{\"app\":\"product\"}'\n",
+		"hosts":         "192.0.2.1 istiod.istio-system.svc\n",
+		"root-cert.pem": "-----BEGIN CERTIFICATE-----\nROOT\n-----END CERTIFICATE-----\n",
+		"istio-token":   jwt("system:serviceaccount:ns:default", 3600),
+	}
+	ours := map[string]string{}
+	for k, v := range base {
+		ours[k] = strings.ReplaceAll(v, `{\"app\":\"product\"}`, `{\"app\":\"product\",\"terraform-provider-istio/registration\":\"r1\"}`)
+		ours[k] = strings.ReplaceAll(ours[k], `{"app":"product"}`, `{"app":"product","terraform-provider-istio/registration":"r1"}`)
+	}
+	ours["cluster.env"] = strings.Replace(ours["cluster.env"], "8080,9090", "9090,8080", 1)
+	attrs := map[string]string{"mode": "auto"}
+	if problems := bundleDifferences(attrs, ours, base); len(problems) != 0 {
+		t.Fatalf("deliberate differences only, yet reported: %v", problems)
+	}
+	changes := map[string]func(map[string]string){
+		"cluster.env value": func(b map[string]string) {
+			b["cluster.env"] = strings.Replace(b["cluster.env"], "SERVICE_ACCOUNT=default", "SERVICE_ACCOUNT=other", 1)
+		},
+		"cluster.env extra key": func(b map[string]string) { b["cluster.env"] += "CA_ADDR=istiod.istio-system.svc:15012\n" },
+		"port set": func(b map[string]string) {
+			b["cluster.env"] = strings.Replace(b["cluster.env"], "8080,9090", "8080", 1)
+		},
+		"labels": func(b map[string]string) {
+			b["mesh.yaml"] = strings.Replace(b["mesh.yaml"], `"app":"product"`, `"app":"other"`, 1)
+		},
+		"mesh.yaml field":        func(b map[string]string) { b["mesh.yaml"] = strings.Replace(b["mesh.yaml"], "15012", "15010", 1) },
+		"hosts":                  func(b map[string]string) { b["hosts"] = "" },
+		"root-cert.pem":          func(b map[string]string) { b["root-cert.pem"] += "\n" },
+		"token subject":          func(b map[string]string) { b["istio-token"] = jwt("system:serviceaccount:ns:other", 3600) },
+		"token lifetime":         func(b map[string]string) { b["istio-token"] = jwt("system:serviceaccount:ns:default", 600) },
+		"manual entry elsewhere": func(b map[string]string) { b["mesh.yaml"] += "    ISTIO_META_WORKLOAD_ENTRY: x\n" },
+	}
+	for name, change := range changes {
+		theirs := map[string]string{}
+		for k, v := range base {
+			theirs[k] = v
+		}
+		change(theirs)
+		if problems := bundleDifferences(attrs, ours, theirs); len(problems) == 0 {
+			t.Errorf("%s: a change to istioctl's bundle was not reported", name)
+		}
+	}
+}
