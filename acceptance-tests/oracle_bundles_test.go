@@ -48,6 +48,8 @@ func bundleVariants() []bundleVariant {
 		{Name: "external-ip", Body: `external_ip = "203.0.113.9"`},
 		{Name: "dns-capture-off", Body: `capture_dns = false`},
 		{Name: "ingress-ip", Body: `ingress_ip = "192.0.2.50"`},
+		{Name: "ipv6", Body: `internal_ip = "2001:db8::7"
+  ingress_ip = "2001:db8::10"`},
 		{Name: "ingress-service-lb", Body: `ingress_service = "oracle-gw-lb"`},
 		{Name: "ingress-service-external-ips", Body: `ingress_service = "oracle-gw-extip"`},
 		{Name: "ingress-service-with-namespace", Body: `ingress_service = "oracle-gw-lb.istio-system"`},

@@ -412,7 +412,7 @@ func repeatTo(prefix string, n int) string {
 	return prefix + strings.Repeat("a", n-len(prefix))
 }
 
-func manyLabels(n int) map[string]string {
+func oracleLabels(n int) map[string]string {
 	m := map[string]string{}
 	for i := 0; i < n; i++ {
 		m["k"+strconv.Itoa(i)] = "v"
@@ -420,7 +420,7 @@ func manyLabels(n int) map[string]string {
 	return m
 }
 
-func manyPorts(n int) map[string]int64 {
+func oraclePorts(n int) map[string]int64 {
 	m := map[string]int64{}
 	for i := 0; i < n; i++ {
 		m["p"+strconv.Itoa(i)] = int64(10000 + i)
@@ -453,8 +453,8 @@ var labelEdges = []struct {
 	{"value-with-space", map[string]string{"k": "a b"}},
 	{"value-leading-dash", map[string]string{"k": "-v"}},
 	{"value-slash", map[string]string{"k": "a/b"}},
-	{"count-256", manyLabels(256)},
-	{"count-257", manyLabels(257)},
+	{"count-256", oracleLabels(256)},
+	{"count-257", oracleLabels(257)},
 }
 
 // oracleCase is one configuration: a workload group, or a registration of one of oracleGroups.
@@ -519,7 +519,7 @@ func groupCases() []oracleCase {
 		{"key-64", map[string]string{repeatTo("k", 64): "x"}},
 		{"uppercase-key", map[string]string{"Owner": "x"}},
 		{"long-value", map[string]string{"k": strings.Repeat("x", 4096)}},
-		{"count-257", manyLabels(257)},
+		{"count-257", oracleLabels(257)},
 	} {
 		m := c.m
 		add("annotations/"+c.id, func(g *groupSpec) { g.Annotations = m })
@@ -532,7 +532,7 @@ func groupCases() []oracleCase {
 		ports map[string]int64
 	}{
 		{"none", nil}, {"empty", map[string]int64{}}, {"two", map[string]int64{"http": 8080, "grpc": 9090}},
-		{"count-128", manyPorts(128)}, {"count-129", manyPorts(129)},
+		{"count-128", oraclePorts(128)}, {"count-129", oraclePorts(129)},
 		{"name-62", map[string]int64{repeatTo("p", 62): 80}}, {"name-63", map[string]int64{repeatTo("p", 63): 80}},
 		{"name-64", map[string]int64{repeatTo("p", 64): 80}}, {"name-uppercase", map[string]int64{"HTTP": 80}},
 		{"name-mixed-case", map[string]int64{"Http-Web": 80}}, {"name-underscore", map[string]int64{"http_web": 80}},

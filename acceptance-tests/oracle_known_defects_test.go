@@ -97,7 +97,7 @@ func init() {
 		}
 	}
 	unrevisioned(bundleKnownDefects, "auto", "manual", "manual-network", "token-duration", "internal-ip", "external-ip",
-		"dns-capture-off", "ingress-ip", "ingress-service-lb", "ingress-service-external-ips", "istiod-address",
+		"dns-capture-off", "ingress-ip", "ipv6", "ingress-service-lb", "ingress-service-external-ips", "istiod-address",
 		"istiod-address-no-port", "network-locality-labels")
 	bundleKnownDefects["revision/cluster-id"] = issue10Revision
 	unrevisioned(liveKnownDefects, "auto", "manual", "internal-ip", "external-ip", "dns-capture-off", "istiod-address", "gateway-hostname")

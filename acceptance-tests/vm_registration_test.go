@@ -223,7 +223,13 @@ func TestAccVmRegistration_validation(t *testing.T) {
 		{`workload_group = "default/g"
   renew_before = "2h"`, `renew_before must be shorter`},
 		{`workload_group = "default/g"
-  weight = 0`, `weight 0 is out of range`},
+  weight = -1`, `weight -1 is out of range`},
+		{`workload_group = "default/g"
+  network = "Net_1"`, `WorkloadEntry name`},
+		{`workload_group = "default/g"
+  locality = "a/b/c/d"`, `Invalid locality`},
+		{`workload_group = "default/g"
+  istiod_address = "istiod.example.com:15010"`, `plaintext port`},
 		{`workload_group = "default/g"
   labels = { "bad key" = "x" }`, `Invalid label key`},
 		{`workload_group = "default/g"

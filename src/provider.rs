@@ -10,9 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, RwLock};
 
-use crate::kube::client::build_config;
-use crate::kube::client::check_connection;
-use crate::kube::{ConnectionSettings, ExecSettings, KubeError};
+use crate::cluster::client::build_config;
+use crate::cluster::client::check_connection;
+use crate::cluster::{ConnectionSettings, ExecSettings, KubeError};
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Provider, Resource, Schema, UnknownAs, Value,
     decode,
@@ -87,7 +87,7 @@ pub struct ExecModel {
 
 /// What every resource needs after configuration.
 pub struct Configured {
-    pub client: ::kube::Client,
+    pub client: kube::Client,
     pub server: String,
     pub istio_namespace: String,
     pub revision: Option<String>,
@@ -289,7 +289,7 @@ async fn configure_from_model(model: &ProviderModel) -> Result<Configured, KubeE
     tracing::debug!(?settings, "configuring Kubernetes connection");
     let config = build_config(&settings).await?;
     let server = config.cluster_url.to_string();
-    let client = ::kube::Client::try_from(config).map_err(KubeError::Client)?;
+    let client = kube::Client::try_from(config).map_err(KubeError::Client)?;
     Ok(Configured {
         client,
         server,

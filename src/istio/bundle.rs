@@ -6,8 +6,10 @@
 //! (`ISTIO_INBOUND_PORTS` follows Go map order) we sort. What we add beyond istioctl, and why:
 //! - `ISTIO_META_WORKLOAD_ENTRY=<name>` in manual mode, so istiod attaches the VM's health to the
 //!   entry we created (§3.4, Istio ≥ 1.19);
-//! - `discoveryAddress` + `ISTIOD_SAN` instead of a hosts line when istiod is reached through a
-//!   DNS name (§1.7 "Alternative to /etc/hosts"); istioctl cannot do this (its `TODO`);
+//! - `discoveryAddress` + `ISTIOD_SAN` + `CA_ADDR` instead of a hosts line when istiod is reached
+//!   through a DNS name (§1.7 "Alternative to /etc/hosts"); istioctl cannot do this (its `TODO`);
+//! - `CA_ADDR` and `ISTIO_SYSTEM_NAMESPACE` wherever `istio-start.sh`'s default CA address would
+//!   be wrong (see [`start_script_overrides`]);
 //! - registration labels and `istio-locality` in `ISTIO_METAJSON_LABELS`, so the provider can find
 //!   the auto-registered entry and istiod sets its locality (§2.3).
 //!
@@ -27,8 +29,8 @@ use super::{IstioError, MESH_CONFIG_KEY, PROXY_CONFIG_ANNOTATION, goyaml, shell}
 /// Label the agent reads its own locality from (§2.3); istiod drops it from an auto-registered
 /// entry's labels and sets `spec.locality` instead, so `/` in the value is harmless.
 const LOCALITY_LABEL: &str = "istio-locality";
-const CANONICAL_NAME_LABEL: &str = "service.istio.io/canonical-name";
-const CANONICAL_REVISION_LABEL: &str = "service.istio.io/canonical-revision";
+pub(crate) const CANONICAL_NAME_LABEL: &str = "service.istio.io/canonical-name";
+pub(crate) const CANONICAL_REVISION_LABEL: &str = "service.istio.io/canonical-revision";
 
 /// What the caller read from the cluster and chose for this VM.
 #[derive(Clone, Debug, PartialEq)]
@@ -180,6 +182,7 @@ pub fn render_bundle(inputs: &BundleInputs) -> Result<Bundle, IstioError> {
             Value::String(host_port(host, *port)),
         );
     }
+    refuse_plaintext_autoregistration(inputs, &default_config)?;
     let status_port = status_port(&default_config);
     let cluster_env = cluster_env(inputs, &metadata, status_port);
     default_config.insert(
@@ -206,6 +209,26 @@ pub fn render_bundle(inputs: &BundleInputs) -> Result<Bundle, IstioError> {
     };
     bundle.sha256 = Bundle::digest(bundle.files());
     Ok(bundle)
+}
+
+/// istiod auto-registers only proxies that authenticate; over the plaintext XDS port the agent
+/// sends no token and gets no certificate, so the VM would never register.
+fn refuse_plaintext_autoregistration(
+    inputs: &BundleInputs,
+    default_config: &Map<String, Value>,
+) -> Result<(), IstioError> {
+    let address = string_field(default_config, "discoveryAddress");
+    if inputs.mode == RegistrationMode::Auto
+        && super::control_plane::is_plaintext_discovery(&address)
+    {
+        return Err(IstioError::invalid(
+            "discoveryAddress",
+            format!(
+                "{address} is istiod's plaintext port, over which auto-registration cannot work: set the mesh config's defaultConfig.discoveryAddress to port 15012, or register the VM with mode = \"manual\""
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Inputs that would silently produce a bundle the VM cannot use.
@@ -473,7 +496,10 @@ fn proxy_labels(inputs: &BundleInputs) -> BTreeMap<String, String> {
 
 /// `labels.CanonicalService`: the first present label of each list, else the group name and
 /// `latest` (§1.3). A present label counts even when its value is empty, as in Istio.
-fn canonical_service(labels: &BTreeMap<String, String>, workload_name: &str) -> (String, String) {
+pub(crate) fn canonical_service(
+    labels: &BTreeMap<String, String>,
+    workload_name: &str,
+) -> (String, String) {
     let first = |keys: [&str; 3]| keys.iter().find_map(|k| labels.get(*k)).cloned();
     let name = first([CANONICAL_NAME_LABEL, "app.kubernetes.io/name", "app"]);
     let revision = first([
@@ -538,15 +564,7 @@ fn cluster_env(
         local_exclude_ports(status_port),
     );
     env.insert("SERVICE_ACCOUNT".into(), service_account(spec).to_string());
-    // With a discovery address the CA must stay unset: the agent then uses discoveryAddress for
-    // the CA too and applies ISTIOD_SAN to it; an explicit CA_ADDR would make it verify the
-    // certificate against CA_ADDR's host instead (pilot-agent options/security.go).
-    if is_revisioned(&inputs.revision) && matches!(inputs.istiod, IstiodReach::HostsEntry(_)) {
-        env.insert(
-            "CA_ADDR".into(),
-            istiod_addr(&inputs.istio_namespace, &inputs.revision),
-        );
-    }
+    start_script_overrides(inputs, &mut env);
     match inputs.workload_ip {
         Some(WorkloadIp::Internal(ip)) => {
             env.insert("ISTIO_SVC_IP".into(), ip.to_string());
@@ -567,6 +585,31 @@ fn cluster_env(
     // istioctl sorts whole lines, not keys ("FOO1=" sorts before "FOO="); follow it exactly.
     lines.sort();
     lines.join("\n") + "\n"
+}
+
+/// A real VM starts through `tools/packaging/common/istio-start.sh`, which sources cluster.env
+/// and then exports `ISTIO_SYSTEM_NAMESPACE` (default `istio-system`) and
+/// `CA_ADDR=${CA_ADDR:-istiod.${ISTIO_SYSTEM_NAMESPACE}.svc:15012}`. An exported `CA_ADDR` also
+/// makes the agent ignore `ISTIOD_SAN` for the CA and check the CA's certificate against
+/// `CA_ADDR`'s host (`pilot/cmd/pilot-agent/options/security.go`, `pilot/pkg/grpc/tls.go`).
+/// So both keys are written whenever the script's default would be wrong, and only then
+/// (istioctl's own file otherwise):
+/// - `ISTIO_SYSTEM_NAMESPACE` for a control plane outside `istio-system`;
+/// - `CA_ADDR` for a revision (istioctl writes it too), and for a discovery address
+///   (`istiod_address`, a gateway with only a hostname), where the VM has no hosts line for
+///   istiod's name and must reach the CA where it reaches istiod.
+fn start_script_overrides(inputs: &BundleInputs, env: &mut BTreeMap<String, String>) {
+    let namespace = &inputs.istio_namespace;
+    if namespace != super::DEFAULT_ISTIO_NAMESPACE {
+        env.insert("ISTIO_SYSTEM_NAMESPACE".into(), namespace.clone());
+    }
+    let ca_addr = match &inputs.istiod {
+        IstiodReach::HostsEntry(_) => istiod_addr(namespace, &inputs.revision),
+        IstiodReach::DiscoveryAddress { host, port } => host_port(host, *port),
+    };
+    if ca_addr != istiod_addr(namespace, "") {
+        env.insert("CA_ADDR".into(), ca_addr);
+    }
 }
 
 /// `template.ports` values joined by `,` (sorted, where istioctl uses Go map order), or `*`.

@@ -228,11 +228,6 @@ pub fn healthy_condition(entry: &WorkloadEntry) -> Option<IstioCondition> {
         .cloned()
 }
 
-/// True only when istiod reports `Healthy=True` (the exact string istiod writes, §3.3).
-pub fn is_healthy(entry: &WorkloadEntry) -> bool {
-    healthy_condition(entry).is_some_and(|c| c.status == "True")
-}
-
 /// A served version of `networking.istio.io` that carries WorkloadGroup/WorkloadEntry.
 /// All three versions are served from 1.24 to HEAD (§6); we use `v1` and fall back to `v1beta1`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -454,13 +449,9 @@ mod tests {
         );
         assert_eq!(c.last_probe_time.as_deref(), Some("2026-01-01T00:00:00Z"));
         assert_eq!(c.reason, None);
-        assert!(!is_healthy(&entry));
 
-        let entry = entry_with_conditions(json!([{"type": "Healthy", "status": "True"}]));
-        assert!(is_healthy(&entry));
         let entry = entry_with_conditions(json!([]));
         assert_eq!(healthy_condition(&entry), None);
-        assert!(!is_healthy(&entry));
     }
 
     #[test]

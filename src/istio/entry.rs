@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use super::bundle::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, canonical_service};
 use super::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup};
 use super::{HEALTH_CHECKS_ENABLED_ANNOTATION, IstioError};
 
@@ -91,8 +92,17 @@ pub fn manual_workload_entry(
     // istiod writes the merged labels to both `spec.labels` and `metadata.labels` (§2.3);
     // the service registry merges the two anyway, so the copy only keeps us identical.
     let mut labels = spec.labels.clone();
-    labels.extend(spec_metadata.labels);
+    labels.extend(spec_metadata.labels.clone());
     labels.extend(reg.labels.clone());
+    // The VM presents the canonical service labels the bundle computes from its proxy labels
+    // (group metadata, then template, then registration: istioctl's order), and istiod copies
+    // proxy labels onto an auto-registered entry; a manual entry carries them too.
+    let mut proxy_labels = spec_metadata.labels;
+    proxy_labels.extend(spec.labels.clone());
+    proxy_labels.extend(reg.labels.clone());
+    let (canonical_name, canonical_revision) = canonical_service(&proxy_labels, group_name);
+    labels.insert(CANONICAL_NAME_LABEL.into(), canonical_name);
+    labels.insert(CANONICAL_REVISION_LABEL.into(), canonical_revision);
     spec.labels = labels.clone();
 
     let mut annotations = spec_metadata.annotations;
@@ -262,8 +272,30 @@ mod tests {
                 ("tier", "meta"),         // group metadata beats template
                 ("zone", "registration"), // registration beats template
                 ("registration", "r1"),
+                ("service.istio.io/canonical-name", "product"),
+                ("service.istio.io/canonical-revision", "latest"),
             ])
         );
+    }
+
+    /// Issue "Field defects" item 4: an auto-registered entry gets the proxy's labels, and the
+    /// bundle adds the canonical service labels to them (`ISTIO_METAJSON_LABELS`,
+    /// istioctl/pkg/workload/workload.go); a manual entry must carry the same.
+    #[test]
+    fn manual_entry_carries_the_canonical_labels_of_the_bundle() {
+        let reg = ManualRegistration {
+            entry_name: "e".into(),
+            address: "10.0.0.7".into(),
+            labels: map(&[("version", "v3")]),
+            ..Default::default()
+        };
+        let labels = manual_workload_entry(&group(false), &reg)
+            .unwrap()
+            .metadata
+            .labels
+            .unwrap();
+        assert_eq!(labels["service.istio.io/canonical-name"], "product");
+        assert_eq!(labels["service.istio.io/canonical-revision"], "v3");
     }
 
     #[test]
@@ -346,11 +378,18 @@ mod tests {
         };
         g.spec.metadata = None;
         let v = serde_json::to_value(manual_workload_entry(&g, &reg).unwrap()).unwrap();
+        let canonical = serde_json::json!({
+            "service.istio.io/canonical-name": "product-vm",
+            "service.istio.io/canonical-revision": "latest"
+        });
         assert_eq!(
             v["spec"],
-            serde_json::json!({"address": "10.0.0.7", "serviceAccount": "sa"})
+            serde_json::json!({"address": "10.0.0.7", "serviceAccount": "sa", "labels": canonical})
         );
-        assert!(v["metadata"].get("labels").is_none());
+        assert_eq!(
+            v["metadata"]["labels"], canonical,
+            "only the canonical labels every VM presents"
+        );
         assert!(v["metadata"].get("annotations").is_none());
         assert!(v.get("status").is_none());
     }

@@ -7,10 +7,13 @@
 //! to the code that implements it.
 
 pub mod bundle;
+pub mod control_plane;
 pub mod crd;
 pub mod entry;
 mod error;
 pub mod goyaml;
+pub mod health;
+pub mod rules;
 pub mod shell;
 
 pub use bundle::{
@@ -20,10 +23,11 @@ pub use bundle::{
 };
 pub use crd::{
     IstioApiVersion, IstioCondition, IstioStatus, ReadinessProbe, WorkloadEntry, WorkloadEntrySpec,
-    WorkloadGroup, WorkloadGroupSpec, healthy_condition, is_healthy,
+    WorkloadGroup, WorkloadGroupSpec, healthy_condition,
 };
 pub use entry::{ManualRegistration, manual_workload_entry, workload_entry_name};
 pub use error::IstioError;
+pub use health::{EntryHealth, entry_health, is_healthy};
 
 /// API group of WorkloadGroup and WorkloadEntry.
 pub const NETWORKING_GROUP: &str = "networking.istio.io";

@@ -66,7 +66,7 @@ impl TimeoutsModel {
 pub fn report<T>(
     diags: &mut Diagnostics,
     summary: &str,
-    error: crate::kube::KubeError,
+    error: crate::cluster::KubeError,
 ) -> Option<T> {
     diags.root_error(summary, error.to_string());
     None

@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::kube::mesh::{read_mesh_facts, revisioned};
+use crate::cluster::mesh::{
+    istiod_deployment_cluster_id, read_mesh_facts, resolve_revision, revisioned,
+};
+use crate::istio::control_plane::istiod_cluster_id;
 use crate::provider::ProviderHandle;
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Schema, UnknownAs, Value, decode, encode,
@@ -17,7 +20,8 @@ use crate::tfplug::{
 /// Facts about the Istio control plane the provider is configured for.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 pub struct MeshModel {
-    /// Control-plane revision to read; defaults to the provider's `revision`.
+    /// Control-plane revision to read; defaults to the provider's `revision`, then to the
+    /// revision the `default` revision tag points at (as istioctl 1.28+ does).
     pub revision: Option<String>,
     /// Namespace of the control plane (the provider's `istio_namespace`).
     #[schemars(extend("x-tf" = {"computed": true}))]
@@ -25,10 +29,17 @@ pub struct MeshModel {
     /// Trust domain of the mesh (`trustDomain` of the mesh config; `cluster.local` by default).
     #[schemars(extend("x-tf" = {"computed": true}))]
     pub trust_domain: Option<String>,
-    /// Cluster ID istiod uses (`global.multiCluster.clusterName` of the injector values); null
-    /// when the installation does not publish it.
+    /// Cluster ID istiod runs with. Taken from the first source that has one, and
+    /// `cluster_id_source` says which: `istiod_deployment` (`CLUSTER_ID` of the
+    /// `istiod[-<revision>]` Deployment's `discovery` container), `injector_values`
+    /// (`global.multiCluster.clusterName` of the `istio-sidecar-injector[-<revision>]`
+    /// ConfigMap, when the Deployment cannot be read), or `default` (`Kubernetes`, istiod's
+    /// built-in default on an install that sets neither).
     #[schemars(extend("x-tf" = {"computed": true}))]
     pub cluster_id: Option<String>,
+    /// Which source `cluster_id` came from: `istiod_deployment`, `injector_values` or `default`.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub cluster_id_source: Option<String>,
     /// Network of the cluster (`global.network`), null for single-network meshes.
     #[schemars(extend("x-tf" = {"computed": true}))]
     pub network: Option<String>,
@@ -77,26 +88,34 @@ impl DataSource for MeshDataSource {
     async fn read(&self, _ctx: &Ctx, config: Value, diags: &mut Diagnostics) -> Option<Value> {
         let mut model = decode::<MeshModel>(&config, UnknownAs::Error, diags)?;
         let configured = self.handle.configured(diags).await?;
-        let revision = model
+        let explicit = model
             .revision
             .clone()
+            .filter(|r| !r.is_empty())
             .or_else(|| configured.revision.clone());
         let namespace = configured.istio_namespace.clone();
-        let facts = match read_mesh_facts(&configured.client, &namespace, revision.as_deref()).await
-        {
+        let revision = resolve_revision(&configured.client, &namespace, explicit.as_deref()).await;
+        let facts = match read_mesh_facts(&configured.client, &namespace, Some(&revision)).await {
             Ok(facts) => facts,
             Err(error) => {
                 diags.root_error("Cannot read the Istio control plane", error.to_string());
                 return None;
             }
         };
+        let deployment_cluster_id =
+            istiod_deployment_cluster_id(&configured.client, &namespace, &revision).await;
+        let (cluster_id, source) = istiod_cluster_id(
+            deployment_cluster_id.as_deref(),
+            facts.cluster_id.as_deref(),
+        );
         model.istiod_host = Some(format!(
             "{}.{namespace}.svc",
-            revisioned("istiod", revision.as_deref())
+            revisioned("istiod", Some(&revision))
         ));
         model.istio_namespace = Some(namespace);
         model.trust_domain = Some(facts.trust_domain);
-        model.cluster_id = facts.cluster_id;
+        model.cluster_id = Some(cluster_id);
+        model.cluster_id_source = Some(source.as_str().to_string());
         model.network = facts.network;
         model.root_cert = Some(facts.root_cert);
         model.mesh_config = Some(facts.mesh_config);

@@ -19,11 +19,11 @@ use super::common::{
     Operation, TimeoutsModel, managed_entries, non_empty, parse_import_id, report,
     validate_annotations, validate_labels, validate_namespace,
 };
-use crate::istio::HEALTH_CHECKS_ENABLED_ANNOTATION;
-use crate::istio::crd::{WorkloadEntry, healthy_condition};
-use crate::kube::KubeError;
-use crate::kube::apply::server_side_apply;
-use crate::kube::wait::wait_until_deleted;
+use crate::cluster::KubeError;
+use crate::cluster::apply::server_side_apply;
+use crate::cluster::wait::wait_until_deleted;
+use crate::istio::crd::WorkloadEntry;
+use crate::istio::entry_health;
 use crate::provider::ProviderHandle;
 use crate::tfplug::{
     AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
@@ -109,7 +109,9 @@ pub struct PortModel {
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 pub struct WaitModel {
-    /// How many endpoints must serve: ready Pod addresses plus healthy VMs.
+    /// How many endpoints must serve: ready Pod addresses plus healthy VMs. A VM counts as
+    /// istiod counts it: a health-checked WorkloadEntry (its group has a probe) once istiod
+    /// reports `Healthy=True`, any other entry as soon as it exists.
     #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub min_healthy_endpoints: i64,
     /// How long to wait, e.g. `5m` (default).
@@ -789,24 +791,15 @@ fn count<'a>(
         }
     }
     for entry in entries {
-        let health_checked = entry.metadata.annotations.as_ref().is_some_and(|a| {
-            a.get(HEALTH_CHECKS_ENABLED_ANNOTATION)
-                .is_some_and(|v| v == "true")
-        });
-        let condition = healthy_condition(entry);
-        let healthy = match &condition {
-            Some(condition) => condition.status == "True",
-            None => !health_checked,
-        };
-        if healthy {
+        let health = entry_health(entry);
+        if health.healthy {
             summary.vms_healthy += 1;
         } else {
             summary.vms_unhealthy += 1;
             let name = entry.metadata.name.clone().unwrap_or_default();
-            let message = condition
-                .and_then(|c| c.message.or(Some(format!("Healthy={}", c.status))))
-                .unwrap_or_else(|| "no health reported yet".into());
-            summary.unhealthy_vms.push(format!("{name}: {message}"));
+            summary
+                .unhealthy_vms
+                .push(format!("{name}: {}", health.message));
         }
     }
     summary.healthy = summary.pods_ready + summary.vms_healthy;
@@ -892,6 +885,7 @@ fn track<K: kube::Resource>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::istio::HEALTH_CHECKS_ENABLED_ANNOTATION;
     use crate::istio::crd::{IstioCondition, IstioStatus, WorkloadEntrySpec};
     use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
 

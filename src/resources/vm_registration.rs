@@ -26,18 +26,22 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Operation, TimeoutsModel, validate_labels};
 use super::workload_group::served_version;
-use crate::istio::crd::{
-    IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, healthy_condition, is_healthy,
-    to_dynamic,
+use crate::cluster::KubeError;
+use crate::cluster::apply::server_side_apply;
+use crate::cluster::wait::wait_for_matching;
+use crate::istio::control_plane::{
+    AUTOREGISTRATION_ENV, autoregistration_checklist, autoregistration_enabled,
+    ingress_service_location, is_plaintext_discovery, vm_cluster_id,
 };
+use crate::istio::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, to_dynamic};
+use crate::istio::health::health_is_reported;
+use crate::istio::rules;
 use crate::istio::{
     Bundle, BundleInputs, IstiodReach, ManualRegistration, RegistrationMode, WorkloadIp,
-    cluster_id_from_injector_values, injector_configmap_name, manual_workload_entry,
-    mesh_configmap_name, render_bundle, service_account, workload_entry_name,
+    injector_configmap_name, manual_workload_entry, mesh_configmap_name, render_bundle,
+    service_account, workload_entry_name,
 };
-use crate::kube::KubeError;
-use crate::kube::apply::server_side_apply;
-use crate::kube::wait::wait_for_matching;
+use crate::istio::{entry_health, is_healthy};
 use crate::provider::{Configured, ProviderHandle};
 use crate::tfplug::{
     AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
@@ -62,6 +66,14 @@ const DEFAULT_INGRESS_SERVICE: &str = "istio-eastwestgateway";
 /// `bundle_sha256` as its trigger. The token is renewed by the first plan inside
 /// `renew_before` of its expiry. If `wait_for_healthy` times out on create, the registration
 /// is saved as tainted (as the kubernetes provider does) and replaced on the next apply.
+///
+/// Destroy deletes the token Secret (revoking every token bound to it), the manual entry and
+/// the files in `output_dir`. It does not stop a VM that already holds a workload certificate:
+/// its agent keeps renewing the certificate with the certificate itself (`PROV_CERT`). To evict
+/// a VM for good, stop its agent or delete the VM and its certificates, and deny its service
+/// account meanwhile (see `docs-src/vm-lifecycle.md`). Import with
+/// `<namespace>/<workload-group>/<registration-id>` (the `id`); the first apply after an import
+/// re-issues the token.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 pub struct VmRegistrationModel {
     /// `<namespace>/<workload-group>/<registration-id>`.
@@ -76,33 +88,54 @@ pub struct VmRegistrationModel {
     /// resource creates it; needs `address`). Default `auto`. Changing it replaces the registration.
     #[schemars(extend("x-tf" = {"optional_computed": true, "requires_replace": true}))]
     pub mode: Option<String>,
-    /// IP address of the VM; required for `manual`. Changing it replaces the registration.
+    /// IP address of the VM; required for `manual`. Changing it replaces the registration. In
+    /// manual mode it is also written as the VM's `ISTIO_SVC_IP` (unless `internal_ip` or
+    /// `external_ip` is set), so the agent announces the entry's address even when it is not
+    /// the VM's first interface.
     #[schemars(extend("x-tf" = {"requires_replace": true}))]
     pub address: Option<String>,
     /// Network of the VM for multi-network meshes; overrides the group's `template.network`.
+    /// It is part of the entry name, so it must be lower-case letters, digits, '-' and '.'.
+    /// In manual mode a change replaces the entry (the old one is deleted). In auto mode
+    /// istiod does not change an existing entry: a change of `network`, `locality` or
+    /// `labels` reaches the entry when the VM reconnects with the new bundle (the plan warns).
     pub network: Option<String>,
-    /// Locality `region/zone/subzone` of the VM.
+    /// Locality `region/zone/subzone` of the VM (at most three parts; see `network` for
+    /// changes in auto mode).
     pub locality: Option<String>,
-    /// Labels of this VM, added to the group's (they win over the group's labels).
+    /// Labels of this VM, added to the group's (they win over the group's labels; see
+    /// `network` for changes in auto mode).
     pub labels: Option<BTreeMap<String, String>>,
-    /// Load-balancing weight of this VM's entry (manual mode).
+    /// Load-balancing weight of this VM's entry (manual mode), 0–4294967295; 0 means Istio's
+    /// default.
     pub weight: Option<i64>,
-    /// Cluster ID the VM announces. Default: `global.multiCluster.clusterName` of the
-    /// `istio-sidecar-injector[-<revision>]` ConfigMap, as istioctl reads it.
+    /// Cluster ID the VM announces (`ISTIO_META_CLUSTER_ID`). Default, as istioctl picks it:
+    /// `global.multiCluster.clusterName` of the `istio-sidecar-injector[-<revision>]` ConfigMap,
+    /// or empty when that is empty (Istio's default install), in which case istiod takes the VM
+    /// for one of its own cluster.
     #[schemars(extend("x-tf" = {"optional_computed": true}))]
     pub cluster_id: Option<String>,
-    /// Control-plane revision; default the provider's `revision`.
+    /// Control-plane revision; default the provider's `revision`. When both are unset, the
+    /// revision the `default` revision tag points at (as istioctl 1.28+ does), else the
+    /// unrevisioned control plane.
     pub revision: Option<String>,
     /// Let the VM's agent capture DNS (`ISTIO_META_DNS_CAPTURE`). Default true.
     pub capture_dns: Option<bool>,
     /// IP the VM's services listen on when it differs from its first interface address
     /// (`ISTIO_SVC_IP`). Conflicts with `external_ip`.
     pub internal_ip: Option<String>,
-    /// Public IP of the VM for multi-network meshes; probes are rewritten to it. Conflicts
+    /// Public IP of the VM for multi-network meshes. Written as `ISTIO_SVC_IP` (the address
+    /// the agent announces) together with `REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION=true`,
+    /// which makes the agent send probes that name no `host` to `localhost` instead of the
+    /// VM's address (which it may not own). Probes are not rewritten to this IP. Conflicts
     /// with `internal_ip`.
     pub external_ip: Option<String>,
-    /// Service in the Istio namespace whose load-balancer address the VM uses to reach istiod.
-    /// Default `istio-eastwestgateway`. Ignored when `ingress_ip` or `istiod_address` is set.
+    /// Service whose address the VM uses to reach istiod, as `<service>` (in the Istio
+    /// namespace) or `<service>.<namespace>`, like istioctl's `--ingressService`. Default
+    /// `istio-eastwestgateway`. Its first load-balancer IP goes into `hosts`; a load balancer
+    /// that reports only a hostname becomes the discovery and CA address; without a load
+    /// balancer, its first `spec.externalIPs` is used, as istioctl does. Ignored when
+    /// `ingress_ip` or `istiod_address` is set.
     pub ingress_service: Option<String>,
     /// IP the VM uses to reach istiod (written to its `hosts` file).
     pub ingress_ip: Option<String>,
@@ -116,6 +149,8 @@ pub struct VmRegistrationModel {
     pub renew_before: Option<String>,
     /// Wait on create and update until istiod reports the VM `Healthy=True`. Use it when the
     /// VM's agent already runs; otherwise wait with `istio_mesh_service` after creating the VM.
+    /// Needs a group with a `probe`: without one istiod never reports health, and the plan
+    /// fails.
     pub wait_for_healthy: Option<bool>,
     /// Directory to write the five files to (token 0600, others 0644); they are removed on
     /// destroy.
@@ -146,7 +181,9 @@ pub struct VmRegistrationModel {
     /// Name of the VM's WorkloadEntry; empty until istiod auto-registers the VM.
     #[schemars(extend("x-tf" = {"computed": true}))]
     pub workload_entry_name: Option<String>,
-    /// Whether istiod reports the VM `Healthy=True`.
+    /// Whether istiod sends traffic to the VM, by istiod's own rule: its WorkloadEntry exists
+    /// and, when the entry is health-checked (the group has a probe), istiod reports it
+    /// `Healthy=True`. A VM of a group without a probe is healthy as soon as its entry exists.
     #[schemars(extend("x-tf" = {"computed": true}))]
     pub healthy: Option<bool>,
     /// istiod's message for the last health condition (empty when healthy).
@@ -193,14 +230,26 @@ impl Resource for VmRegistrationResource {
         });
     }
 
-    async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, _diags: &mut Diagnostics) {
+    async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, diags: &mut Diagnostics) {
         if plan.planned.is_null() {
             return;
         }
         super::common::plan_default(plan, "mode", Value::string("auto"));
+        self.check_wait_has_probe(&plan.planned, diags).await;
         let Some(prior) = plan.prior.clone() else {
             return;
         };
+        let ignored = auto_entry_changes(&prior, &plan.planned);
+        if let Some(first) = ignored.first() {
+            diags.warning(
+                "istiod will not update the VM's WorkloadEntry",
+                format!(
+                    "In auto mode istiod creates the entry when the VM connects and does not change an existing one (pilot/pkg/autoregistration): the new {} reach the entry only when the VM reconnects with the new bundle. Deliver the new files and restart the VM's istio agent (the entry is re-created on reconnection), or replace the registration.",
+                    ignored.join(", ")
+                ),
+                AttributePath::new(*first),
+            );
+        }
         let renew = token_due(&prior, &plan.planned);
         let changed = plan.planned != prior
             || entry_missing(&prior)
@@ -230,6 +279,9 @@ impl Resource for VmRegistrationResource {
             Ok(group) => group,
             Err(error) => return fail(diags, "workload_group", error, None),
         };
+        if !check_wait(&model, &group.0, diags) {
+            return None;
+        }
         let secret = match registration.create_token_secret(&group).await {
             Ok(secret) => secret,
             Err(error) => return fail(diags, "workload_group", error, None),
@@ -270,6 +322,7 @@ impl Resource for VmRegistrationResource {
         // The group, the mesh config or the root certificate may have changed since the last
         // apply: the state holds the bundle the cluster asks for now, so `bundle_sha256`
         // triggers re-delivery.
+        let mut rendered = None;
         if let Ok(group) = registration.group().await {
             let registration_label = model
                 .id
@@ -280,9 +333,9 @@ impl Resource for VmRegistrationResource {
             match registration
                 .bundle_inputs(&model, &group.0, &registration_label)
                 .await
-                .map(|inputs| render_bundle(&inputs))
+                .map(|inputs| render_bundle(&inputs).map(|bundle| (bundle, inputs.mode)))
             {
-                Ok(Ok(bundle)) => record_bundle(&mut model, &bundle),
+                Ok(Ok(bundle_and_mode)) => rendered = Some(bundle_and_mode),
                 Ok(Err(error)) => {
                     diags.root_warning("Cannot re-render the VM bundle", error.to_string())
                 }
@@ -297,6 +350,18 @@ impl Resource for VmRegistrationResource {
                 fail::<()>(diags, "", error, None);
                 return Some(state);
             }
+        }
+        match rendered {
+            // A manual bundle must never name an entry that does not exist (the network, and
+            // with it the entry name, changed): keep the delivered bundle and report the entry
+            // missing, so the next apply creates the new entry before it rewrites the files.
+            Some((_, RegistrationMode::Manual { entry_name }))
+                if model.workload_entry_name.as_deref() != Some(entry_name.as_str()) =>
+            {
+                model.workload_entry_name = Some(String::new());
+            }
+            Some((bundle, _)) => record_bundle(&mut model, &bundle),
+            None => {}
         }
         encode(&model, &self.schema(), diags)
     }
@@ -316,6 +381,9 @@ impl Resource for VmRegistrationResource {
             Ok(group) => group,
             Err(error) => return fail(diags, "workload_group", error, Some(prior)),
         };
+        if !check_wait(&model, &group.0, diags) {
+            return Some(prior);
+        }
         let secret_name = prior_model.token_secret_name.clone().unwrap_or_default();
         let secret = match registration.secret(&secret_name).await {
             Ok(Some(secret)) => secret,
@@ -343,6 +411,37 @@ impl Resource for VmRegistrationResource {
         state
     }
 
+    /// `<namespace>/<group>/<registration-id>`: adopts the token Secret (found by its
+    /// registration label) and the VM's entry. The token itself cannot be read back, so the
+    /// first apply after the import re-issues it (the plan shows the renewal).
+    async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+        let Some((namespace, group, registration)) = parse_registration_id(id) else {
+            diags.root_error(
+                "Invalid import ID",
+                format!("{id:?} is not of the form <namespace>/<workload-group>/<registration-id> (the `id` of the registration; the registration ID is the UID of its token Secret)."),
+            );
+            return None;
+        };
+        let configured = self.handle.configured(diags).await?;
+        let mut model = VmRegistrationModel {
+            workload_group: format!("{namespace}/{group}"),
+            id: Some(id.to_string()),
+            ..Default::default()
+        };
+        let registration_api = Registration::new(&configured, &model);
+        match registration_api.imported(&mut model, registration).await {
+            Ok(true) => encode(&model, &self.schema(), diags),
+            Ok(false) => {
+                diags.root_error(
+                    "Cannot import VM registration",
+                    format!("No token Secret in namespace {namespace} carries the label {REGISTRATION_LABEL}={registration}: the registration does not exist (or its token was revoked)."),
+                );
+                None
+            }
+            Err(error) => fail(diags, "", error, None),
+        }
+    }
+
     async fn delete(&self, ctx: &Ctx, prior: Value, diags: &mut Diagnostics) {
         let Some(model) = decode::<VmRegistrationModel>(&prior, UnknownAs::Null, diags) else {
             return;
@@ -366,6 +465,57 @@ impl Resource for VmRegistrationResource {
     }
 }
 
+impl VmRegistrationResource {
+    /// `wait_for_healthy` on a group without a probe could only time out: say so at plan when
+    /// the group already exists (create and update check again before writing anything).
+    async fn check_wait_has_probe(&self, planned: &Value, diags: &mut Diagnostics) {
+        if planned
+            .get_attr("wait_for_healthy")
+            .and_then(Value::as_bool)
+            != Some(true)
+        {
+            return;
+        }
+        let Some(Value::String(reference)) = planned.get_attr("workload_group") else {
+            return;
+        };
+        let model = VmRegistrationModel {
+            workload_group: reference.clone(),
+            ..Default::default()
+        };
+        let Some(configured) = self.handle.configured(&mut Diagnostics::new()).await else {
+            return;
+        };
+        if let Ok(group) = Registration::new(&configured, &model).group().await
+            && let Err(problem) = health_is_reported(&group.0)
+        {
+            diags.error(
+                "wait_for_healthy cannot succeed",
+                problem,
+                AttributePath::new("wait_for_healthy"),
+            );
+        }
+    }
+}
+
+/// The plan-time rule again at apply, before anything is written.
+fn check_wait(model: &VmRegistrationModel, group: &WorkloadGroup, diags: &mut Diagnostics) -> bool {
+    if !model.wait_for_healthy.unwrap_or(false) {
+        return true;
+    }
+    match health_is_reported(group) {
+        Ok(()) => true,
+        Err(problem) => {
+            diags.error(
+                "wait_for_healthy cannot succeed",
+                problem,
+                AttributePath::new("wait_for_healthy"),
+            );
+            false
+        }
+    }
+}
+
 fn fail<T>(
     diags: &mut Diagnostics,
     attribute: &str,
@@ -381,6 +531,20 @@ fn fail<T>(
     keep
 }
 
+/// `<namespace>/<group>/<registration-id>`.
+fn parse_registration_id(id: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = id.split('/');
+    let parts = (parts.next()?, parts.next()?, parts.next()?, parts.next());
+    match parts {
+        (namespace, group, registration, None)
+            if !namespace.is_empty() && !group.is_empty() && !registration.is_empty() =>
+        {
+            Some((namespace, group, registration))
+        }
+        _ => None,
+    }
+}
+
 // ---- plan helpers ----------------------------------------------------------------------------
 
 /// A manual registration whose entry was deleted outside Terraform (Read records it as an
@@ -391,6 +555,22 @@ fn entry_missing(prior: &Value) -> bool {
             .get_attr("workload_entry_name")
             .and_then(Value::as_str)
             == Some("")
+}
+
+/// Attributes istiod copies into an auto-registered entry only when it creates it (on the VM's
+/// connection, `workloadEntryFromGroup` in `pilot/pkg/autoregistration/controller.go`); a change
+/// does not reach an entry that exists until the VM reconnects.
+fn auto_entry_changes(prior: &Value, planned: &Value) -> Vec<&'static str> {
+    if planned.get_attr("mode").and_then(Value::as_str) == Some("manual") {
+        return Vec::new();
+    }
+    ["network", "locality", "labels"]
+        .into_iter()
+        .filter(|name| {
+            let after = planned.get_attr(name);
+            after.is_some_and(Value::is_known) && prior.get_attr(name) != after
+        })
+        .collect()
 }
 
 /// Files in `output_dir` that no longer match the bundle in state (deleted, edited, or the
@@ -497,12 +677,18 @@ fn validate_model(model: &VmRegistrationModel, config: &Value, diags: &mut Diagn
         .as_deref()
         .filter(|_| known("istiod_address"))
     {
-        if parse_host_port(address).is_none() {
-            diags.error(
+        match parse_host_port(address) {
+            None => diags.error(
                 "Invalid istiod_address",
                 format!("{address:?} must be host or host:port, e.g. istiod.example.com:15012"),
                 AttributePath::new("istiod_address"),
-            );
+            ),
+            Some((host, port)) if is_plaintext_discovery(&format!("{host}:{port}")) => diags.error(
+                "Invalid istiod_address",
+                format!("{address:?} is istiod's plaintext port: the VM would connect without its token and certificate, so istiod can neither issue it a certificate nor register it. Use the TLS port 15012."),
+                AttributePath::new("istiod_address"),
+            ),
+            Some(_) => {}
         }
     }
     if let Some(service) = model
@@ -510,24 +696,36 @@ fn validate_model(model: &VmRegistrationModel, config: &Value, diags: &mut Diagn
         .as_deref()
         .filter(|_| known("ingress_service"))
     {
-        if let Err(problem) = validation::dns1123_label(service) {
+        let (name, namespace) = ingress_service_location(service, "istio-system");
+        if let Err(problem) =
+            validation::dns1123_label(&name).and_then(|()| validation::dns1123_label(&namespace))
+        {
             diags.error(
                 "Invalid ingress_service",
-                problem,
+                format!("{problem}; write <service> or <service>.<namespace>"),
                 AttributePath::new("ingress_service"),
             );
         }
     }
     validate_labels(&model.labels, AttributePath::new("labels"), diags);
-    if let Some(weight) = model
-        .weight
-        .filter(|w| !(1..=i64::from(u32::MAX)).contains(w))
+    if let Some(Err(problem)) = model.weight.map(rules::weight) {
+        diags.error("Invalid weight", problem, AttributePath::new("weight"));
+    }
+    if let Some(Err(problem)) = model
+        .network
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .map(rules::network)
     {
-        diags.error(
-            "Invalid weight",
-            format!("weight {weight} is out of range: use 1–4294967295"),
-            AttributePath::new("weight"),
-        );
+        diags.error("Invalid network", problem, AttributePath::new("network"));
+    }
+    if let Some(Err(problem)) = model
+        .locality
+        .as_deref()
+        .filter(|l| !l.is_empty())
+        .map(rules::locality)
+    {
+        diags.error("Invalid locality", problem, AttributePath::new("locality"));
     }
     if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty()) {
         if let Err(problem) = validation::dns1123_label(revision) {
@@ -711,6 +909,38 @@ impl<'a> Registration<'a> {
             .await?)
     }
 
+    /// Fills `model` from the cluster for an import: the token Secret, and for a manual entry
+    /// (one without istiod's auto-registration annotation) the mode, address and network.
+    /// False when no Secret carries the registration label.
+    async fn imported(
+        &self,
+        model: &mut VmRegistrationModel,
+        registration: &str,
+    ) -> Result<bool, KubeError> {
+        let selector = format!("{REGISTRATION_LABEL}={registration}");
+        let secrets: Api<Secret> = Api::namespaced(self.client(), &self.namespace);
+        let list = secrets
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await?;
+        let Some(secret) = list.items.into_iter().next() else {
+            return Ok(false);
+        };
+        model.token_secret_name = secret.metadata.name;
+        let entry = self.find_entry(model).await?;
+        let manual = entry.as_ref().is_some_and(|e| {
+            e.metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key(crate::istio::AUTO_REGISTRATION_GROUP_ANNOTATION))
+        });
+        model.mode = Some(if manual { "manual" } else { "auto" }.into());
+        if let Some(entry) = entry.filter(|_| manual) {
+            model.address = Some(entry.spec.address.clone()).filter(|a| !a.is_empty());
+            model.weight = entry.spec.weight.map(i64::from);
+        }
+        Ok(true)
+    }
+
     /// Token (when needed), bundle, entry, files and the optional health wait.
     async fn issue_and_register(
         &self,
@@ -730,6 +960,10 @@ impl<'a> Registration<'a> {
             model.token_expires_at = Some(expires_at);
         }
         let inputs = self.bundle_inputs(model, group, &registration).await?;
+        if inputs.mode == RegistrationMode::Auto {
+            self.check_autoregistration(&inputs.istio_namespace, &inputs.revision)
+                .await?;
+        }
         let bundle = render_bundle(&inputs).map_err(|e| {
             (
                 "workload_group",
@@ -739,13 +973,14 @@ impl<'a> Registration<'a> {
                 },
             )
         })?;
-        record_bundle(model, &bundle);
         if let RegistrationMode::Manual { entry_name } = &inputs.mode {
             self.apply_manual_entry(model, group, *version, entry_name, &registration)
                 .await
                 .map_err(|e| ("address", e))?;
             model.workload_entry_name = Some(entry_name.clone());
         }
+        // Only now does the entry the bundle names exist.
+        record_bundle(model, &bundle);
         if let Some(dir) = &model.output_dir {
             write_bundle_files(Path::new(dir), &bundle).map_err(|e| {
                 (
@@ -766,13 +1001,40 @@ impl<'a> Registration<'a> {
             };
             record_health(model, entry.as_ref());
             if let Some(error) = error {
-                return Err(("wait_for_healthy", health_error(error, model)));
+                return Err((
+                    "wait_for_healthy",
+                    health_error(error, model, &self.configured.istio_namespace),
+                ));
             }
         } else {
             let entry = self.find_entry(model).await.map_err(|e| ("", e))?;
             record_health(model, entry.as_ref());
         }
         Ok(())
+    }
+
+    /// istiod must auto-register at all: `PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION` of its
+    /// Deployment, where that can be read.
+    async fn check_autoregistration(&self, istio_namespace: &str, revision: &str) -> StepResult {
+        let env = crate::cluster::mesh::istiod_env(&self.client(), istio_namespace, revision).await;
+        let value = env.as_ref().and_then(|env| {
+            env.iter()
+                .find(|(name, _)| name == AUTOREGISTRATION_ENV)
+                .and_then(|(_, value)| value.clone())
+        });
+        if autoregistration_enabled(value.as_deref()) {
+            return Ok(());
+        }
+        Err((
+            "mode",
+            KubeError::InvalidSetting {
+                attribute: "mode",
+                message: format!(
+                    "istiod ({istio_namespace}, revision {revision:?}) runs with {AUTOREGISTRATION_ENV}={}: it will never create the VM's WorkloadEntry. Enable it on istiod, or use mode = \"manual\"",
+                    value.unwrap_or_default()
+                ),
+            },
+        ))
     }
 
     async fn request_token(
@@ -835,10 +1097,15 @@ impl<'a> Registration<'a> {
         registration: &str,
     ) -> Result<BundleInputs, (&'static str, KubeError)> {
         let istio_namespace = self.configured.istio_namespace.clone();
-        let revision = self.revision.clone().unwrap_or_default();
+        let revision = crate::cluster::mesh::resolve_revision(
+            &self.client(),
+            &istio_namespace,
+            self.revision.as_deref(),
+        )
+        .await;
         let config_maps: Api<ConfigMap> = Api::namespaced(self.client(), &istio_namespace);
         let mesh_name = mesh_configmap_name(&revision);
-        let mesh_config_yaml = crate::kube::mesh::config_map_key(
+        let mesh_config_yaml = crate::cluster::mesh::config_map_key(
             &config_maps,
             &mesh_name,
             crate::istio::MESH_CONFIG_KEY,
@@ -850,7 +1117,7 @@ impl<'a> Registration<'a> {
             Some(id) => id.clone(),
             None => self.default_cluster_id(&config_maps, &revision).await?,
         };
-        let root_cert = crate::kube::mesh::config_map_key(
+        let root_cert = crate::cluster::mesh::config_map_key(
             &Api::namespaced(self.client(), &self.namespace),
             crate::istio::ROOT_CERT_CONFIGMAP,
             crate::istio::ROOT_CERT_KEY,
@@ -900,40 +1167,28 @@ impl<'a> Registration<'a> {
         })
     }
 
+    /// istioctl's default: the injector's clusterName, or empty (`vm_cluster_id`).
     async fn default_cluster_id(
         &self,
         config_maps: &Api<ConfigMap>,
         revision: &str,
     ) -> Result<String, (&'static str, KubeError)> {
-        let name = injector_configmap_name(revision);
-        let values = crate::kube::mesh::config_map_key(
+        let values = crate::cluster::mesh::config_map_key(
             config_maps,
-            &name,
+            &injector_configmap_name(revision),
             crate::istio::INJECTOR_VALUES_KEY,
         )
         .await
         .map_err(|e| ("cluster_id", e))?;
-        let cluster_id = values
-            .as_deref()
-            .map(|v| cluster_id_from_injector_values(v, revision))
-            .transpose()
-            .map_err(|e| {
-                (
-                    "cluster_id",
-                    KubeError::InvalidSetting {
-                        attribute: "cluster_id",
-                        message: e.to_string(),
-                    },
-                )
-            })?
-            .flatten();
-        cluster_id.ok_or_else(|| ("cluster_id", KubeError::InvalidSetting {
-            attribute: "cluster_id",
-            message: format!(
-                "the cluster ID is not published (ConfigMap {}/{name}, values.global.multiCluster.clusterName); set `cluster_id` to the CLUSTER_ID istiod runs with",
-                self.configured.istio_namespace
-            ),
-        }))
+        vm_cluster_id(values.as_deref(), revision).map_err(|e| {
+            (
+                "cluster_id",
+                KubeError::InvalidSetting {
+                    attribute: "cluster_id",
+                    message: e.to_string(),
+                },
+            )
+        })
     }
 
     async fn istiod_reach(
@@ -947,15 +1202,40 @@ impl<'a> Registration<'a> {
         if let Some(ip) = model.ingress_ip.as_deref().and_then(|ip| ip.parse().ok()) {
             return Ok(IstiodReach::HostsEntry(ip));
         }
-        let service_name = model
-            .ingress_service
-            .clone()
-            .unwrap_or_else(|| DEFAULT_INGRESS_SERVICE.into());
-        let services: Api<Service> = Api::namespaced(self.client(), istio_namespace);
+        let (service_name, service_namespace) = ingress_service_location(
+            model
+                .ingress_service
+                .as_deref()
+                .unwrap_or(DEFAULT_INGRESS_SERVICE),
+            istio_namespace,
+        );
+        let services: Api<Service> = Api::namespaced(self.client(), &service_namespace);
         let service = services
             .get_opt(&service_name)
             .await
             .map_err(|e| ("ingress_service", e.into()))?;
+        if let Some(spec) = service.as_ref().and_then(|s| s.spec.as_ref()) {
+            let port = i32::from(crate::istio::ISTIOD_TLS_PORT);
+            let ports = spec.ports.as_deref().unwrap_or_default();
+            if !ports.iter().any(|p| p.port == port) {
+                return Err((
+                    "ingress_service",
+                    KubeError::InvalidSetting {
+                        attribute: "ingress_service",
+                        message: format!(
+                            "Service {service_namespace}/{service_name} does not expose port {port}: VMs reach istiod's certificate and discovery server through it. Expose istiod on the gateway (Istio's expose-istiod configuration), or set `ingress_ip`/`istiod_address`"
+                        ),
+                    },
+                ));
+            }
+        }
+        // istioctl's fallback when the Service has no load-balancer address.
+        let external_ip = service
+            .as_ref()
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|spec| spec.external_ips.as_ref())
+            .and_then(|ips| ips.first())
+            .and_then(|ip| ip.parse::<IpAddr>().ok());
         let ingress = service
             .and_then(|s| s.status)
             .and_then(|s| s.load_balancer)
@@ -974,14 +1254,17 @@ impl<'a> Registration<'a> {
             }
             Some(point) if point.hostname.is_some() => Ok(IstiodReach::DiscoveryAddress {
                 host: point.hostname.unwrap_or_default(),
-                port: 15012,
+                port: crate::istio::ISTIOD_TLS_PORT,
             }),
+            _ if external_ip.is_some() => Ok(IstiodReach::HostsEntry(
+                external_ip.expect("checked by the guard"),
+            )),
             _ => Err((
                 "ingress_service",
                 KubeError::InvalidSetting {
                     attribute: "ingress_service",
                     message: format!(
-                        "Service {istio_namespace}/{service_name} has no load-balancer address for VMs to reach istiod; set `ingress_ip` or `istiod_address`, or expose istiod through an east-west gateway"
+                        "Service {service_namespace}/{service_name} has no load-balancer address or external IP for VMs to reach istiod; set `ingress_ip` or `istiod_address`, or expose istiod through an east-west gateway"
                     ),
                 },
             )),
@@ -1029,6 +1312,28 @@ impl<'a> Registration<'a> {
             true,
         )
         .await?;
+        self.delete_other_entries(registration, entry_name).await
+    }
+
+    /// The entry name contains the network: after a network change the registration's old
+    /// entry would stay behind, announcing the VM at a network it left.
+    async fn delete_other_entries(&self, registration: &str, keep: &str) -> Result<(), KubeError> {
+        let selector = format!("{REGISTRATION_LABEL}={registration}");
+        let entries = self.entries();
+        let list = entries
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await?;
+        for entry in list.items {
+            let name = entry.metadata.name.unwrap_or_default();
+            if name != keep {
+                ignore_not_found(
+                    entries
+                        .delete(&name, &DeleteParams::default())
+                        .await
+                        .map(|_| ()),
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -1097,7 +1402,7 @@ impl<'a> Registration<'a> {
                 let uid = entry.metadata.uid.clone().unwrap_or_default();
                 let timeout =
                     TimeoutsModel::get(&model.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
-                crate::kube::wait::wait_until_deleted(
+                crate::cluster::wait::wait_until_deleted(
                     &entries,
                     &name,
                     &uid,
@@ -1132,15 +1437,25 @@ fn registration_id(secret: &Secret) -> String {
     secret.metadata.uid.clone().unwrap_or_default()
 }
 
+/// `ISTIO_SVC_IP` (and the probe rewrite for `external_ip`). In manual mode without either
+/// attribute, the entry's `address`: istio-start.sh would otherwise take the first address of
+/// `hostname --all-ip-addresses`, which on a VM with several interfaces need not be the address
+/// the entry announces.
 fn workload_ip(model: &VmRegistrationModel) -> Option<WorkloadIp> {
     if let Some(ip) = model.internal_ip.as_deref().and_then(|ip| ip.parse().ok()) {
         return Some(WorkloadIp::Internal(ip));
     }
-    model
-        .external_ip
-        .as_deref()
-        .and_then(|ip| ip.parse().ok())
-        .map(WorkloadIp::External)
+    if let Some(ip) = model.external_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+        return Some(WorkloadIp::External(ip));
+    }
+    if model.mode.as_deref() == Some("manual") {
+        return model
+            .address
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .map(WorkloadIp::Internal);
+    }
+    None
 }
 
 fn missing_config_map(namespace: &str, name: &str) -> KubeError {
@@ -1167,28 +1482,40 @@ fn record_health(model: &mut VmRegistrationModel, entry: Option<&WorkloadEntry>)
             .and_then(|e| e.metadata.name.clone())
             .unwrap_or_default(),
     );
-    let condition = entry.and_then(healthy_condition);
-    model.healthy = Some(condition.as_ref().is_some_and(|c| c.status == "True"));
-    model.health_message = Some(match (&condition, entry) {
-        (Some(c), _) if c.status == "True" => String::new(),
-        (Some(c), _) => c
-            .message
-            .clone()
-            .unwrap_or_else(|| format!("Healthy={}", c.status)),
-        (None, Some(_)) => "istiod has not reported health yet (no Healthy condition)".into(),
-        (None, None) if manual => "the WorkloadEntry does not exist".into(),
-        (None, None) => {
-            "the VM has not connected to istiod yet (no auto-registered WorkloadEntry)".into()
-        }
-    });
+    let health = match entry {
+        Some(entry) => entry_health(entry),
+        None => crate::istio::EntryHealth {
+            healthy: false,
+            message: if manual {
+                "the WorkloadEntry does not exist".into()
+            } else {
+                "the VM has not connected to istiod yet (no auto-registered WorkloadEntry)".into()
+            },
+        },
+    };
+    model.healthy = Some(health.healthy);
+    model.health_message = Some(health.message);
 }
 
-fn health_error(error: KubeError, model: &VmRegistrationModel) -> KubeError {
+fn health_error(error: KubeError, model: &VmRegistrationModel, istio_namespace: &str) -> KubeError {
+    let entry = model.workload_entry_name.clone().unwrap_or_default();
+    let advice = if entry.is_empty() && model.mode.as_deref() != Some("manual") {
+        let (namespace, group) = model
+            .workload_group
+            .split_once('/')
+            .unwrap_or(("", &model.workload_group));
+        format!(
+            "istiod did not auto-register the VM. {}",
+            autoregistration_checklist(istio_namespace, group, namespace)
+        )
+    } else {
+        "Check that the VM runs the Istio agent with this bundle and that its probe succeeds."
+            .into()
+    };
     KubeError::InvalidSetting {
         attribute: "wait_for_healthy",
         message: format!(
-            "{error}. Last state: entry {:?}, {}. Check that the VM runs the Istio agent with this bundle and that its probe succeeds; the registration is kept (tainted) so nothing is lost.",
-            model.workload_entry_name.clone().unwrap_or_default(),
+            "{error}. Last state: entry {entry:?}, {}. {advice} The registration is kept (tainted) so nothing is lost.",
             model.health_message.clone().unwrap_or_default()
         ),
     }
@@ -1308,8 +1635,24 @@ mod tests {
                 "renew_before",
             ),
             (
-                serde_json::json!({"workload_group": "default/g", "weight": 0}),
+                serde_json::json!({"workload_group": "default/g", "weight": -1}),
                 "weight",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "network": "Net_1"}),
+                "network",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "istiod_address": "istiod.example.com:15010"}),
+                "istiod_address",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "locality": "a/b/c/d"}),
+                "locality",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "ingress_service": "a.b.c"}),
+                "ingress_service",
             ),
             (
                 serde_json::json!({"workload_group": "default/g", "labels": {"bad key": "v"}}),
@@ -1329,6 +1672,129 @@ mod tests {
                 "{json} should fail on {attribute}, got {found:?}"
             );
         }
+    }
+
+    /// Issue "Field defects" item 5: values Istio (CRD, webhook, istioctl) accepts.
+    #[test]
+    fn values_istio_accepts_pass() {
+        for json in [
+            serde_json::json!({"workload_group": "default/g", "mode": "manual", "address": "10.0.0.5", "weight": 0}),
+            serde_json::json!({"workload_group": "default/g", "ingress_service": "eastwest.istio-gateways"}),
+            serde_json::json!({"workload_group": "default/g", "network": "network-1", "locality": "us-east1/us-east1-b"}),
+        ] {
+            assert_eq!(errors(json.clone()), vec![], "{json}");
+        }
+    }
+
+    #[test]
+    fn ingress_service_may_name_its_namespace_like_istioctl() {
+        assert_eq!(
+            ingress_service_location("istio-eastwestgateway", "istio-system"),
+            (
+                "istio-eastwestgateway".to_string(),
+                "istio-system".to_string()
+            )
+        );
+        assert_eq!(
+            ingress_service_location("eastwest.gateways", "istio-system"),
+            ("eastwest".to_string(), "gateways".to_string())
+        );
+    }
+
+    /// Issue "Field defects" item 4: a manual entry's VM announces the entry's address, not
+    /// whatever `hostname --all-ip-addresses` lists first (istio-start.sh's default).
+    #[test]
+    fn manual_mode_pins_istio_svc_ip_to_the_address() {
+        let manual = VmRegistrationModel {
+            mode: Some("manual".into()),
+            address: Some("10.0.0.5".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            workload_ip(&manual),
+            Some(WorkloadIp::Internal("10.0.0.5".parse().unwrap()))
+        );
+        let explicit = VmRegistrationModel {
+            internal_ip: Some("10.0.0.9".into()),
+            ..manual.clone()
+        };
+        assert_eq!(
+            workload_ip(&explicit),
+            Some(WorkloadIp::Internal("10.0.0.9".parse().unwrap()))
+        );
+        let external = VmRegistrationModel {
+            external_ip: Some("203.0.113.7".into()),
+            ..manual
+        };
+        assert_eq!(
+            workload_ip(&external),
+            Some(WorkloadIp::External("203.0.113.7".parse().unwrap()))
+        );
+        let auto = VmRegistrationModel::default();
+        assert_eq!(workload_ip(&auto), None);
+    }
+
+    /// Issue "Field defects" item 7: istiod keeps an auto-registered entry as it was created.
+    #[test]
+    fn auto_mode_changes_istiod_does_not_apply_are_named() {
+        let prior = config(serde_json::json!({
+            "workload_group": "default/g", "mode": "auto", "network": "n1", "locality": "r1", "labels": {"a": "1"}
+        }));
+        let planned = config(serde_json::json!({
+            "workload_group": "default/g", "mode": "auto", "network": "n2", "locality": "r1", "labels": {"a": "2"}
+        }));
+        assert_eq!(
+            auto_entry_changes(&prior, &planned),
+            vec!["network", "labels"]
+        );
+        assert!(auto_entry_changes(&prior, &prior).is_empty());
+        let manual = config(serde_json::json!({
+            "workload_group": "default/g", "mode": "manual", "address": "10.0.0.1", "network": "n2"
+        }));
+        let manual_prior = config(serde_json::json!({
+            "workload_group": "default/g", "mode": "manual", "address": "10.0.0.1", "network": "n1"
+        }));
+        assert!(
+            auto_entry_changes(&manual_prior, &manual).is_empty(),
+            "manual entries are updated by the provider"
+        );
+    }
+
+    /// Issue "Field defects" item 9: a wait that ends without an auto-registered entry says
+    /// what to check.
+    #[test]
+    fn a_wait_without_an_entry_names_what_to_check() {
+        let mut model = VmRegistrationModel {
+            workload_group: "shop/product-vm".into(),
+            mode: Some("auto".into()),
+            ..Default::default()
+        };
+        record_health(&mut model, None);
+        let timeout = KubeError::InvalidSetting {
+            attribute: "wait_for_healthy",
+            message: "timed out".into(),
+        };
+        let message = health_error(timeout, &model, "istio-system").to_string();
+        for needle in [
+            "did not auto-register",
+            "ISTIO_META_AUTO_REGISTER_GROUP=product-vm",
+            "15012",
+            "PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION",
+            "shop/product-vm",
+        ] {
+            assert!(message.contains(needle), "{needle} in {message}");
+        }
+    }
+
+    #[test]
+    fn import_ids_have_three_parts() {
+        assert_eq!(
+            parse_registration_id("shop/product-vm/0b6c-uid"),
+            Some(("shop", "product-vm", "0b6c-uid"))
+        );
+        assert_eq!(parse_registration_id("shop/product-vm"), None);
+        assert_eq!(parse_registration_id("shop//uid"), None);
+        assert_eq!(parse_registration_id("a/b/c/d"), None);
     }
 
     #[test]

@@ -3,8 +3,17 @@
 //! (`istio-sidecar-injector[-<rev>]` ConfigMap, `values` → `global.multiCluster.clusterName`)
 //! and the root certificate (`istio-ca-root-cert` ConfigMap, key `root-cert.pem`).
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client};
+
+use crate::istio::control_plane::{
+    ISTIOD_CONTAINER, cluster_id_from_env, default_tag_webhook_name, effective_revision,
+    istiod_deployment_name,
+};
 
 use super::KubeError;
 
@@ -54,6 +63,63 @@ pub async fn read_mesh_facts(
         mesh_config,
         root_cert,
     })
+}
+
+/// The env of the `discovery` container of istiod's Deployment for `revision`, as
+/// `(name, literal value)`. `None` when istiod does not run as a Deployment here or RBAC hides
+/// it: callers then fall back to what the ConfigMaps publish, or to istiod's defaults.
+pub async fn istiod_env(
+    client: &Client,
+    istio_namespace: &str,
+    revision: &str,
+) -> Option<Vec<(String, Option<String>)>> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), istio_namespace);
+    let deployment = deployments
+        .get_opt(&istiod_deployment_name(revision))
+        .await
+        .ok()??;
+    let containers = deployment.spec?.template.spec?.containers;
+    let discovery = containers
+        .into_iter()
+        .find(|c| c.name == ISTIOD_CONTAINER)?;
+    Some(
+        discovery
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .map(|var| (var.name, var.value))
+            .collect(),
+    )
+}
+
+/// `CLUSTER_ID` of istiod's Deployment, when readable and literal.
+pub async fn istiod_deployment_cluster_id(
+    client: &Client,
+    istio_namespace: &str,
+    revision: &str,
+) -> Option<String> {
+    cluster_id_from_env(&istiod_env(client, istio_namespace, revision).await?)
+}
+
+/// The revision to use: `explicit` when set, else the one the `default` revision tag points
+/// at, else `default` — istioctl 1.28+'s rule (see [`effective_revision`]). A tag webhook that
+/// cannot be read (absent, or hidden by RBAC) counts as no tag.
+pub async fn resolve_revision(
+    client: &Client,
+    istio_namespace: &str,
+    explicit: Option<&str>,
+) -> String {
+    if let Some(revision) = explicit.filter(|r| !r.is_empty()) {
+        return revision.to_string();
+    }
+    let webhooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let labels: Option<BTreeMap<String, String>> = webhooks
+        .get_opt(&default_tag_webhook_name(istio_namespace))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|webhook| webhook.metadata.labels);
+    effective_revision(None, labels.as_ref())
 }
 
 fn missing(namespace: &str, name: &str, key: &str) -> KubeError {
