@@ -53,6 +53,10 @@ var istioctlDifferences = []istioctlDifference{
 		"A fresh token per issue: both have audience `istio-ca`, subject `system:serviceaccount:<namespace>:<service_account>` and the same lifetime. Ours is bound to a Secret (so destroy revokes it); istioctl's is not bound."},
 	{"mesh.yaml, cluster.env", "ISTIOD_SAN", "`istiod_address` set",
 		"Ours only: the VM dials `istiod_address` but verifies istiod's certificate by istiod's own name (`istiod[-<revision>].<istio namespace>.svc`). An istioctl user would add it under `proxyMetadata` in the group's `proxy.istio.io/config` annotation, which makes the pinned istioctl panic when the mesh config has no `proxyMetadata` (nil map, `istioctl/pkg/workload/workload.go` createMeshConfig)."},
+	{"cluster.env", "ISTIO_SVC_IP", "`mode = \"manual\"` without `internal_ip`/`external_ip`",
+		"Ours only: the manual entry's `address`, so the agent announces the address the entry was created with even where the VM's first interface has another. istioctl writes it only for `--internalIP`/`--externalIP`."},
+	{"cluster.env", "CA_ADDR", "`istiod_address` set, or a gateway with only a hostname",
+		"Ours only: without it `istio-start.sh` exports `CA_ADDR=istiod.<istio namespace>.svc:15012`, a name such a VM cannot resolve. istioctl has no such case."},
 	{"hosts", "", "`istiod_address` set",
 		"Ours is empty: the VM resolves `istiod_address` through DNS. istioctl has no such flag; its user sets `discoveryAddress` in the group's `proxy.istio.io/config` annotation, and istioctl still writes the gateway's IP for istiod's Service name."},
 }
@@ -195,9 +199,7 @@ func istioctlGroupFile(t *testing.T, ns, name string, attrs map[string]string, d
 		meta["labels"] = merged
 	}
 	if addr := attrs["istiod_address"]; addr != "" {
-		if !strings.Contains(addr, ":") {
-			addr += ":15012"
-		}
+		addr = withDefaultPort(addr)
 		annotations, _ := obj["metadata"].(map[string]any)["annotations"].(map[string]any)
 		if annotations == nil {
 			annotations = map[string]any{}
@@ -259,6 +261,14 @@ func bundleDifferences(attrs, ours, theirs map[string]string) []string {
 				if ov != attrs["workload_entry_name"] {
 					report("%s %s=%q, want the entry name %q", file, key, ov, attrs["workload_entry_name"])
 				}
+			case key == "ISTIO_SVC_IP" && manual && attrs["internal_ip"] == "" && attrs["external_ip"] == "" && !inTheirs:
+				if ov != attrs["address"] {
+					report("%s %s=%q, want the address %q", file, key, ov, attrs["address"])
+				}
+			case key == "CA_ADDR" && attrs["istiod_address"] != "" && !inTheirs:
+				if want := withDefaultPort(attrs["istiod_address"]); ov != want {
+					report("%s %s=%q, want %q", file, key, ov, want)
+				}
 			case key == "ISTIOD_SAN" && attrs["istiod_address"] != "" && !inTheirs:
 				if !strings.HasPrefix(ov, "istiod") || !strings.HasSuffix(ov, ".svc") {
 					report("%s %s=%q, want istiod's own Service name", file, key, ov)
@@ -312,6 +322,13 @@ func bundleDifferences(attrs, ours, theirs map[string]string) []string {
 	}
 	problems = append(problems, tokenDifferences(attrs, ours["istio-token"], theirs["istio-token"])...)
 	return problems
+}
+
+func withDefaultPort(address string) string {
+	if strings.Contains(address, ":") {
+		return address
+	}
+	return address + ":15012"
 }
 
 func shown(v string, present bool) string {
