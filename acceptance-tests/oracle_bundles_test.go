@@ -127,32 +127,17 @@ resource "istio_workload_group" "product" {
 	failures := applyCases(t, dir)
 	states := stateAttributes(t, dir)
 
-	var matched, known []string
+	results := make(map[string]error, len(variants))
 	for i, v := range variants {
-		var err error
 		if failures[i] != "" {
-			err = fmt.Errorf("apply failed: %s", failures[i])
+			results[v.Name] = fmt.Errorf("apply failed: %s", failures[i])
 		} else {
-			err = compareWithIstioctl(t, states[fmt.Sprintf("istio_vm_registration.c%d", i)], v.IstioctlArgs...)
-		}
-		defect := knownDefect(bundleKnownDefects, v.Name)
-		switch {
-		case err == nil && defect != "":
-			t.Errorf("variant %s matches istioctl now: known defect %q is fixed, delete it from bundleKnownDefects", v.Name, defect)
-		case err == nil:
-			matched = append(matched, v.Name)
-		case defect != "":
-			known = append(known, v.Name)
-			t.Logf("KNOWN DEFECT (%s) variant %s: %v", defect, v.Name, err)
-		default:
-			t.Errorf("variant %s: %v", v.Name, err)
+			results[v.Name] = compareWithIstioctl(t, states[fmt.Sprintf("istio_vm_registration.c%d", i)], v.IstioctlArgs...)
 		}
 	}
+	matched, known := judgeVariants(t, "bundleKnownDefects", bundleKnownDefects, variantNames(variants, func(v bundleVariant) string { return v.Name }), results)
 	t.Logf("istioctl oracle: %d variants, %d match istioctl, %d known defects (issue 10) (%s)",
 		len(variants), len(matched), len(known), time.Since(started).Round(time.Second))
-	if strictKnownDefects() && len(known) > 0 {
-		t.Errorf("%d variants fail on known defects (TFPI_ORACLE_STRICT=1): %v", len(known), known)
-	}
 }
 
 // applyCases applies the configuration in dir whose case_<i>.tf files are the variants and

@@ -97,3 +97,28 @@ func knownDefect(list map[string]string, name string) string {
 	}
 	return list[name]
 }
+
+// judgeVariants sorts each variant's result: passed, known defect (printed), or a failure.
+// A listed variant that passes fails too, so its entry gets deleted; TFPI_ORACLE_STRICT=1 makes
+// known defects fail.
+func judgeVariants(t *testing.T, listName string, list map[string]string, names []string, results map[string]error) (passed, known []string) {
+	t.Helper()
+	for _, name := range names {
+		err, defect := results[name], knownDefect(list, name)
+		switch {
+		case err == nil && defect != "":
+			t.Errorf("variant %s passes now: known defect %q is fixed, delete it from %s", name, defect, listName)
+		case err == nil:
+			passed = append(passed, name)
+		case defect != "":
+			known = append(known, name)
+			t.Logf("KNOWN DEFECT (%s) variant %s: %v", defect, name, err)
+		default:
+			t.Errorf("variant %s: %v", name, err)
+		}
+	}
+	if strictKnownDefects() && len(known) > 0 {
+		t.Errorf("%d variants fail on known defects (TFPI_ORACLE_STRICT=1): %v", len(known), known)
+	}
+	return passed, known
+}

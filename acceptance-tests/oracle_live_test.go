@@ -143,26 +143,13 @@ resource "istio_workload_group" "product" {
 	}
 	wg.Wait()
 
-	var healthy, known []string
+	byName := make(map[string]error, len(variants))
 	for i, v := range variants {
-		err, defect := results[i], knownDefect(liveKnownDefects, v.Name)
-		switch {
-		case err == nil && defect != "":
-			t.Errorf("variant %s boots now: known defect %q is fixed, delete it from liveKnownDefects", v.Name, defect)
-		case err == nil:
-			healthy = append(healthy, v.Name)
-		case defect != "":
-			known = append(known, v.Name)
-			t.Logf("KNOWN DEFECT (%s) variant %s: %v", defect, v.Name, err)
-		default:
-			t.Errorf("variant %s: %v", v.Name, err)
-		}
+		byName[v.Name] = results[i]
 	}
+	healthy, known := judgeVariants(t, "liveKnownDefects", liveKnownDefects, variantNames(variants, func(v liveVariant) string { return v.Name }), byName)
 	t.Logf("live VM oracle: %d variants, %d got a certificate, registered and turned healthy (%s), %d known defects %v (%s)",
 		len(variants), len(healthy), strings.Join(healthy, ", "), len(known), known, time.Since(started).Round(time.Second))
-	if strictKnownDefects() && len(known) > 0 {
-		t.Errorf("%d variants fail on known defects (TFPI_ORACLE_STRICT=1): %v", len(known), known)
-	}
 }
 
 // bootVM starts a simulated VM from the variant's bundle and waits for its certificate, its
