@@ -123,6 +123,24 @@ func accTest(t *testing.T, tc resource.TestCase) {
 	resource.Test(t, tc)
 }
 
+// checkAttrOrUnset is TestCheckResourceAttr, except that want "" also
+// accepts an unset (null) attribute: a profile without, e.g., a network.
+func checkAttrOrUnset(name, key, want string) resource.TestCheckFunc {
+	if want != "" {
+		return resource.TestCheckResourceAttr(name, key, want)
+	}
+	return func(s *terraform.State) error {
+		rs, ok := s.RootModule().Resources[name]
+		if !ok {
+			return fmt.Errorf("%s not in the state", name)
+		}
+		if got := rs.Primary.Attributes[key]; got != "" {
+			return fmt.Errorf("%s: %s = %q, want it unset or empty", name, key, got)
+		}
+		return nil
+	}
+}
+
 // randomName returns prefix-<random> (a valid DNS label).
 func randomName(prefix string) string {
 	return acctest.RandomWithPrefix(prefix)

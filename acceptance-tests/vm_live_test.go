@@ -87,7 +87,7 @@ resource "istio_mesh_service" "product" {
 					resource.TestCheckResourceAttr("istio_vm_registration.vm", "healthy", "false"),
 					func(*terraform.State) error {
 						var err error
-						vm, err = vmsim.Start(context.Background(), vmsim.Options{BundleDir: bundleDir, WorkDir: t.TempDir(), IP: vmIP, Logf: t.Logf})
+						vm, err = vmsim.Start(context.Background(), vmsim.Options{BundleDir: bundleDir, WorkDir: t.TempDir(), IP: vmIP, Logf: t.Logf, DNS: vmDNS()})
 						if err != nil {
 							return fmt.Errorf("starting the simulated VM from the provider's files: %w", err)
 						}
@@ -141,6 +141,15 @@ resource "istio_mesh_service" "product" {
 			},
 		},
 	})
+}
+
+// vmDNS is what the VM's DNS resolves: the east-west gateway's load
+// balancer name, on a profile whose load balancer reports one.
+func vmDNS() map[string]string {
+	if name := cp.Get("EASTWEST_GATEWAY_HOSTNAME"); name != "" {
+		return map[string]string{name: cp.Get("EASTWEST_GATEWAY_IP")}
+	}
+	return nil
 }
 
 // probedApp is the VM's application: an HTTP server on the VM's address whose

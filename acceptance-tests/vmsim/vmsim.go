@@ -103,6 +103,11 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Env is appended to the agent's environment (KEY=value).
 	Env []string
+	// DNS maps names the VM's network resolves to addresses: what public
+	// DNS answers on a real VM, e.g. the east-west gateway's load balancer
+	// name (controlplane env EASTWEST_GATEWAY_HOSTNAME → _IP). They go into
+	// the VM's /etc/hosts before the bundle's lines.
+	DNS map[string]string
 	// Logf receives progress lines (default: discarded).
 	Logf func(format string, args ...any)
 }
@@ -286,6 +291,9 @@ func (vm *VM) layout() error {
 			}
 			if len(base) > 0 && base[len(base)-1] != '\n' {
 				base = append(base, '\n')
+			}
+			for name, addr := range vm.opts.DNS {
+				base = fmt.Appendf(base, "%s %s # the VM's DNS\n", addr, name)
 			}
 			data = append(append(base, "# appended from the bundle's hosts file\n"...), data...)
 		}
