@@ -5,7 +5,6 @@ package acceptance
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -16,34 +15,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// injectorClusterName is global.multiCluster.clusterName of the installed injector
-// values: what istioctl puts into ISTIO_META_CLUSTER_ID ("" on a default install).
-func injectorClusterName(t *testing.T) string {
-	t.Helper()
-	cm, err := kubeClient(t).CoreV1().ConfigMaps("istio-system").Get(context.Background(), "istio-sidecar-injector", metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("reading the injector ConfigMap: %v", err)
-	}
-	var values struct {
-		Global struct {
-			MultiCluster struct {
-				ClusterName string `json:"clusterName"`
-			} `json:"multiCluster"`
-		} `json:"global"`
-	}
-	if err := json.Unmarshal([]byte(cm.Data["values"]), &values); err != nil {
-		t.Fatalf("injector values: %v", err)
-	}
-	return values.Global.MultiCluster.ClusterName
-}
-
 // Item 1: a default install (clusterName "") must not fail the registration, the
 // VM's cluster ID is what istioctl writes, and data.istio_mesh reports the ID istiod
 // was started with.
 func TestAccFieldDefects_clusterID(t *testing.T) {
 	ns := testNamespace(t, "fdc")
 	waitForDefaultServiceAccount(t, ns)
-	clusterName := injectorClusterName(t)
+	// global.multiCluster.clusterName as installed: what istioctl writes into
+	// ISTIO_META_CLUSTER_ID ("" on a default install).
+	clusterName := cp.Get("CLUSTER_NAME")
 	wantSource := "injector_values"
 	if clusterName == "" {
 		wantSource = "default"

@@ -177,8 +177,12 @@ func TestAccVmRegistration_revisionAndDNSGateway(t *testing.T) {
 			"ISTIO_META_NETWORK: vm-network", "discoveryAddress: "+discoveryAddress)),
 		resource.TestCheckResourceAttr("istio_vm_registration.dns", "hosts", ""),
 		resource.TestCheckResourceAttrWith("istio_vm_registration.dns", "mesh_config", containsAll(
-			"discoveryAddress: eastwest.example.com:15012", "ISTIOD_SAN: istiod.istio-system.svc")),
-		resource.TestCheckResourceAttrWith("istio_vm_registration.dns", "cluster_env", containsAll("REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION")),
+			// No revision given: the one the default tag points at (issue "Field defects" item 6).
+			"discoveryAddress: eastwest.example.com:15012", "ISTIOD_SAN: "+istiodHost(cp.Get("DEFAULT_REVISION")))),
+		resource.TestCheckResourceAttrWith("istio_vm_registration.dns", "cluster_env", containsAll(
+			"REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION",
+			// istio-start.sh would otherwise export CA_ADDR=istiod.istio-system.svc:15012 (item 2).
+			"CA_ADDR='eastwest.example.com:15012'")),
 	}
 	if rev != "default" {
 		// istioctl's rule: a revisioned VM gets its CA from that revision's istiod.

@@ -205,12 +205,14 @@ fn type_name(ty: &crate::tfplug::Type) -> String {
 fn describe_type(json: &serde_json::Value) -> String {
     match json {
         serde_json::Value::String(simple) => simple.clone(),
-        serde_json::Value::Array(parts) => match (parts.first().and_then(|k| k.as_str()), parts.get(1)) {
-            (Some("object"), _) => "object".to_string(),
-            (Some("tuple"), _) => "tuple".to_string(),
-            (Some(kind), Some(element)) => format!("{kind} of {}", describe_type(element)),
-            _ => json.to_string(),
-        },
+        serde_json::Value::Array(parts) => {
+            match (parts.first().and_then(|k| k.as_str()), parts.get(1)) {
+                (Some("object"), _) => "object".to_string(),
+                (Some("tuple"), _) => "tuple".to_string(),
+                (Some(kind), Some(element)) => format!("{kind} of {}", describe_type(element)),
+                _ => json.to_string(),
+            }
+        }
         other => other.to_string(),
     }
 }
@@ -235,7 +237,10 @@ mod tests {
     fn types_read_like_the_terraform_docs() {
         use crate::tfplug::Type;
         assert_eq!(type_name(&Type::map(Type::String)), "map of string");
-        assert_eq!(type_name(&Type::list(Type::object([("a", Type::Number)]))), "list of object");
+        assert_eq!(
+            type_name(&Type::list(Type::object([("a", Type::Number)]))),
+            "list of object"
+        );
         assert_eq!(type_name(&Type::Bool), "bool");
     }
 

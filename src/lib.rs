@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod generated;
 pub mod istio;
 pub mod provider;
+pub mod provider_data;
 pub mod resources;
 pub mod tfplug;
 pub mod validation;

@@ -1,6 +1,6 @@
 //! The `istio` provider: its configuration (the same connection surface and `KUBE_*`
 //! environment variables as the hashicorp/kubernetes provider, plus the Istio control plane to
-//! use) and the configured state every resource shares.
+//! use). What `configure` produces is handed to the resources through `provider_data`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,17 +8,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{OnceCell, RwLock};
 
 use crate::cluster::client::build_config;
-use crate::cluster::client::check_connection;
 use crate::cluster::{ConnectionSettings, ExecSettings, KubeError};
+use crate::istio::DEFAULT_ISTIO_NAMESPACE;
+use crate::provider_data::{Configured, ProviderHandle, ProviderState};
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Provider, Resource, Schema, UnknownAs, Value,
     decode,
 };
 
-pub const DEFAULT_ISTIO_NAMESPACE: &str = "istio-system";
 pub const DEFAULT_FIELD_MANAGER: &str = "terraform-provider-istio";
 
 /// Configures how the provider reaches the Kubernetes API server of the mesh's primary cluster
@@ -85,92 +84,6 @@ pub struct ExecModel {
     pub env: Option<BTreeMap<String, String>>,
 }
 
-/// What every resource needs after configuration.
-pub struct Configured {
-    pub client: kube::Client,
-    pub server: String,
-    pub istio_namespace: String,
-    pub revision: Option<String>,
-    pub field_manager: String,
-    connection: OnceCell<Result<(), String>>,
-}
-
-enum State {
-    NotConfigured,
-    /// The configuration depends on values Terraform only knows during apply.
-    Unknown(Vec<String>),
-    Failed(String, Option<AttributePath>),
-    Ready(Arc<Configured>),
-}
-
-/// Shared between the provider and its resources; set once by `configure`.
-pub struct ProviderHandle {
-    state: RwLock<State>,
-}
-
-impl ProviderHandle {
-    pub fn new() -> Arc<Self> {
-        Arc::new(ProviderHandle {
-            state: RwLock::new(State::NotConfigured),
-        })
-    }
-
-    /// The configured connection, checked once against the API server. Adds a diagnostic
-    /// saying what to do when it is not available.
-    pub async fn configured(&self, diags: &mut Diagnostics) -> Option<Arc<Configured>> {
-        let configured = match &*self.state.read().await {
-            State::Ready(configured) => configured.clone(),
-            State::NotConfigured => {
-                diags.root_error(
-                    "Provider not configured",
-                    "Terraform did not configure the istio provider before using it.",
-                );
-                return None;
-            }
-            State::Unknown(attributes) => {
-                diags.root_error(
-                    "Provider configuration not known yet",
-                    format!(
-                        "The istio provider's {} depend(s) on values known only after apply (for example a cluster created in the same run). Create the cluster in a separate apply (`terraform apply -target=...`), or pass known values.",
-                        attributes.join(", ")
-                    ),
-                );
-                return None;
-            }
-            State::Failed(message, path) => {
-                match path {
-                    Some(path) => diags.error(
-                        "Invalid provider configuration",
-                        message.clone(),
-                        path.clone(),
-                    ),
-                    None => diags.root_error("Invalid provider configuration", message.clone()),
-                }
-                return None;
-            }
-        };
-        let check = configured
-            .connection
-            .get_or_init(|| async {
-                check_connection(&configured.client, &configured.server)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-        match check {
-            Ok(()) => Some(configured),
-            Err(message) => {
-                diags.root_error("Cannot use the Kubernetes API server", message.clone());
-                None
-            }
-        }
-    }
-
-    async fn set(&self, state: State) {
-        *self.state.write().await = state;
-    }
-}
-
 pub struct IstioProvider {
     handle: Arc<ProviderHandle>,
 }
@@ -215,19 +128,19 @@ impl Provider for IstioProvider {
     ) {
         let unknown = unknown_attributes(&config);
         if !unknown.is_empty() {
-            self.handle.set(State::Unknown(unknown)).await;
+            self.handle.set(ProviderState::Unknown(unknown)).await;
             return;
         }
         let Some(model) = decode::<ProviderModel>(&config, UnknownAs::Error, diags) else {
             return;
         };
         let state = match configure_from_model(&model).await {
-            Ok(configured) => State::Ready(Arc::new(configured)),
+            Ok(configured) => ProviderState::Ready(Arc::new(configured)),
             Err(error) => {
                 let path = attribute_of(&error);
                 // Reported when a resource first needs the cluster, so `terraform validate`
                 // and plans of unrelated modules are not blocked by an unreachable cluster.
-                State::Failed(error.to_string(), path)
+                ProviderState::Failed(error.to_string(), path)
             }
         };
         self.handle.set(state).await;
@@ -290,23 +203,22 @@ async fn configure_from_model(model: &ProviderModel) -> Result<Configured, KubeE
     let config = build_config(&settings).await?;
     let server = config.cluster_url.to_string();
     let client = kube::Client::try_from(config).map_err(KubeError::Client)?;
-    Ok(Configured {
+    Ok(Configured::new(
         client,
         server,
-        istio_namespace: model
+        model
             .istio_namespace
             .clone()
             .unwrap_or_else(|| DEFAULT_ISTIO_NAMESPACE.into()),
-        revision: model
+        model
             .revision
             .clone()
             .filter(|r| !r.is_empty() && r != "default"),
-        field_manager: model
+        model
             .field_manager
             .clone()
             .unwrap_or_else(|| DEFAULT_FIELD_MANAGER.into()),
-        connection: OnceCell::new(),
-    })
+    ))
 }
 
 fn connection_settings(model: &ProviderModel) -> ConnectionSettings {

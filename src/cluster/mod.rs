@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod discovery;
 pub mod error;
 pub mod mesh;
 pub mod wait;

@@ -1,8 +1,10 @@
-//! One file per Terraform resource or data source. `all` registers them with the provider.
+//! One folder per Terraform resource or data source (`mod.rs`: model and trait impl; `validate`,
+//! `plan`, `cluster`: its plan-time checks, plan refinement and API calls). `all` registers them
+//! with the provider.
 
 use std::sync::Arc;
 
-use crate::provider::ProviderHandle;
+use crate::provider_data::ProviderHandle;
 use crate::tfplug::{DataSource, Resource};
 
 pub mod common;

@@ -12,7 +12,7 @@ use crate::cluster::mesh::{
     istiod_deployment_cluster_id, read_mesh_facts, resolve_revision, revisioned,
 };
 use crate::istio::control_plane::istiod_cluster_id;
-use crate::provider::ProviderHandle;
+use crate::provider_data::ProviderHandle;
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Schema, UnknownAs, Value, decode, encode,
 };

@@ -1,0 +1,29 @@
+//! API discovery: which version of an API the cluster serves.
+
+use kube::Client;
+
+use super::KubeError;
+use crate::istio::IstioApiVersion;
+
+/// The version the cluster serves WorkloadGroups at: `v1` when it serves it, else `v1beta1`
+/// (Istio before 1.22 has no v1).
+pub async fn served_version(client: &Client) -> Result<IstioApiVersion, KubeError> {
+    for version in IstioApiVersion::PREFERENCE {
+        match client
+            .list_api_group_resources(&version.api_version())
+            .await
+            .map_err(KubeError::from)
+        {
+            Ok(list) if list.resources.iter().any(|r| r.name == "workloadgroups") => {
+                return Ok(version);
+            }
+            Ok(_) => continue,
+            Err(error) if error.is_not_found() => continue,
+            Err(other) => return Err(other),
+        }
+    }
+    Err(KubeError::InvalidSetting {
+        attribute: "istio_namespace",
+        message: "the cluster serves no WorkloadGroup API (networking.istio.io/v1 or v1beta1): install Istio's CRDs first".into(),
+    })
+}

@@ -1,0 +1,623 @@
+//! Resource `istio_vm_registration`: one virtual machine joining the mesh. It issues the VM's
+//! bootstrap token (bound to a Secret it owns, so destroying the registration revokes the
+//! token), renders the five bootstrap files exactly as `istioctl x workload entry configure`
+//! would, registers the VM (istiod auto-registration, or a WorkloadEntry it creates), and can
+//! wait until istiod reports the VM healthy.
+//!
+//! Order of cluster writes on create, so nothing is ever lost: the token Secret first (its
+//! name goes into the state returned with any later error), then the token, then the entry.
+//! A failed create returns what exists; Terraform keeps it as tainted and destroys it on the
+//! next apply — the same choice the kubernetes provider makes for a failed wait.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Operation, TimeoutsModel};
+use crate::cluster::KubeError;
+use crate::istio::crd::{WorkloadEntry, WorkloadGroup};
+use crate::istio::health::health_is_reported;
+use crate::istio::{Bundle, render_bundle};
+use crate::istio::{RegistrationMode, entry_health};
+use crate::provider_data::ProviderHandle;
+use crate::tfplug::{
+    AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
+};
+use cluster::{Registration, registration_id};
+use files::remove_bundle_files;
+use validate::validate_model;
+
+mod cluster;
+mod files;
+mod plan;
+mod validate;
+
+/// Label put on everything a registration creates (Secret, manual entry) and, through the
+/// bundle, on the entry istiod auto-registers: how the provider finds them again.
+pub const REGISTRATION_LABEL: &str = "terraform-provider-istio/registration";
+const DEFAULT_TOKEN_DURATION: &str = "1h";
+const MINIMUM_TOKEN_SECONDS: u64 = 600;
+const DEFAULT_RENEW_BEFORE: &str = "15m";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+const DEFAULT_INGRESS_SERVICE: &str = "istio-eastwestgateway";
+
+/// One virtual machine registered into the mesh from a WorkloadGroup: its bootstrap token,
+/// the five bootstrap files (`cluster.env`, `mesh.yaml`, `hosts`, `root-cert.pem`,
+/// `istio-token`) as attributes and optionally on disk, its registration (istiod
+/// auto-registration or a WorkloadEntry created here) and its health as istiod reports it.
+///
+/// Deliver the files to the VM with any mechanism (user-data, provisioners) and use
+/// `bundle_sha256` as its trigger. The token is renewed by the first plan inside
+/// `renew_before` of its expiry. If `wait_for_healthy` times out on create, the registration
+/// is saved as tainted (as the kubernetes provider does) and replaced on the next apply.
+///
+/// Destroy deletes the token Secret (revoking every token bound to it), the manual entry and
+/// the files in `output_dir`. It does not stop a VM that already holds a workload certificate:
+/// its agent keeps renewing the certificate with the certificate itself (`PROV_CERT`). To evict
+/// a VM for good, stop its agent or delete the VM and its certificates, and deny its service
+/// account meanwhile (see `docs-src/vm-lifecycle.md`). Import with
+/// `<namespace>/<workload-group>/<registration-id>` (the `id`); the first apply after an import
+/// re-issues the token.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+pub struct VmRegistrationModel {
+    /// `<namespace>/<workload-group>/<registration-id>`.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub id: Option<String>,
+    /// WorkloadGroup the VM registers from, as `<namespace>/<name>` (e.g. the `id` of an
+    /// `istio_workload_group`). Changing it replaces the registration.
+    #[schemars(extend("x-tf" = {"requires_replace": true}))]
+    #[serde(deserialize_with = "crate::tfplug::null_as_default")]
+    pub workload_group: String,
+    /// `auto` (istiod creates the WorkloadEntry when the VM's agent connects) or `manual` (this
+    /// resource creates it; needs `address`). Default `auto`. Changing it replaces the registration.
+    #[schemars(extend("x-tf" = {"optional_computed": true, "requires_replace": true}))]
+    pub mode: Option<String>,
+    /// IP address of the VM; required for `manual`. Changing it replaces the registration. In
+    /// manual mode it is also written as the VM's `ISTIO_SVC_IP` (unless `internal_ip` or
+    /// `external_ip` is set), so the agent announces the entry's address even when it is not
+    /// the VM's first interface.
+    #[schemars(extend("x-tf" = {"requires_replace": true}))]
+    pub address: Option<String>,
+    /// Network of the VM for multi-network meshes; overrides the group's `template.network`.
+    /// It is part of the entry name, so it must be lower-case letters, digits, '-' and '.'.
+    /// In manual mode a change replaces the entry (the old one is deleted). In auto mode
+    /// istiod does not change an existing entry: a change of `network`, `locality` or
+    /// `labels` reaches the entry when the VM reconnects with the new bundle (the plan warns).
+    pub network: Option<String>,
+    /// Locality `region/zone/subzone` of the VM (at most three parts; see `network` for
+    /// changes in auto mode).
+    pub locality: Option<String>,
+    /// Labels of this VM, added to the group's (they win over the group's labels; see
+    /// `network` for changes in auto mode).
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Load-balancing weight of this VM's entry (manual mode), 0–4294967295; 0 means Istio's
+    /// default.
+    pub weight: Option<i64>,
+    /// Cluster ID the VM announces (`ISTIO_META_CLUSTER_ID`). Default, as istioctl picks it:
+    /// `global.multiCluster.clusterName` of the `istio-sidecar-injector[-<revision>]` ConfigMap,
+    /// or empty when that is empty (Istio's default install), in which case istiod takes the VM
+    /// for one of its own cluster.
+    #[schemars(extend("x-tf" = {"optional_computed": true}))]
+    pub cluster_id: Option<String>,
+    /// Control-plane revision; default the provider's `revision`. When both are unset, the
+    /// revision the `default` revision tag points at (as istioctl 1.28+ does), else the
+    /// unrevisioned control plane.
+    pub revision: Option<String>,
+    /// Let the VM's agent capture DNS (`ISTIO_META_DNS_CAPTURE`). Default true.
+    pub capture_dns: Option<bool>,
+    /// IP the VM's services listen on when it differs from its first interface address
+    /// (`ISTIO_SVC_IP`). Conflicts with `external_ip`.
+    pub internal_ip: Option<String>,
+    /// Public IP of the VM for multi-network meshes. Written as `ISTIO_SVC_IP` (the address
+    /// the agent announces) together with `REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION=true`,
+    /// which makes the agent send probes that name no `host` to `localhost` instead of the
+    /// VM's address (which it may not own). Probes are not rewritten to this IP. Conflicts
+    /// with `internal_ip`.
+    pub external_ip: Option<String>,
+    /// Service whose address the VM uses to reach istiod, as `<service>` (in the Istio
+    /// namespace) or `<service>.<namespace>`, like istioctl's `--ingressService`. Default
+    /// `istio-eastwestgateway`. Its first load-balancer IP goes into `hosts`; a load balancer
+    /// that reports only a hostname becomes the discovery and CA address; without a load
+    /// balancer, its first `spec.externalIPs` is used, as istioctl does. Ignored when
+    /// `ingress_ip` or `istiod_address` is set.
+    pub ingress_service: Option<String>,
+    /// IP the VM uses to reach istiod (written to its `hosts` file).
+    pub ingress_ip: Option<String>,
+    /// `host[:port]` the VM uses to reach istiod instead of a hosts entry (e.g. a gateway DNS
+    /// name). The discovery connection checks istiod's own name (`ISTIOD_SAN`); the CA
+    /// connection goes to the same address (`CA_ADDR`, which `istio-start.sh` always sets) and
+    /// checks istiod's certificate against this host, so istiod must carry it in
+    /// `ISTIOD_CUSTOM_HOST`. Port 15010 (plaintext) is refused. The same holds for a gateway
+    /// whose load balancer reports only a hostname.
+    pub istiod_address: Option<String>,
+    /// Lifetime of the bootstrap token, e.g. `1h` (default). At least `10m`.
+    pub token_duration: Option<String>,
+    /// Renew the token when it expires sooner than this (default `15m`): the next plan shows an
+    /// update that re-issues it and rewrites the files.
+    pub renew_before: Option<String>,
+    /// Wait on create and update until istiod reports the VM `Healthy=True`. Use it when the
+    /// VM's agent already runs; otherwise wait with `istio_mesh_service` after creating the VM.
+    /// Needs a group with a `probe`: without one istiod never reports health, and the plan
+    /// fails.
+    pub wait_for_healthy: Option<bool>,
+    /// Directory to write the five files to (token 0600, others 0644); they are removed on
+    /// destroy.
+    pub output_dir: Option<String>,
+    #[schemars(extend("x-tf" = {"block": "single"}))]
+    pub timeouts: Option<TimeoutsModel>,
+    /// Contents of `cluster.env`.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub cluster_env: Option<String>,
+    /// Contents of `mesh.yaml`.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub mesh_config: Option<String>,
+    /// Contents of `hosts` (empty when `istiod_address` or a DNS gateway is used).
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub hosts: Option<String>,
+    /// Contents of `root-cert.pem`.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub root_cert: Option<String>,
+    /// Contents of `istio-token`: the VM's bootstrap credential.
+    #[schemars(extend("x-tf" = {"computed": true, "sensitive": true}))]
+    pub istio_token: Option<String>,
+    /// RFC 3339 time the token expires.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub token_expires_at: Option<String>,
+    /// SHA-256 over the five files; changes whenever any file changes.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub bundle_sha256: Option<String>,
+    /// Name of the VM's WorkloadEntry; empty until istiod auto-registers the VM.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub workload_entry_name: Option<String>,
+    /// Whether istiod sends traffic to the VM, by istiod's own rule: its WorkloadEntry exists
+    /// and, when the entry is health-checked (the group has a probe), istiod reports it
+    /// `Healthy=True`. A VM of a group without a probe is healthy as soon as its entry exists.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub healthy: Option<bool>,
+    /// istiod's message for the last health condition (empty when healthy).
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub health_message: Option<String>,
+    /// Secret the token is bound to; deleting it revokes the token.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub token_secret_name: Option<String>,
+}
+
+pub struct VmRegistrationResource {
+    handle: Arc<ProviderHandle>,
+}
+
+impl VmRegistrationResource {
+    pub fn new(handle: Arc<ProviderHandle>) -> Self {
+        VmRegistrationResource { handle }
+    }
+}
+
+#[async_trait]
+impl Resource for VmRegistrationResource {
+    fn type_name(&self) -> &'static str {
+        "istio_vm_registration"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::from_model::<VmRegistrationModel>(0)
+    }
+
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        super::common::validate_config::<VmRegistrationModel>(config, diags, |model, diags| {
+            validate_model(model, config, diags)
+        });
+    }
+
+    async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, diags: &mut Diagnostics) {
+        plan::refine(plan);
+        if plan.planned.is_null() {
+            return;
+        }
+        self.check_wait_has_probe(&plan.planned, diags).await;
+        plan::warn_auto_entry_changes(plan, diags);
+    }
+
+    async fn create(&self, ctx: &Ctx, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
+        let mut model = decode::<VmRegistrationModel>(&planned, UnknownAs::Null, diags)?;
+        let configured = self.handle.configured(diags).await?;
+        let registration = Registration::new(&configured, &model);
+        let group = match registration.group().await {
+            Ok(group) => group,
+            Err(error) => return fail(diags, "workload_group", error, None),
+        };
+        if !check_wait(&model, &group.0, diags) {
+            return None;
+        }
+        let secret = match registration.create_token_secret(&group).await {
+            Ok(secret) => secret,
+            Err(error) => return fail(diags, "workload_group", error, None),
+        };
+        model.token_secret_name = secret.metadata.name.clone();
+        model.id = Some(format!(
+            "{}/{}",
+            model.workload_group,
+            registration_id(&secret)
+        ));
+        // From here on the Secret exists: every error returns the state so it is not lost.
+        let result = registration
+            .issue_and_register(&mut model, &group, &secret, ctx, Operation::Create)
+            .await;
+        let state = encode(&model, &self.schema(), diags);
+        if let Err((attribute, error)) = result {
+            fail::<()>(diags, attribute, error, None);
+        }
+        state
+    }
+
+    async fn read(&self, _ctx: &Ctx, state: Value, diags: &mut Diagnostics) -> Option<Value> {
+        let mut model = decode::<VmRegistrationModel>(&state, UnknownAs::Null, diags)?;
+        let configured = self.handle.configured(diags).await?;
+        let registration = Registration::new(&configured, &model);
+        match registration
+            .secret(model.token_secret_name.as_deref().unwrap_or_default())
+            .await
+        {
+            Ok(Some(_)) => {}
+            // Without its Secret the token is revoked: the registration is gone.
+            Ok(None) => return None,
+            Err(error) => {
+                fail::<()>(diags, "", error, None);
+                return Some(state);
+            }
+        }
+        // The group, the mesh config or the root certificate may have changed since the last
+        // apply: the state holds the bundle the cluster asks for now, so `bundle_sha256`
+        // triggers re-delivery.
+        let mut rendered = None;
+        if let Ok(group) = registration.group().await {
+            let registration_label = model
+                .id
+                .as_deref()
+                .and_then(|id| id.rsplit('/').next())
+                .unwrap_or_default()
+                .to_string();
+            match registration
+                .bundle_inputs(&model, &group.0, &registration_label)
+                .await
+                .map(|inputs| render_bundle(&inputs).map(|bundle| (bundle, inputs.mode)))
+            {
+                Ok(Ok(bundle_and_mode)) => rendered = Some(bundle_and_mode),
+                Ok(Err(error)) => {
+                    diags.root_warning("Cannot re-render the VM bundle", error.to_string())
+                }
+                Err((_, error)) => {
+                    diags.root_warning("Cannot re-render the VM bundle", error.to_string())
+                }
+            }
+        }
+        match registration.find_entry(&model).await {
+            Ok(entry) => record_health(&mut model, entry.as_ref()),
+            Err(error) => {
+                fail::<()>(diags, "", error, None);
+                return Some(state);
+            }
+        }
+        match rendered {
+            // A manual bundle must never name an entry that does not exist (the network, and
+            // with it the entry name, changed): keep the delivered bundle and report the entry
+            // missing, so the next apply creates the new entry before it rewrites the files.
+            Some((_, RegistrationMode::Manual { entry_name }))
+                if model.workload_entry_name.as_deref() != Some(entry_name.as_str()) =>
+            {
+                model.workload_entry_name = Some(String::new());
+            }
+            Some((bundle, _)) => record_bundle(&mut model, &bundle),
+            None => {}
+        }
+        encode(&model, &self.schema(), diags)
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        prior: Value,
+        planned: Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let mut model = decode::<VmRegistrationModel>(&planned, UnknownAs::Null, diags)?;
+        let prior_model = decode::<VmRegistrationModel>(&prior, UnknownAs::Null, diags)?;
+        let configured = self.handle.configured(diags).await?;
+        let registration = Registration::new(&configured, &model);
+        let group = match registration.group().await {
+            Ok(group) => group,
+            Err(error) => return fail(diags, "workload_group", error, Some(prior)),
+        };
+        if !check_wait(&model, &group.0, diags) {
+            return Some(prior);
+        }
+        let secret_name = prior_model.token_secret_name.clone().unwrap_or_default();
+        let secret = match registration.secret(&secret_name).await {
+            Ok(Some(secret)) => secret,
+            Ok(None) => {
+                diags.root_error("Token Secret is gone", format!("Secret {secret_name} was deleted outside Terraform; the registration must be replaced (`terraform apply -replace=...`)."));
+                return Some(prior);
+            }
+            Err(error) => return fail(diags, "", error, Some(prior)),
+        };
+        model.token_secret_name = Some(secret_name);
+        model.id = prior_model.id.clone();
+        if !planned.get_attr("istio_token").is_some_and(Value::is_known) {
+            model.istio_token = None;
+        } else {
+            model.istio_token = prior_model.istio_token.clone();
+            model.token_expires_at = prior_model.token_expires_at.clone();
+        }
+        let result = registration
+            .issue_and_register(&mut model, &group, &secret, ctx, Operation::Update)
+            .await;
+        let state = encode(&model, &self.schema(), diags);
+        if let Err((attribute, error)) = result {
+            fail::<()>(diags, attribute, error, None);
+        }
+        state
+    }
+
+    /// `<namespace>/<group>/<registration-id>`: adopts the token Secret (found by its
+    /// registration label) and the VM's entry. The token itself cannot be read back, so the
+    /// first apply after the import re-issues it (the plan shows the renewal).
+    async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<Value> {
+        let Some((namespace, group, registration)) = parse_registration_id(id) else {
+            diags.root_error(
+                "Invalid import ID",
+                format!("{id:?} is not of the form <namespace>/<workload-group>/<registration-id> (the `id` of the registration; the registration ID is the UID of its token Secret)."),
+            );
+            return None;
+        };
+        let configured = self.handle.configured(diags).await?;
+        let mut model = VmRegistrationModel {
+            workload_group: format!("{namespace}/{group}"),
+            id: Some(id.to_string()),
+            ..Default::default()
+        };
+        let registration_api = Registration::new(&configured, &model);
+        match registration_api.imported(&mut model, registration).await {
+            Ok(true) => encode(&model, &self.schema(), diags),
+            Ok(false) => {
+                diags.root_error(
+                    "Cannot import VM registration",
+                    format!("No token Secret in namespace {namespace} carries the label {REGISTRATION_LABEL}={registration}: the registration does not exist (or its token was revoked)."),
+                );
+                None
+            }
+            Err(error) => fail(diags, "", error, None),
+        }
+    }
+
+    async fn delete(&self, ctx: &Ctx, prior: Value, diags: &mut Diagnostics) {
+        let Some(model) = decode::<VmRegistrationModel>(&prior, UnknownAs::Null, diags) else {
+            return;
+        };
+        let Some(configured) = self.handle.configured(diags).await else {
+            return;
+        };
+        let registration = Registration::new(&configured, &model);
+        if let Err(error) = registration.remove(&model, ctx).await {
+            fail::<()>(diags, "", error, None);
+        }
+        if let Some(dir) = &model.output_dir {
+            if let Err(error) = remove_bundle_files(Path::new(dir)) {
+                diags.error(
+                    "Cannot remove bundle files",
+                    error.to_string(),
+                    AttributePath::new("output_dir"),
+                );
+            }
+        }
+    }
+}
+
+impl VmRegistrationResource {
+    /// `wait_for_healthy` on a group without a probe could only time out: say so at plan when
+    /// the group already exists (create and update check again before writing anything).
+    async fn check_wait_has_probe(&self, planned: &Value, diags: &mut Diagnostics) {
+        if planned
+            .get_attr("wait_for_healthy")
+            .and_then(Value::as_bool)
+            != Some(true)
+        {
+            return;
+        }
+        let Some(Value::String(reference)) = planned.get_attr("workload_group") else {
+            return;
+        };
+        let model = VmRegistrationModel {
+            workload_group: reference.clone(),
+            ..Default::default()
+        };
+        let Some(configured) = self.handle.configured(&mut Diagnostics::new()).await else {
+            return;
+        };
+        if let Ok(group) = Registration::new(&configured, &model).group().await
+            && let Err(problem) = health_is_reported(&group.0)
+        {
+            diags.error(
+                "wait_for_healthy cannot succeed",
+                problem,
+                AttributePath::new("wait_for_healthy"),
+            );
+        }
+    }
+}
+
+/// The plan-time rule again at apply, before anything is written.
+fn check_wait(model: &VmRegistrationModel, group: &WorkloadGroup, diags: &mut Diagnostics) -> bool {
+    if !model.wait_for_healthy.unwrap_or(false) {
+        return true;
+    }
+    match health_is_reported(group) {
+        Ok(()) => true,
+        Err(problem) => {
+            diags.error(
+                "wait_for_healthy cannot succeed",
+                problem,
+                AttributePath::new("wait_for_healthy"),
+            );
+            false
+        }
+    }
+}
+
+/// `<namespace>/<group>/<registration-id>`.
+fn parse_registration_id(id: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = id.split('/');
+    let parts = (parts.next()?, parts.next()?, parts.next()?, parts.next());
+    match parts {
+        (namespace, group, registration, None)
+            if !namespace.is_empty() && !group.is_empty() && !registration.is_empty() =>
+        {
+            Some((namespace, group, registration))
+        }
+        _ => None,
+    }
+}
+
+fn fail<T>(
+    diags: &mut Diagnostics,
+    attribute: &str,
+    error: KubeError,
+    keep: Option<T>,
+) -> Option<T> {
+    let summary = "VM registration failed";
+    if attribute.is_empty() {
+        diags.root_error(summary, error.to_string());
+    } else {
+        diags.error(summary, error.to_string(), AttributePath::new(attribute));
+    }
+    keep
+}
+
+pub(super) fn record_bundle(model: &mut VmRegistrationModel, bundle: &Bundle) {
+    model.cluster_env = Some(bundle.cluster_env.clone());
+    model.mesh_config = Some(bundle.mesh_config.clone());
+    model.hosts = Some(bundle.hosts.clone());
+    model.root_cert = Some(bundle.root_cert.clone());
+    model.bundle_sha256 = Some(bundle.sha256.clone());
+}
+
+pub(super) fn record_health(model: &mut VmRegistrationModel, entry: Option<&WorkloadEntry>) {
+    let manual = model.mode.as_deref() == Some("manual");
+    model.workload_entry_name = Some(
+        entry
+            .and_then(|e| e.metadata.name.clone())
+            .unwrap_or_default(),
+    );
+    let health = match entry {
+        Some(entry) => entry_health(entry),
+        None => crate::istio::EntryHealth {
+            healthy: false,
+            message: if manual {
+                "the WorkloadEntry does not exist".into()
+            } else {
+                "the VM has not connected to istiod yet (no auto-registered WorkloadEntry)".into()
+            },
+        },
+    };
+    model.healthy = Some(health.healthy);
+    model.health_message = Some(health.message);
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::cluster::{health_error, workload_ip};
+    use super::*;
+    use crate::istio::WorkloadIp;
+
+    pub(super) fn config(json: serde_json::Value) -> Value {
+        let schema = Schema::from_model::<VmRegistrationModel>(0);
+        Value::from_json(&json, &schema.value_type()).unwrap()
+    }
+
+    #[test]
+    fn token_is_sensitive_and_group_forces_replacement() {
+        let schema = Schema::from_model::<VmRegistrationModel>(0);
+        assert!(schema.block.attribute("istio_token").unwrap().sensitive);
+        assert!(
+            schema
+                .block
+                .attribute("workload_group")
+                .unwrap()
+                .requires_replace
+        );
+        assert!(!schema.block.attribute("cluster_env").unwrap().sensitive);
+    }
+
+    /// Issue "Field defects" item 4: a manual entry's VM announces the entry's address, not
+    /// whatever `hostname --all-ip-addresses` lists first (istio-start.sh's default).
+    #[test]
+    fn manual_mode_pins_istio_svc_ip_to_the_address() {
+        let manual = VmRegistrationModel {
+            mode: Some("manual".into()),
+            address: Some("10.0.0.5".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            workload_ip(&manual),
+            Some(WorkloadIp::Internal("10.0.0.5".parse().unwrap()))
+        );
+        let explicit = VmRegistrationModel {
+            internal_ip: Some("10.0.0.9".into()),
+            ..manual.clone()
+        };
+        assert_eq!(
+            workload_ip(&explicit),
+            Some(WorkloadIp::Internal("10.0.0.9".parse().unwrap()))
+        );
+        let external = VmRegistrationModel {
+            external_ip: Some("203.0.113.7".into()),
+            ..manual
+        };
+        assert_eq!(
+            workload_ip(&external),
+            Some(WorkloadIp::External("203.0.113.7".parse().unwrap()))
+        );
+        let auto = VmRegistrationModel::default();
+        assert_eq!(workload_ip(&auto), None);
+    }
+
+    /// Issue "Field defects" item 9: a wait that ends without an auto-registered entry says
+    /// what to check.
+    #[test]
+    fn a_wait_without_an_entry_names_what_to_check() {
+        let mut model = VmRegistrationModel {
+            workload_group: "shop/product-vm".into(),
+            mode: Some("auto".into()),
+            ..Default::default()
+        };
+        record_health(&mut model, None);
+        let timeout = KubeError::InvalidSetting {
+            attribute: "wait_for_healthy",
+            message: "timed out".into(),
+        };
+        let message = health_error(timeout, &model, "istio-system").to_string();
+        for needle in [
+            "did not auto-register",
+            "ISTIO_META_AUTO_REGISTER_GROUP=product-vm",
+            "15012",
+            "PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION",
+            "shop/product-vm",
+        ] {
+            assert!(message.contains(needle), "{needle} in {message}");
+        }
+    }
+
+    #[test]
+    fn import_ids_have_three_parts() {
+        assert_eq!(
+            parse_registration_id("shop/product-vm/0b6c-uid"),
+            Some(("shop", "product-vm", "0b6c-uid"))
+        );
+        assert_eq!(parse_registration_id("shop/product-vm"), None);
+        assert_eq!(parse_registration_id("shop//uid"), None);
+        assert_eq!(parse_registration_id("a/b/c/d"), None);
+    }
+}

@@ -1,0 +1,332 @@
+//! Plan-time validation of the registration model; every rule names its attribute.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::{MINIMUM_TOKEN_SECONDS, VmRegistrationModel};
+use crate::istio::control_plane::{ingress_service_location, is_plaintext_discovery};
+use crate::istio::rules;
+use crate::resources::common::validate_labels;
+use crate::tfplug::{AttributePath, Diagnostics, Value};
+use crate::validation;
+
+pub(super) fn validate_model(model: &VmRegistrationModel, config: &Value, diags: &mut Diagnostics) {
+    let known = |name: &str| {
+        config
+            .get_attr(name)
+            .is_some_and(|v| !v.is_null() && v.is_known())
+    };
+    if known("workload_group") {
+        validate_group_reference(&model.workload_group, diags);
+    }
+    let mode = model.mode.as_deref().unwrap_or("auto");
+    if known("mode") && mode != "auto" && mode != "manual" {
+        diags.error(
+            "Invalid mode",
+            format!("mode {mode:?} is not supported: use \"auto\" or \"manual\""),
+            AttributePath::new("mode"),
+        );
+    }
+    if mode == "manual" && config.get_attr("address").is_some_and(Value::is_null) {
+        diags.error(
+            "Missing address",
+            "mode = \"manual\" needs `address`, the VM's IP: the WorkloadEntry is created with it.",
+            AttributePath::new("address"),
+        );
+    }
+    for (name, value) in [
+        ("address", &model.address),
+        ("internal_ip", &model.internal_ip),
+        ("external_ip", &model.external_ip),
+        ("ingress_ip", &model.ingress_ip),
+    ] {
+        if let Some(text) = value.as_deref().filter(|_| known(name)) {
+            if text.parse::<IpAddr>().is_err() {
+                diags.error(
+                    "Invalid IP address",
+                    format!("{text:?} is not an IPv4 or IPv6 address"),
+                    AttributePath::new(name),
+                );
+            }
+        }
+    }
+    if known("internal_ip") && known("external_ip") {
+        diags.error(
+            "Conflicting attributes",
+            "Set `internal_ip` or `external_ip`, not both.",
+            AttributePath::new("external_ip"),
+        );
+    }
+    if known("ingress_ip") && known("istiod_address") {
+        diags.error(
+            "Conflicting attributes",
+            "Set `ingress_ip` or `istiod_address`, not both.",
+            AttributePath::new("istiod_address"),
+        );
+    }
+    if let Some(address) = model
+        .istiod_address
+        .as_deref()
+        .filter(|_| known("istiod_address"))
+    {
+        match parse_host_port(address) {
+            None => diags.error(
+                "Invalid istiod_address",
+                format!("{address:?} must be host or host:port, e.g. istiod.example.com:15012"),
+                AttributePath::new("istiod_address"),
+            ),
+            Some((host, port)) if is_plaintext_discovery(&format!("{host}:{port}")) => diags.error(
+                "Invalid istiod_address",
+                format!("{address:?} is istiod's plaintext port: the VM would connect without its token and certificate, so istiod can neither issue it a certificate nor register it. Use the TLS port 15012."),
+                AttributePath::new("istiod_address"),
+            ),
+            Some(_) => {}
+        }
+    }
+    if let Some(service) = model
+        .ingress_service
+        .as_deref()
+        .filter(|_| known("ingress_service"))
+    {
+        let (name, namespace) = ingress_service_location(service, "istio-system");
+        if let Err(problem) =
+            validation::dns1123_label(&name).and_then(|()| validation::dns1123_label(&namespace))
+        {
+            diags.error(
+                "Invalid ingress_service",
+                format!("{problem}; write <service> or <service>.<namespace>"),
+                AttributePath::new("ingress_service"),
+            );
+        }
+    }
+    validate_labels(&model.labels, AttributePath::new("labels"), diags);
+    if let Some(Err(problem)) = model.weight.map(rules::weight) {
+        diags.error("Invalid weight", problem, AttributePath::new("weight"));
+    }
+    if let Some(Err(problem)) = model
+        .network
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .map(rules::network)
+    {
+        diags.error("Invalid network", problem, AttributePath::new("network"));
+    }
+    if let Some(Err(problem)) = model
+        .locality
+        .as_deref()
+        .filter(|l| !l.is_empty())
+        .map(rules::locality)
+    {
+        diags.error("Invalid locality", problem, AttributePath::new("locality"));
+    }
+    if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty()) {
+        if let Err(problem) = validation::dns1123_label(revision) {
+            diags.error("Invalid revision", problem, AttributePath::new("revision"));
+        }
+    }
+    validate_token_durations(model, diags);
+    if let Some(timeouts) = &model.timeouts {
+        timeouts.validate(diags);
+    }
+    if let Some(dir) = model.output_dir.as_deref().filter(|d| d.is_empty()) {
+        diags.error(
+            "Invalid output_dir",
+            format!("{dir:?}: give a directory path, or leave it unset"),
+            AttributePath::new("output_dir"),
+        );
+    }
+}
+
+fn validate_group_reference(reference: &str, diags: &mut Diagnostics) {
+    match reference.split_once('/') {
+        Some((namespace, name)) if validation::dns1123_label(namespace).is_ok() && validation::dns1123_subdomain(name).is_ok() => {}
+        _ => diags.error(
+            "Invalid workload_group",
+            format!("{reference:?} must be <namespace>/<name> of a WorkloadGroup, e.g. istio_workload_group.product.id or \"default/product-vm\""),
+            AttributePath::new("workload_group"),
+        ),
+    }
+}
+
+fn validate_token_durations(model: &VmRegistrationModel, diags: &mut Diagnostics) {
+    let duration = model.token_duration.as_deref().map(validation::duration);
+    match &duration {
+        Some(Err(problem)) => diags.error(
+            "Invalid token_duration",
+            problem.clone(),
+            AttributePath::new("token_duration"),
+        ),
+        Some(Ok(d)) if d.as_secs() < MINIMUM_TOKEN_SECONDS => diags.error(
+            "Invalid token_duration",
+            format!(
+                "{} is shorter than Kubernetes' minimum token lifetime of 10m",
+                model.token_duration.as_deref().unwrap_or_default()
+            ),
+            AttributePath::new("token_duration"),
+        ),
+        _ => {}
+    }
+    let token = duration
+        .and_then(Result::ok)
+        .unwrap_or(Duration::from_secs(3600));
+    match model.renew_before.as_deref().map(validation::duration) {
+        Some(Err(problem)) => diags.error(
+            "Invalid renew_before",
+            problem,
+            AttributePath::new("renew_before"),
+        ),
+        Some(Ok(renew)) if renew >= token => diags.error(
+            "Invalid renew_before",
+            "renew_before must be shorter than token_duration, or every plan would renew the token",
+            AttributePath::new("renew_before"),
+        ),
+        _ => {}
+    }
+}
+
+pub(super) fn parse_host_port(address: &str) -> Option<(String, u16)> {
+    let (host, port) = match address.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.starts_with('[') => {
+            (host.trim_matches(['[', ']']), port.parse().ok()?)
+        }
+        _ => (address, 15012),
+    };
+    (!host.is_empty() && port > 0).then(|| (host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::vm_registration::tests::config;
+    use crate::tfplug::{UnknownAs, decode};
+
+    fn errors(json: serde_json::Value) -> Vec<Option<AttributePath>> {
+        let value = config(json);
+        let model = decode::<VmRegistrationModel>(&value, UnknownAs::Null, &mut Diagnostics::new())
+            .unwrap();
+        let mut diags = Diagnostics::new();
+        validate_model(&model, &value, &mut diags);
+        diags.errors().map(|d| d.path.clone()).collect()
+    }
+
+    #[test]
+    fn valid_configurations_pass() {
+        assert!(errors(serde_json::json!({"workload_group": "default/product-vm"})).is_empty());
+        assert!(errors(serde_json::json!({"workload_group": "default/product-vm", "mode": "manual", "address": "10.0.0.5"})).is_empty());
+    }
+
+    #[test]
+    fn every_rule_names_its_attribute() {
+        let cases = [
+            (
+                serde_json::json!({"workload_group": "product-vm"}),
+                "workload_group",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "mode": "semi"}),
+                "mode",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "mode": "manual"}),
+                "address",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "address": "10.0.0"}),
+                "address",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "internal_ip": "10.0.0.1", "external_ip": "1.2.3.4"}),
+                "external_ip",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "ingress_ip": "10.0.0.1", "istiod_address": "x:1"}),
+                "istiod_address",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "token_duration": "5m"}),
+                "token_duration",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "token_duration": "1h", "renew_before": "2h"}),
+                "renew_before",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "weight": -1}),
+                "weight",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "network": "Net_1"}),
+                "network",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "istiod_address": "istiod.example.com:15010"}),
+                "istiod_address",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "locality": "a/b/c/d"}),
+                "locality",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "ingress_service": "a.b.c"}),
+                "ingress_service",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "labels": {"bad key": "v"}}),
+                "labels",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "istiod_address": "host:notaport"}),
+                "istiod_address",
+            ),
+        ];
+        for (json, attribute) in cases {
+            let found = errors(json.clone());
+            assert!(
+                found.iter().any(|p| p.as_ref().is_some_and(
+                    |p| p.steps.first() == AttributePath::new(attribute).steps.first()
+                )),
+                "{json} should fail on {attribute}, got {found:?}"
+            );
+        }
+    }
+
+    /// Issue "Field defects" item 5: values Istio (CRD, webhook, istioctl) accepts.
+    #[test]
+    fn values_istio_accepts_pass() {
+        for json in [
+            serde_json::json!({"workload_group": "default/g", "mode": "manual", "address": "10.0.0.5", "weight": 0}),
+            serde_json::json!({"workload_group": "default/g", "ingress_service": "eastwest.istio-gateways"}),
+            serde_json::json!({"workload_group": "default/g", "network": "network-1", "locality": "us-east1/us-east1-b"}),
+        ] {
+            assert_eq!(errors(json.clone()), vec![], "{json}");
+        }
+    }
+
+    #[test]
+    fn ingress_service_may_name_its_namespace_like_istioctl() {
+        assert_eq!(
+            ingress_service_location("istio-eastwestgateway", "istio-system"),
+            (
+                "istio-eastwestgateway".to_string(),
+                "istio-system".to_string()
+            )
+        );
+        assert_eq!(
+            ingress_service_location("eastwest.gateways", "istio-system"),
+            ("eastwest".to_string(), "gateways".to_string())
+        );
+    }
+
+    #[test]
+    fn host_port_parsing() {
+        assert_eq!(
+            parse_host_port("istiod.example.com"),
+            Some(("istiod.example.com".into(), 15012))
+        );
+        assert_eq!(
+            parse_host_port("gw.example.com:443"),
+            Some(("gw.example.com".into(), 443))
+        );
+        assert_eq!(parse_host_port("gw:x"), None);
+    }
+}
