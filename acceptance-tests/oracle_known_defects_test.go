@@ -67,12 +67,13 @@ var liveKnownDefects = map[string]string{
 }
 
 // issue10CAAddr: before the fix cluster.env had no CA_ADDR, so istio-start.sh exported
-// istiod.istio-system.svc:15012, which such a VM cannot resolve. With CA_ADDR=<the DNS name>
-// the agent verifies istiod's certificate against that name instead of ISTIOD_SAN
+// istiod.istio-system.svc:15012, which such a VM cannot resolve (no certificate). Since the fix
+// CA_ADDR is the DNS name, and the agent verifies istiod's certificate against it
 // (pilot/cmd/pilot-agent/options/security.go applies ISTIOD_SAN only when CA_ADDR is empty,
-// and istio-start.sh never leaves it empty), and istiod's certificate does not carry it.
-const issue10CAAddr = "issue 10 §2: no workload certificate through a DNS name: x509 \"certificate is valid for istiod.istio-system.svc, not <the name>\" " +
-	"(CA_ADDR set to the name makes the agent verify the CA against it, not ISTIOD_SAN)"
+// and istio-start.sh never leaves it empty): istiod must carry the name (ISTIOD_CUSTOM_HOST,
+// as the istiod_address docs say), and no install profile here sets it.
+const issue10CAAddr = "issue 10 §2: no certificate through a DNS name: x509 \"certificate is valid for istiod.istio-system.svc, not <the name>\"; " +
+	"istiod's certificate must carry the name (ISTIOD_CUSTOM_HOST), which no install profile sets yet"
 
 // checkKnownDefectNames fails for an entry of list that names no variant, so a renamed or
 // removed variant cannot leave a stale entry behind.

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,18 +36,25 @@ type liveVariant struct {
 	Name string
 	// Body of the registration; {ip} is the VM's IP.
 	Body string
-	// DNS maps names the VM resolves through its own DNS (not the bundle) to the gateway IP.
+	// DNS are names the VM's own DNS (not the bundle) resolves to the gateway IP.
 	DNS []string
 	// Canary variants run only where the install has the canary revision.
 	Canary bool
 }
 
-const (
-	liveIstiodName  = "istiod.vm.example"
-	liveGatewayName = "gw.vm.example"
-)
+// liveDNSName is the DNS name the VM reaches istiod by in the istiod_address and hostname
+// gateway variants: the profile's gateway load balancer name where it has one, else a test
+// name. Either way istiod's certificate must carry it (ISTIOD_CUSTOM_HOST), because the CA
+// connection checks istiod's certificate against CA_ADDR's host.
+func liveDNSName() string {
+	if name := cp.Get("EASTWEST_GATEWAY_HOSTNAME"); name != "" {
+		return name
+	}
+	return "gw.vm.example"
+}
 
 func liveVariants() []liveVariant {
+	liveIstiodName, liveGatewayName := liveDNSName(), liveDNSName()
 	variants := []liveVariant{
 		{Name: "auto", Body: ``},
 		{Name: "manual", Body: `mode = "manual"
@@ -159,11 +165,11 @@ resource "istio_workload_group" "product" {
 // transition to healthy after it is connected. (With the application ready before the agent
 // connects, istiod sometimes never records the manual entry's first health report.)
 func bootVM(t *testing.T, ns string, v liveVariant, ip, bundle string, attrs map[string]string, appReady *atomic.Bool) error {
-	vmBundle, err := withVMDNS(t, bundle, v.DNS)
-	if err != nil {
-		return err
+	dns := map[string]string{}
+	for _, name := range v.DNS {
+		dns[name] = cp.Get("EASTWEST_GATEWAY_IP")
 	}
-	vm, err := vmsim.Start(context.Background(), vmsim.Options{BundleDir: vmBundle, WorkDir: t.TempDir(), IP: ip, Hostname: "vm-" + v.Name, Logf: t.Logf})
+	vm, err := vmsim.Start(context.Background(), vmsim.Options{BundleDir: bundle, WorkDir: t.TempDir(), IP: ip, Hostname: "vm-" + v.Name, DNS: dns, Logf: t.Logf})
 	if err != nil {
 		return fmt.Errorf("starting the VM: %w", err)
 	}
@@ -206,31 +212,6 @@ func startScriptCAAddr(vm *vmsim.VM) string {
 	return "unset in cluster.env: istio-start.sh exports istiod.<ISTIO_SYSTEM_NAMESPACE>.svc:15012"
 }
 
-// withVMDNS copies the bundle and, for names the VM would resolve through its own DNS (a
-// gateway's or istiod's DNS name), appends "<gateway IP> name" to the copy of its hosts file,
-// which vmsim appends to the VM's /etc/hosts. The other four files are the bundle's own.
-func withVMDNS(t *testing.T, bundle string, names []string) (string, error) {
-	if len(names) == 0 {
-		return bundle, nil
-	}
-	dir := t.TempDir()
-	for _, name := range vmsim.BundleFiles {
-		data, err := os.ReadFile(filepath.Join(bundle, name))
-		if err != nil {
-			return "", err
-		}
-		if name == "hosts" {
-			for _, host := range names {
-				data = append(data, fmt.Sprintf("%s %s # the VM's DNS, not from the bundle\n", cp.Get("EASTWEST_GATEWAY_IP"), host)...)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			return "", err
-		}
-	}
-	return dir, nil
-}
-
 // createHostnameGateway adds a gateway Service whose load balancer reports only a hostname
 // (as on AWS), which the VM resolves to the east-west gateway's IP.
 func createHostnameGateway(t *testing.T) {
@@ -246,7 +227,7 @@ func createHostnameGateway(t *testing.T) {
 		t.Fatalf("creating Service oracle-gw-hostname: %v", err)
 	}
 	t.Cleanup(func() { _ = services.Delete(ctx, "oracle-gw-hostname", metav1.DeleteOptions{}) })
-	created.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{Hostname: liveGatewayName}}
+	created.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{Hostname: liveDNSName()}}
 	if _, err := services.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("setting the load balancer hostname of oracle-gw-hostname: %v", err)
 	}
