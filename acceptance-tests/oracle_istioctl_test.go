@@ -56,7 +56,7 @@ var istioctlDifferences = []istioctlDifference{
 	{"cluster.env", "ISTIO_SVC_IP", "`mode = \"manual\"` without `internal_ip`/`external_ip`",
 		"Ours only: the manual entry's `address`, so the agent announces the address the entry was created with even where the VM's first interface has another. istioctl writes it only for `--internalIP`/`--externalIP`."},
 	{"cluster.env", "CA_ADDR", "`istiod_address` set, or a gateway with only a hostname",
-		"Ours only: without it `istio-start.sh` exports `CA_ADDR=istiod.<istio namespace>.svc:15012`, a name such a VM cannot resolve. istioctl has no such case."},
+		"Ours only: without it `istio-start.sh` exports `CA_ADDR=istiod.<istio namespace>.svc:15012`, a name such a VM cannot resolve. istioctl writes none (for a revision, `istiod-<revision>.<istio namespace>.svc:15012`, which such a VM cannot resolve either)."},
 	{"hosts", "", "`istiod_address` set",
 		"Ours is empty: the VM resolves `istiod_address` through DNS. istioctl has no such flag; its user sets `discoveryAddress` in the group's `proxy.istio.io/config` annotation, and istioctl still writes the gateway's IP for istiod's Service name."},
 }
@@ -265,7 +265,7 @@ func bundleDifferences(attrs, ours, theirs map[string]string) []string {
 				if ov != attrs["address"] {
 					report("%s %s=%q, want the address %q", file, key, ov, attrs["address"])
 				}
-			case key == "CA_ADDR" && attrs["istiod_address"] != "" && !inTheirs:
+			case key == "CA_ADDR" && attrs["istiod_address"] != "":
 				if want := withDefaultPort(attrs["istiod_address"]); ov != want {
 					report("%s %s=%q, want %q", file, key, ov, want)
 				}
