@@ -109,7 +109,7 @@ schema-check: provider
 # package on the first profile.
 ACC_PROFILES ?= default revision
 MATRIX_PROFILES ?= default revision multi-network multi-network-hostname named-cluster
-ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService)
+ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService|TestAccOracle_(istioctlBundles|liveVMs))
 ACC_ENV = set -a; . $(TOOLS_ENV); set +a; export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1
 # acc_run CLI PROFILE PACKAGES [-run REGEX]: one go test run; a failure is
 # recorded in $$failed and the loop goes on.

@@ -94,6 +94,7 @@ func TestAccVmRegistration_manual(t *testing.T) {
 						return expectTokenAccepted(t, token, ns)
 					},
 					checkBundleFiles(dir),
+					checkSameAsIstioctl(t, "istio_vm_registration.vm"),
 				),
 			},
 			{
@@ -136,6 +137,7 @@ func TestAccVmRegistration_autoAndRenewal(t *testing.T) {
 					resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "mesh_config", containsAll(
 						"ISTIO_META_AUTO_REGISTER_GROUP: product-vm", "ISTIO_METAJSON_LABELS", "terraform-provider-istio/registration")),
 					resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "health_message", containsAll("has not connected")),
+					checkSameAsIstioctl(t, "istio_vm_registration.vm"),
 					func(s *terraform.State) error {
 						firstToken = s.RootModule().Resources["istio_vm_registration.vm"].Primary.Attributes["istio_token"]
 						// Expiry has second precision: after a second, less than 9m59s is left for sure.
