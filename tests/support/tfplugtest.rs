@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use terraform_provider_istio::tfplug::{
-    self, AttributePath, Ctx, Diagnostics, Number, Plan, Provider, Resource, Schema, UnknownAs,
-    Value, decode, encode,
+    self, AttributePath, Ctx, Diagnostics, EphemeralResource, Number, Opened, Plan, Provider,
+    Resource, Schema, UnknownAs, Value, decode, encode,
 };
 
 const SOURCE: &str = "registry.terraform.io/tfplug/tfplugtest";
@@ -58,6 +58,65 @@ struct Blob {
     #[schemars(extend("x-tf" = { "block": "list", "max_items": 8 }))]
     #[serde(default)]
     rule: Vec<Rule>,
+    /// A secret the blob uses but never stores (Terraform 1.11+ / OpenTofu 1.11+).
+    #[schemars(extend("x-tf" = { "write_only": true, "sensitive": true }))]
+    secret_wo: Option<String>,
+    /// Hash of `secret_wo` as last applied.
+    #[schemars(extend("x-tf" = { "computed": true }))]
+    secret_hash: Option<String>,
+}
+
+/// A secret that exists for one Terraform run only.
+#[derive(Serialize, Deserialize, JsonSchema)]
+struct Secret {
+    /// Seed of the secret.
+    seed: String,
+    /// The secret.
+    #[schemars(extend("x-tf" = { "computed": true, "sensitive": true }))]
+    value: Option<String>,
+}
+
+struct SecretEphemeral;
+
+#[async_trait]
+impl EphemeralResource for SecretEphemeral {
+    fn type_name(&self) -> &'static str {
+        "tfplugtest_secret"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::from_model::<Secret>(0)
+    }
+
+    async fn open(&self, _ctx: &Ctx, config: Value, diags: &mut Diagnostics) -> Option<Opened> {
+        let mut secret: Secret = decode(&config, UnknownAs::Error, diags)?;
+        secret.value = Some(format!("eph-secret-{}", secret.seed));
+        Some(Opened {
+            result: encode(&secret, &self.schema(), diags)?,
+            renew_at: None,
+            private: secret.seed.into_bytes(),
+        })
+    }
+
+    /// Leaves a marker so tests see that Terraform closed it.
+    async fn close(&self, _ctx: &Ctx, private: Vec<u8>, diags: &mut Diagnostics) {
+        let seed = String::from_utf8_lossy(&private);
+        if let Err(e) = std::fs::write(store_dir().join(format!("closed-{seed}")), b"") {
+            diags.root_error("Cannot record close", e.to_string());
+        }
+    }
+}
+
+/// The write-only secret from the configuration, hashed (never the value itself).
+fn secret_hash(ctx: &Ctx) -> Option<String> {
+    let secret = ctx.config()?.get_attr("secret_wo")?.as_str()?;
+    Some(
+        Sha256::digest(secret.as_bytes())
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
 }
 
 struct TestProvider;
@@ -79,6 +138,10 @@ impl Provider for TestProvider {
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
         vec![Arc::new(BlobResource)]
+    }
+
+    fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource>> {
+        vec![Arc::new(SecretEphemeral)]
     }
 }
 
@@ -146,6 +209,11 @@ impl Resource for BlobResource {
             if name == "panic-please" {
                 panic!("asked to panic by the configuration");
             }
+            if name == "crash-please" {
+                // A panic outside any RPC handler: a real crash of the plugin.
+                let _ = std::thread::spawn(|| panic!("deliberate crash outside any RPC")).join();
+                std::process::exit(2);
+            }
             if name.contains(' ') {
                 diags.error(
                     "Invalid name",
@@ -177,7 +245,8 @@ impl Resource for BlobResource {
     }
 
     async fn create(&self, ctx: &Ctx, planned: Value, diags: &mut Diagnostics) -> Option<Value> {
-        let blob: Blob = decode(&planned, UnknownAs::Null, diags)?;
+        let mut blob: Blob = decode(&planned, UnknownAs::Null, diags)?;
+        blob.secret_hash = secret_hash(ctx);
         let delay_ms: u64 = std::env::var("TFPLUGTEST_CREATE_DELAY_MS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -198,12 +267,13 @@ impl Resource for BlobResource {
 
     async fn update(
         &self,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         _prior: Value,
         planned: Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
-        let blob: Blob = decode(&planned, UnknownAs::Null, diags)?;
+        let mut blob: Blob = decode(&planned, UnknownAs::Null, diags)?;
+        blob.secret_hash = secret_hash(ctx);
         self.save(blob, diags)
     }
 
@@ -226,8 +296,10 @@ impl Resource for BlobResource {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    tfplug::install_crypto_provider();
-    tfplug::serve(SOURCE, Arc::new(TestProvider)).await;
+fn main() {
+    let mode = match std::env::args().nth(1).as_deref() {
+        Some("--debug") => tfplug::Mode::Debug,
+        _ => tfplug::Mode::Plugin,
+    };
+    tfplug::run(SOURCE, Arc::new(TestProvider), mode);
 }
