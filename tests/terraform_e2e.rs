@@ -381,8 +381,10 @@ fn debug_mode_serves_terraform_through_tf_reattach_providers() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let reattach = BufReader::new(provider.stdout.take().unwrap())
-        .lines()
+    // Kept open until the end: a developer's terminal stays open too.
+    let mut lines = BufReader::new(provider.stdout.take().unwrap()).lines();
+    let reattach = lines
+        .by_ref()
         .map(Result::unwrap)
         .find_map(|line| {
             line.trim()

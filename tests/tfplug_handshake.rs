@@ -347,8 +347,10 @@ async fn istio_provider_debug_mode_prints_tf_reattach_providers() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let reattach = BufReader::new(child.stdout.take().unwrap())
-        .lines()
+    // Kept open until the end: a developer's terminal stays open too.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let reattach = lines
+        .by_ref()
         .map(Result::unwrap)
         .find_map(|line| {
             line.trim()

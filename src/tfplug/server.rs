@@ -189,7 +189,12 @@ async fn serve_inner(
         Mode::Plugin => handshake_line(&socket, tls.as_ref().map(|t| t.certificate_der.as_slice())),
         Mode::Debug => debug_instructions(provider_source, &socket),
     };
-    print_handshake(&line).map_err(|e| format!("cannot write the handshake: {e}"))?;
+    match (print_handshake(&line), mode) {
+        (Ok(()), _) => {}
+        (Err(e), Mode::Plugin) => return Err(format!("cannot write the handshake: {e}")),
+        // A developer's terminal or pipe may be gone already; the server is still useful.
+        (Err(e), Mode::Debug) => tracing::warn!("cannot print the reattach instructions: {e}"),
+    }
 
     let result = run_grpc(provider, incoming, shutdown, mode).await;
     drop(socket_dir);
@@ -287,9 +292,10 @@ fn make_socket_dir(parent: Option<&Path>) -> io::Result<tempfile::TempDir> {
     }
 }
 
+/// One write for the whole text, so a reader that stops at the line it wants has it all.
 fn print_handshake(line: &str) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
-    writeln!(stdout, "{line}")?;
+    stdout.write_all(format!("{line}\n").as_bytes())?;
     stdout.flush()
 }
 
