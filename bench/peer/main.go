@@ -52,7 +52,10 @@ func (p *peerProvider) Configure(context.Context, provider.ConfigureRequest, *pr
 }
 
 func (p *peerProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{func() resource.Resource { return &blobResource{} }}
+	return []func() resource.Resource{
+		func() resource.Resource { return &blobResource{} },
+		func() resource.Resource { return &shapeResource{} },
+	}
 }
 
 func (p *peerProvider) DataSources(context.Context) []func() datasource.DataSource { return nil }

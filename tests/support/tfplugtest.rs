@@ -119,6 +119,117 @@ fn secret_hash(ctx: &Ctx) -> Option<String> {
     )
 }
 
+/// A value of every shape, echoed into state.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+struct Shape {
+    /// Name; changing it replaces the shape.
+    #[schemars(extend("x-tf" = { "requires_replace": true }))]
+    name: String,
+    /// `shape-<name>`.
+    #[schemars(extend("x-tf" = { "computed": true }))]
+    id: Option<String>,
+    /// A note.
+    note: Option<String>,
+    /// A number of any size or precision.
+    amount: Option<Number>,
+    /// Tags.
+    #[schemars(extend("x-tf" = { "set": true }))]
+    tags: Option<Vec<String>>,
+    /// Labels.
+    labels: Option<BTreeMap<String, String>>,
+    /// Any value.
+    anything: Option<serde_json::Value>,
+    /// A port rule.
+    #[schemars(extend("x-tf" = { "block": "list" }))]
+    #[serde(default)]
+    rule: Vec<ShapeRule>,
+    /// A backend.
+    #[schemars(extend("x-tf" = { "block": "set" }))]
+    #[serde(default)]
+    backend: Vec<Backend>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+struct ShapeRule {
+    /// Port number.
+    port: Number,
+    /// Protocol name.
+    protocol: Option<String>,
+    /// `uid-<port>`.
+    #[schemars(extend("x-tf" = { "computed": true }))]
+    uid: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+struct Backend {
+    /// Host name.
+    host: String,
+    /// Weight.
+    weight: Option<Number>,
+}
+
+/// `tfplugtest_shape`: the conformance twin of bench/peer's `peer_shape` (tests/conformance.rs).
+/// Stores nothing; the state is the plan with id and the rule uids filled in.
+struct ShapeResource;
+
+fn fill_computed(mut planned: Value) -> Value {
+    let name = planned
+        .get_attr("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    planned.set_attr("id", Value::string(format!("shape-{name}")));
+    if let Some(Value::List(rules)) = planned.get_attr_mut("rule") {
+        for rule in rules.iter_mut() {
+            if rule.get_attr("uid") == Some(&Value::Unknown) {
+                let port = rule
+                    .get_attr("port")
+                    .and_then(Value::as_number)
+                    .map(|n| n.canonical());
+                rule.set_attr(
+                    "uid",
+                    Value::string(format!("uid-{}", port.unwrap_or_default())),
+                );
+            }
+        }
+    }
+    planned
+}
+
+#[async_trait]
+impl Resource for ShapeResource {
+    fn type_name(&self) -> &'static str {
+        "tfplugtest_shape"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::from_model::<Shape>(0)
+    }
+
+    async fn create(&self, _ctx: &Ctx, planned: Value, _diags: &mut Diagnostics) -> Option<Value> {
+        Some(fill_computed(planned))
+    }
+
+    async fn read(&self, _ctx: &Ctx, state: Value, _diags: &mut Diagnostics) -> Option<Value> {
+        Some(state)
+    }
+
+    async fn update(
+        &self,
+        _ctx: &Ctx,
+        _prior: Value,
+        planned: Value,
+        _diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        Some(fill_computed(planned))
+    }
+
+    async fn delete(&self, _ctx: &Ctx, _prior: Value, _diags: &mut Diagnostics) {}
+}
+
 struct TestProvider;
 
 #[async_trait]
@@ -137,7 +248,7 @@ impl Provider for TestProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
-        vec![Arc::new(BlobResource)]
+        vec![Arc::new(BlobResource), Arc::new(ShapeResource)]
     }
 
     fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource>> {
