@@ -16,10 +16,10 @@ use serde_json::Value as Json;
 
 const OURS_BIN: &str = env!("CARGO_BIN_EXE_terraform-provider-tfplugtest");
 
-fn terraform() -> PathBuf {
-    let path = PathBuf::from(
-        std::env::var_os("TFPI_TERRAFORM_1_0_3").expect("TFPI_TERRAFORM_1_0_3 (source tools.env)"),
-    );
+fn cli(var: &str) -> PathBuf {
+    let path = PathBuf::from(std::env::var_os(var).unwrap_or_else(|| {
+        panic!("{var} is not set: source tools.env (`make setup` builds the CLI)")
+    }));
     assert!(
         path.is_file(),
         "{} missing: run `make setup`",
@@ -44,6 +44,9 @@ fn build_peer(out: &Path) -> PathBuf {
 
 /// One provider's working directory.
 struct Side {
+    terraform: PathBuf,
+    /// `CONFORMANCE_NESTED=1` for the providers (nested attributes need Terraform 1.3+).
+    nested: bool,
     dir: PathBuf,
     plugins: PathBuf,
     provider: &'static str,
@@ -51,7 +54,13 @@ struct Side {
 }
 
 impl Side {
-    fn new(root: &Path, provider: &'static str, source: &'static str, binary: &Path) -> Side {
+    fn new(
+        root: &Path,
+        terraform: &Path,
+        nested: bool,
+        (provider, source): (&'static str, &'static str),
+        binary: &Path,
+    ) -> Side {
         let dir = root.join(provider);
         let plugins = root.join(format!("plugins-{provider}"));
         let install = plugins.join(format!("registry.terraform.io/{source}/0.1.0/linux_amd64"));
@@ -63,6 +72,8 @@ impl Side {
         )
         .unwrap();
         Side {
+            terraform: terraform.to_path_buf(),
+            nested,
             dir,
             plugins,
             provider,
@@ -71,7 +82,11 @@ impl Side {
     }
 
     fn terraform(&self, args: &[&str]) -> String {
-        let output = Command::new(terraform())
+        let mut command = Command::new(&self.terraform);
+        if self.nested {
+            command.env("CONFORMANCE_NESTED", "1");
+        }
+        let output = command
             .args(args)
             .current_dir(&self.dir)
             .env("CHECKPOINT_DISABLE", "1")
@@ -93,9 +108,11 @@ impl Side {
     /// Writes the step's configuration with this provider's names, plans, applies; returns
     /// the plan and the state as `terraform show -json` prints them.
     fn step(&self, body: &str) -> (Json, Json) {
+        let body = body
+            .replace("SHAPE", &format!("{}_shape", self.provider))
+            .replace("NESTED", &format!("{}_nested", self.provider));
         let config = format!(
-            "terraform {{\n  required_providers {{\n    {p} = {{ source = \"{s}\" }}\n  }}\n}}\n{}",
-            body.replace("SHAPE", &format!("{}_shape", self.provider)),
+            "terraform {{\n  required_providers {{\n    {p} = {{ source = \"{s}\" }}\n  }}\n}}\n{body}",
             p = self.provider,
             s = self.source,
         );
@@ -115,6 +132,7 @@ impl Side {
     fn normalised(&self, show: &str) -> Json {
         let text = show
             .replace(&format!("{}_shape", self.provider), "SHAPE")
+            .replace(&format!("{}_nested", self.provider), "NESTED")
             .replace(
                 &format!("registry.terraform.io/{}", self.source),
                 "PROVIDER",
@@ -133,6 +151,53 @@ impl Side {
             "values",
             "prior_state",
         ])
+    }
+
+    /// The `resource_schemas` entry of `<provider>_<kind>` (needs an initialised directory).
+    fn schema_of(&self, kind: &str) -> Json {
+        let text = self.terraform(&["providers", "schema", "-json"]);
+        let mut schema: Json = serde_json::from_str(&text).unwrap();
+        let key = format!("registry.terraform.io/{}", self.source);
+        let resource = format!("{}_{kind}", self.provider);
+        schema["provider_schemas"][&key]["resource_schemas"][&resource].take()
+    }
+}
+
+/// Runs `corpus` through both providers with `terraform`; the schemas of `<provider>_<kind>`
+/// must be equal too.
+fn compare(terraform: &Path, nested: bool, kind: &str, corpus: &[(&str, &str)]) {
+    let root = tempfile::tempdir().unwrap();
+    let peer = build_peer(root.path());
+    let ours = Side::new(
+        root.path(),
+        terraform,
+        nested,
+        ("tfplugtest", "tfplug/tfplugtest"),
+        Path::new(OURS_BIN),
+    );
+    let theirs = Side::new(
+        root.path(),
+        terraform,
+        nested,
+        ("peer", "bench/peer"),
+        &peer,
+    );
+    for (step, (what, body)) in corpus.iter().enumerate() {
+        let (our_plan, our_state) = ours.step(body);
+        let (peer_plan, peer_state) = theirs.step(body);
+        if step == 0 {
+            let (our_schema, peer_schema) = (ours.schema_of(kind), theirs.schema_of(kind));
+            assert!(!our_schema.is_null(), "no {kind} schema");
+            assert_eq!(our_schema, peer_schema, "schemas differ");
+        }
+        assert_eq!(
+            our_plan, peer_plan,
+            "{what}: plans differ\nours: {our_plan:#}\npeer: {peer_plan:#}"
+        );
+        assert_eq!(
+            our_state, peer_state,
+            "{what}: states differ\nours: {our_state:#}\npeer: {peer_state:#}"
+        );
     }
 }
 
@@ -232,39 +297,44 @@ resource "SHAPE" "b" {
 
 #[test]
 fn plans_and_states_match_terraform_plugin_framework() {
-    let root = tempfile::tempdir().unwrap();
-    let peer = build_peer(root.path());
-    let ours = Side::new(
-        root.path(),
-        "tfplugtest",
-        "tfplug/tfplugtest",
-        Path::new(OURS_BIN),
-    );
-    let theirs = Side::new(root.path(), "peer", "bench/peer", &peer);
+    compare(&cli("TFPI_TERRAFORM_1_0_3"), false, "shape", CORPUS);
+}
 
-    let schema_of = |side: &Side| {
-        let mut schema: Json =
-            serde_json::from_str(&side.terraform(&["providers", "schema", "-json"])).unwrap();
-        let key = format!("registry.terraform.io/{}", side.source);
-        let shape = format!("{}_shape", side.provider);
-        schema["provider_schemas"][&key]["resource_schemas"][&shape].take()
-    };
-    // `providers schema` needs an initialised directory.
-    let mut first = true;
-    for (what, body) in CORPUS {
-        let (our_plan, our_state) = ours.step(body);
-        let (peer_plan, peer_state) = theirs.step(body);
-        if first {
-            assert_eq!(schema_of(&ours), schema_of(&theirs), "schemas differ");
-            first = false;
-        }
-        assert_eq!(
-            our_plan, peer_plan,
-            "{what}: plans differ\nours: {our_plan:#}\npeer: {peer_plan:#}"
-        );
-        assert_eq!(
-            our_state, peer_state,
-            "{what}: states differ\nours: {our_state:#}\npeer: {peer_state:#}"
-        );
-    }
+const NESTED_CORPUS: &[(&str, &str)] = &[
+    (
+        "create: nested attributes, unknown inside them",
+        r#"
+resource "NESTED" "a" {
+  name      = "alpha"
+  endpoints = [{ host = "h1", port = 80 }, { host = "h2" }]
+  primary   = { host = "p" }
+}
+
+resource "NESTED" "b" {
+  name      = "beta"
+  endpoints = [{ host = NESTED.a.endpoints[0].host, port = 8080 }]
+  primary   = { host = NESTED.a.name, port = 0.5 }
+}
+"#,
+    ),
+    (
+        "update: an item added, empty list, null object",
+        r#"
+resource "NESTED" "a" {
+  name      = "alpha"
+  endpoints = [{ host = "h1", port = 80 }, { host = "h2" }, { host = "h3", port = 123456789012345678901234567890 }]
+}
+
+resource "NESTED" "b" {
+  name      = "beta"
+  endpoints = []
+}
+"#,
+    ),
+];
+
+/// Nested attributes (`nested_type`) need Terraform 1.3+: checked with Terraform 1.5.7.
+#[test]
+fn nested_attributes_match_terraform_plugin_framework_on_terraform_1_5_7() {
+    compare(&cli("TFPI_TERRAFORM_1_5_7"), true, "nested", NESTED_CORPUS);
 }

@@ -171,6 +171,65 @@ struct Backend {
     weight: Option<Number>,
 }
 
+/// Nested attributes (`nested_type`, Terraform 1.3+).
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+struct Nested {
+    /// Name; changing it replaces the object.
+    #[schemars(extend("x-tf" = { "requires_replace": true }))]
+    name: String,
+    /// Endpoints.
+    #[schemars(extend("x-tf" = { "nested": "list" }))]
+    endpoints: Option<Vec<Endpoint>>,
+    /// The primary endpoint.
+    #[schemars(extend("x-tf" = { "nested": "single" }))]
+    primary: Option<Endpoint>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+struct Endpoint {
+    /// Host name.
+    host: String,
+    /// Port number.
+    port: Option<Number>,
+}
+
+/// `tfplugtest_nested`: echoes its configuration; offered only with `CONFORMANCE_NESTED=1`
+/// because Terraform 1.0.3 cannot load a schema with nested attributes.
+struct NestedResource;
+
+#[async_trait]
+impl Resource for NestedResource {
+    fn type_name(&self) -> &'static str {
+        "tfplugtest_nested"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::from_model::<Nested>(0)
+    }
+
+    async fn create(&self, _ctx: &Ctx, planned: Value, _diags: &mut Diagnostics) -> Option<Value> {
+        Some(planned)
+    }
+
+    async fn read(&self, _ctx: &Ctx, state: Value, _diags: &mut Diagnostics) -> Option<Value> {
+        Some(state)
+    }
+
+    async fn update(
+        &self,
+        _ctx: &Ctx,
+        _prior: Value,
+        planned: Value,
+        _diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        Some(planned)
+    }
+
+    async fn delete(&self, _ctx: &Ctx, _prior: Value, _diags: &mut Diagnostics) {}
+}
+
 /// `tfplugtest_shape`: the conformance twin of bench/peer's `peer_shape` (tests/conformance.rs).
 /// Stores nothing; the state is the plan with id and the rule uids filled in.
 struct ShapeResource;
@@ -248,7 +307,12 @@ impl Provider for TestProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
-        vec![Arc::new(BlobResource), Arc::new(ShapeResource)]
+        let mut resources: Vec<Arc<dyn Resource>> =
+            vec![Arc::new(BlobResource), Arc::new(ShapeResource)];
+        if std::env::var_os("CONFORMANCE_NESTED").is_some() {
+            resources.push(Arc::new(NestedResource));
+        }
+        resources
     }
 
     fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource>> {
