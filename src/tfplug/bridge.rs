@@ -114,6 +114,19 @@ fn attribute_path(root: &Value, serde_path: &serde_path_to_error::Path) -> Attri
     path
 }
 
+/// `#[serde(deserialize_with = "tfplug::null_as_default")]` on a required model field: the
+/// field stays required in the schema, and decodes to its default while Terraform does not
+/// know the value yet (validation with `UnknownAs::Null`). Validators must then check that
+/// the attribute is known before judging it.
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    use serde::Deserialize;
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,17 +269,4 @@ mod tests {
             Some(AttributePath::new("labels"))
         );
     }
-}
-
-/// `#[serde(deserialize_with = "tfplug::null_as_default")]` on a required model field: the
-/// field stays required in the schema, and decodes to its default while Terraform does not
-/// know the value yet (validation with `UnknownAs::Null`). Validators must then check that
-/// the attribute is known before judging it.
-pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de> + Default,
-{
-    use serde::Deserialize;
-    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }

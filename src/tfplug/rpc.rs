@@ -1160,7 +1160,6 @@ mod tests {
             .import_resource_state(Request::new(pb::import_resource_state::Request {
                 type_name: "test_thing".into(),
                 id: "i".into(),
-                ..Default::default()
             }))
             .await
             .unwrap()

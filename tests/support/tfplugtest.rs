@@ -453,12 +453,11 @@ impl Resource for BlobResource {
     }
 
     async fn delete(&self, _ctx: &Ctx, prior: Value, diags: &mut Diagnostics) {
-        if let Some(id) = prior.get_attr("id").and_then(Value::as_str) {
-            if let Err(e) = std::fs::remove_file(file_of(id)) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    diags.root_error("Cannot delete blob", e.to_string());
-                }
-            }
+        if let Some(id) = prior.get_attr("id").and_then(Value::as_str)
+            && let Err(e) = std::fs::remove_file(file_of(id))
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            diags.root_error("Cannot delete blob", e.to_string());
         }
     }
 
