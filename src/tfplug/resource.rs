@@ -159,6 +159,7 @@ pub fn default_plan(schema: &Schema, plan: &mut Plan) {
     if plan.planned.is_null() {
         return;
     }
+    drop_single_blocks_absent_from_config(&schema.block, &plan.config, &mut plan.planned);
     match &plan.prior {
         None => mark_unset_computed_unknown(&schema.block, &mut plan.planned),
         Some(prior) => mark_new_nested_items_unknown(&schema.block, prior, &mut plan.planned),
@@ -205,6 +206,41 @@ fn mark_unset_computed_unknown(block: &Block, object: &mut Value) {
             (Nesting::Map, Value::Map(items)) => items
                 .values_mut()
                 .for_each(|item| mark_unset_computed_unknown(&nested.block, item)),
+            _ => {}
+        }
+    }
+}
+
+/// Terraform (1.0 at least) proposes the prior value for a single block removed from the
+/// configuration, but rejects a plan that keeps it ("planned for existence but config wants
+/// absence"): a block the configuration leaves out is planned null, at any depth.
+fn drop_single_blocks_absent_from_config(block: &Block, config: &Value, planned: &mut Value) {
+    let Value::Object(attrs) = planned else {
+        return;
+    };
+    for nested in &block.block_types {
+        let Some(value) = attrs.get_mut(&nested.type_name) else {
+            continue;
+        };
+        let wanted = attribute_of(config, &nested.type_name);
+        let inner = &nested.block;
+        match (nested.nesting, value) {
+            (Nesting::Single | Nesting::Group, value) if wanted.is_null() => *value = Value::Null,
+            (Nesting::Single | Nesting::Group, object) => {
+                drop_single_blocks_absent_from_config(inner, &wanted, object)
+            }
+            (Nesting::List, Value::List(items)) => {
+                for (item, wanted) in items.iter_mut().zip(items_of(&wanted)) {
+                    drop_single_blocks_absent_from_config(inner, wanted, item);
+                }
+            }
+            (Nesting::Map, Value::Map(items)) => {
+                for (key, item) in items.iter_mut() {
+                    if let Some(wanted) = wanted.get_map_entry(key) {
+                        drop_single_blocks_absent_from_config(inner, wanted, item);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -643,5 +679,42 @@ mod tests {
                 .at(&AttributePath::new("backends").index(0).attr("uid")),
             Some(&Value::Unknown)
         );
+    }
+
+    #[test]
+    fn a_single_block_removed_from_the_configuration_is_planned_null() {
+        let mut schema = schema();
+        schema.block.block_types.push(NestedBlock {
+            type_name: "probe".into(),
+            block: Block {
+                attributes: vec![Attribute::new("port", Type::Number)],
+                ..Block::default()
+            },
+            nesting: Nesting::Single,
+            min_items: 0,
+            max_items: 0,
+            requires_replace: false,
+        });
+        let probe = Value::object([("port", Value::Number(80.into()))]);
+        let prior = Value::object([
+            ("name", Value::string("a")),
+            ("id", Value::string("1")),
+            ("content", Value::Null),
+            ("rule", Value::List(vec![])),
+            ("probe", probe.clone()),
+        ]);
+        let mut config = prior.clone();
+        config.set_attr("id", Value::Null);
+        config.set_attr("probe", Value::Null);
+        // What Terraform 1.0.3 proposes: the prior block.
+        let mut p = plan(Some(prior.clone()), prior.clone());
+        p.config = config;
+        default_plan(&schema, &mut p);
+        assert_eq!(p.planned.get_attr("probe"), Some(&Value::Null));
+        assert_eq!(p.planned.get_attr("id"), Some(&Value::string("1")));
+        // Kept while configured.
+        let mut p = plan(Some(prior.clone()), prior);
+        default_plan(&schema, &mut p);
+        assert_eq!(p.planned.get_attr("probe"), Some(&probe));
     }
 }
