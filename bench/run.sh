@@ -5,7 +5,7 @@
 #   bench/run.sh                      # N=100 resources, 5 timed rounds, 2 TRACE rounds
 #   N=30 ROUNDS=3 bench/run.sh        # quicker
 #   KEEP=1 bench/run.sh               # keep the work dir (configs, logs, raw data)
-#   SKIP_CARGO=1 bench/run.sh         # use target/release binaries as they are (no cargo build)
+#   SKIP_CARGO=1 bench/run.sh         # use $CARGO_TARGET_DIR (else target/)/release binaries as they are (no cargo build)
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -15,6 +15,8 @@ ROUNDS=${ROUNDS:-5}
 TRACE_ROUNDS=${TRACE_ROUNDS:-2}
 TERRAFORM=${TERRAFORM:-${TFPI_CACHE:-$HOME/.cache/terraform-provider-istio}/terraform-1.0.3/terraform}
 RESULTS=${RESULTS:-$BENCH/results.md}
+# Where cargo puts binaries (the Makefile keeps builds outside the clone via CARGO_TARGET_DIR).
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 KEEP=${KEEP:-0}
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -42,7 +44,7 @@ T_START=$EPOCHREALTIME
 
 # ---- build ------------------------------------------------------------------
 if [[ ${SKIP_CARGO:-0} == 1 ]]; then
-  log "SKIP_CARGO=1: using the binaries already in target/release"
+  log "SKIP_CARGO=1: using the binaries already in $TARGET/release"
 else
   log "cargo build (tfplugtest + istio release); waits on target/'s lock if another build runs"
   (cd "$ROOT" && cargo build --release --features tfplug-test-provider --bin terraform-provider-tfplugtest)
@@ -53,8 +55,8 @@ for _ in $(seq 120); do pgrep -f '(^|/)go build' >/dev/null || break; log "waiti
 log "go build (peer)"
 (cd "$BENCH/peer" && go build -o "$WORK/bin/terraform-provider-peer" . && go build -o "$WORK/bin/rpcbench" ./rpcbench)
 # Copies, so a concurrent cargo build in the shared target/ cannot swap a binary mid-run.
-cp "$ROOT/target/release/terraform-provider-tfplugtest" "$WORK/bin/"
-cp "$ROOT/target/release/terraform-provider-istio" "$WORK/bin/"
+cp "$TARGET/release/terraform-provider-tfplugtest" "$WORK/bin/"
+cp "$TARGET/release/terraform-provider-istio" "$WORK/bin/"
 for b in terraform-provider-istio terraform-provider-tfplugtest terraform-provider-peer; do
   strip -o "$WORK/bin/$b.stripped" "$WORK/bin/$b"
 done

@@ -1,5 +1,6 @@
-//! The provider binary. Terraform starts it with its plugin environment; `--write-schema DIR`
-//! and `--write-docs DIR` regenerate the committed schema snapshot and the reference docs.
+//! The provider binary. Terraform starts it with its plugin environment; `--debug` serves for
+//! a debugger and prints `TF_REATTACH_PROVIDERS`; `--write-schema DIR` and `--write-docs DIR`
+//! regenerate the committed schema snapshot and the reference docs.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,9 +13,12 @@ fn main() -> ExitCode {
     match args.as_slice() {
         [flag, dir] if flag == "--write-schema" => write(generated::write_schema(dir.as_ref())),
         [flag, dir] if flag == "--write-docs" => write(generated::write_docs(dir.as_ref())),
-        [] => serve(),
+        [] => serve(tfplug::Mode::Plugin),
+        [flag] if flag == "--debug" => serve(tfplug::Mode::Debug),
         _ => {
-            eprintln!("usage: terraform-provider-istio [--write-schema DIR | --write-docs DIR]");
+            eprintln!(
+                "usage: terraform-provider-istio [--debug | --write-schema DIR | --write-docs DIR]"
+            );
             ExitCode::from(2)
         }
     }
@@ -30,14 +34,8 @@ fn write(result: std::io::Result<()>) -> ExitCode {
     }
 }
 
-fn serve() -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(tfplug::serve(
-        PROVIDER_SOURCE,
-        Arc::new(IstioProvider::new()),
-    ));
+/// `--debug` serves for a debugger and prints `TF_REATTACH_PROVIDERS` (see tfplug::Mode).
+fn serve(mode: tfplug::Mode) -> ExitCode {
+    tfplug::run(PROVIDER_SOURCE, Arc::new(IstioProvider::new()), mode);
     ExitCode::SUCCESS
 }

@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use sha2::Digest as _;
+
 const PROVIDER_BIN: &str = env!("CARGO_BIN_EXE_terraform-provider-tfplugtest");
 
 fn terraform_binary() -> PathBuf {
@@ -40,20 +42,28 @@ struct Workspace {
 
 impl Workspace {
     fn new() -> Workspace {
+        Workspace::with_cli(terraform_binary())
+    }
+
+    /// A workspace driven by another CLI (the provider is installed for both registries, so
+    /// OpenTofu finds it too).
+    fn with_cli(terraform: PathBuf) -> Workspace {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("work");
         let plugins = root.path().join("plugins");
         let store = root.path().join("store");
-        let provider_dir =
-            plugins.join("registry.terraform.io/tfplug/tfplugtest/0.1.0/linux_amd64");
-        for d in [&dir, &store, &provider_dir] {
+        for d in [&dir, &store] {
             std::fs::create_dir_all(d).unwrap();
         }
-        std::fs::copy(
-            PROVIDER_BIN,
-            provider_dir.join("terraform-provider-tfplugtest_v0.1.0"),
-        )
-        .unwrap();
+        for host in ["registry.terraform.io", "registry.opentofu.org"] {
+            let provider_dir = plugins.join(format!("{host}/tfplug/tfplugtest/0.1.0/linux_amd64"));
+            std::fs::create_dir_all(&provider_dir).unwrap();
+            std::fs::copy(
+                PROVIDER_BIN,
+                provider_dir.join("terraform-provider-tfplugtest_v0.1.0"),
+            )
+            .unwrap();
+        }
         let cli_config = root.path().join("terraformrc");
         std::fs::write(&cli_config, "").unwrap();
         Workspace {
@@ -62,7 +72,7 @@ impl Workspace {
             plugins,
             store,
             cli_config,
-            terraform: terraform_binary(),
+            terraform,
             _root: root,
         }
     }
@@ -72,7 +82,13 @@ impl Workspace {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let output = Command::new(&self.terraform)
+        self.run_with(args, |_| {})
+    }
+
+    /// Like `run`, after `adjust` changed the environment (e.g. TF_LOG on stderr).
+    fn run_with(&self, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Output {
+        let mut command = Command::new(&self.terraform);
+        command
             .args(args)
             .current_dir(&self.dir)
             .env("CHECKPOINT_DISABLE", "1")
@@ -83,10 +99,9 @@ impl Workspace {
             .env("TF_LOG_PATH", &self.log)
             .env("TFPLUGTEST_STORE", &self.store)
             .env_remove("TF_LOG")
-            .env_remove("TF_DISABLE_PLUGIN_TLS")
-            .output()
-            .expect("terraform runs");
-        output
+            .env_remove("TF_DISABLE_PLUGIN_TLS");
+        adjust(&mut command);
+        command.output().expect("terraform runs")
     }
 
     /// Runs terraform and asserts its exit code; returns stdout+stderr for further checks.
@@ -290,4 +305,219 @@ fn terraform_1_0_3_drives_the_provider_over_pinned_mtls() {
         "some provider process served plaintext"
     );
     assert_no_leftover_socket_dirs_from(&ws.log);
+}
+
+fn combined(output: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn single_blob(name: &str) -> String {
+    format!("{PROVIDER_BLOCK}\nresource \"tfplugtest_blob\" \"p\" {{\n  name = \"{name}\"\n}}\n")
+}
+
+#[test]
+fn a_caught_panic_is_a_diagnostic_not_a_crash_even_under_tf_log() {
+    let ws = Workspace::new();
+    ws.write("main.tf", &single_blob("panic-please"));
+    ws.expect(&["init", "-input=false", &plugin_dir_arg(&ws)], 0);
+    // Logs on stderr at TRACE, as a user debugging would run it.
+    let output = ws.run_with(&["validate"], |c| {
+        c.env("TF_LOG", "TRACE")
+            .env_remove("TF_LOG_PROVIDER")
+            .env_remove("TF_LOG_PATH");
+    });
+    let text = combined(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        &text[text.len().saturating_sub(3000)..]
+    );
+    assert!(text.contains("Provider internal error"), "no diagnostic");
+    assert!(
+        !text.contains("crashed"),
+        "Terraform took the caught panic for a crash"
+    );
+    assert!(
+        !text.contains("Stack trace from the"),
+        "Terraform recorded a plugin panic"
+    );
+    // Literal messages carry no values and are shown; the location helps the bug report.
+    assert!(text.contains("asked to panic"), "no panic message");
+    assert!(text.contains("tfplugtest.rs"), "no panic location");
+}
+
+#[test]
+fn a_real_crash_leaves_its_message_with_logging_off() {
+    let ws = Workspace::new();
+    ws.write("main.tf", &single_blob("crash-please"));
+    ws.expect(&["init", "-input=false", &plugin_dir_arg(&ws)], 0);
+    let output = ws.run_with(&["validate"], |c| {
+        c.env_remove("TF_LOG_PROVIDER").env_remove("TF_LOG_PATH");
+    });
+    let text = combined(&output);
+    assert_ne!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("deliberate crash outside any RPC"),
+        "the crash message is lost:\n{text}"
+    );
+}
+
+/// `--debug` prints TF_REATTACH_PROVIDERS; Terraform attaches to the running process, which
+/// outlives the run and stops on Ctrl-C.
+#[test]
+fn debug_mode_serves_terraform_through_tf_reattach_providers() {
+    use std::io::{BufRead, BufReader};
+    let ws = Workspace::new();
+    let mut provider = Command::new(PROVIDER_BIN)
+        .arg("--debug")
+        .env("TFPLUGTEST_STORE", &ws.store)
+        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kept open until the end: a developer's terminal stays open too.
+    let mut lines = BufReader::new(provider.stdout.take().unwrap()).lines();
+    let reattach = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("TF_REATTACH_PROVIDERS='")
+                .and_then(|rest| rest.strip_suffix('\''))
+                .map(str::to_string)
+        })
+        .expect("TF_REATTACH_PROVIDERS line");
+    let parsed: serde_json::Value = serde_json::from_str(&reattach).unwrap();
+    let entry = &parsed["registry.terraform.io/tfplug/tfplugtest"];
+    assert_eq!(entry["Pid"], provider.id());
+    assert_eq!(entry["ProtocolVersion"], 6);
+
+    ws.write("main.tf", &single_blob("debugged"));
+    let with_reattach = |c: &mut Command| {
+        c.env("TF_REATTACH_PROVIDERS", &reattach);
+    };
+    for args in [
+        &["init", "-input=false"][..],
+        &["apply", "-auto-approve", "-input=false"][..],
+    ] {
+        let output = ws.run_with(args, with_reattach);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            combined(&output)
+        );
+    }
+    assert_eq!(ws.stored_ids(), ["blob-debugged"]);
+    assert!(
+        provider.try_wait().unwrap().is_none(),
+        "the debug server must outlive the Terraform run"
+    );
+    let _ = Command::new("kill")
+        .args(["-INT", &provider.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while provider.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Ctrl-C did not stop the debug server"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A CLI from the cache: `$VAR` when set (tools.env), else `~/.cache/terraform-provider-istio/DIR`.
+fn cached_cli(var: &str, dir: &str) -> PathBuf {
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        home.join(".cache/terraform-provider-istio").join(dir)
+    });
+    assert!(
+        path.is_file(),
+        "{} not found (set {var}; `make setup` builds it)",
+        path.display()
+    );
+    path
+}
+
+const SECRET: &str = "eph-secret-alpha";
+
+/// An ephemeral resource's result handed to a write-only attribute: the blob receives it (its
+/// hash is stored), and neither plan nor state JSON ever contains it.
+fn ephemeral_secret_never_reaches_plan_or_state(cli: PathBuf) {
+    let ws = Workspace::with_cli(cli);
+    ws.write(
+        "main.tf",
+        &format!(
+            r#"{PROVIDER_BLOCK}
+ephemeral "tfplugtest_secret" "s" {{
+  seed = "alpha"
+}}
+
+resource "tfplugtest_blob" "w" {{
+  name      = "wo"
+  secret_wo = ephemeral.tfplugtest_secret.s.value
+}}
+"#
+        ),
+    );
+    ws.expect(&["init", "-input=false", &plugin_dir_arg(&ws)], 0);
+    ws.expect(&["plan", "-input=false", "-out=plan.bin"], 0);
+    let plan_json = ws.expect(&["show", "-json", "plan.bin"], 0);
+    assert!(plan_json.contains("tfplugtest_blob"), "{plan_json}");
+    ws.expect(&["apply", "-auto-approve", "-input=false", "plan.bin"], 0);
+
+    let expected_hash: String = sha2::Sha256::digest(SECRET.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let stored = ws.stored("blob-wo");
+    assert_eq!(
+        stored["secret_hash"],
+        expected_hash.as_str(),
+        "the blob never got the secret"
+    );
+    assert!(!stored.to_string().contains(SECRET));
+    assert!(
+        ws.store.join("closed-alpha").exists(),
+        "the ephemeral resource was not closed"
+    );
+
+    let state_json = ws.expect(&["show", "-json"], 0);
+    assert!(state_json.contains(&expected_hash), "{state_json}");
+    let state_file = std::fs::read_to_string(ws.dir.join("terraform.tfstate")).unwrap();
+    for (what, text) in [
+        ("plan JSON", &plan_json),
+        ("state JSON", &state_json),
+        ("state file", &state_file),
+    ] {
+        assert!(!text.contains(SECRET), "the secret is in the {what}");
+    }
+    // A second plan is empty: write-only values are not compared.
+    ws.expect(&["plan", "-detailed-exitcode", "-input=false"], 0);
+}
+
+#[test]
+fn ephemeral_secret_never_reaches_plan_or_state_on_opentofu_1_12_6() {
+    ephemeral_secret_never_reaches_plan_or_state(cached_cli(
+        "TFPI_TOFU_1_12_6",
+        "tofu-1.12.6/tofu",
+    ));
+}
+
+#[test]
+fn ephemeral_secret_never_reaches_plan_or_state_on_terraform_1_13_3() {
+    ephemeral_secret_never_reaches_plan_or_state(cached_cli(
+        "TFPI_TERRAFORM_1_13_3",
+        "terraform-1.13.3/terraform",
+    ));
 }

@@ -310,3 +310,74 @@ fn terraform_without_protocol_6_is_refused() {
     assert!(output.stdout.is_empty());
     assert!(String::from_utf8_lossy(&output.stderr).contains("protocol 6"));
 }
+
+fn interrupt(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Terraform sends SIGINT to the process group on Ctrl-C, possibly right after the handshake:
+/// the plugin must already ignore it then (Terraform follows up with StopProvider).
+#[tokio::test]
+async fn sigint_right_after_the_handshake_does_not_kill_the_plugin() {
+    for _ in 0..5 {
+        let mut plugin = start_plugin(&[]);
+        interrupt(plugin.child.id());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            plugin.child.try_wait().unwrap().is_none(),
+            "SIGINT right after the handshake killed the plugin"
+        );
+        let stream = UnixStream::connect(&plugin.socket).await.unwrap();
+        assert!(speaks_http2(stream).await);
+    }
+}
+
+/// `terraform-provider-istio --debug` serves without Terraform's environment, prints
+/// TF_REATTACH_PROVIDERS (as framework providers do) and stops on Ctrl-C.
+#[tokio::test]
+async fn istio_provider_debug_mode_prints_tf_reattach_providers() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_terraform-provider-istio"))
+        .arg("--debug")
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kept open until the end: a developer's terminal stays open too.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let reattach = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("TF_REATTACH_PROVIDERS='")
+                .and_then(|rest| rest.strip_suffix('\''))
+                .map(str::to_string)
+        })
+        .expect("TF_REATTACH_PROVIDERS line");
+    let parsed: serde_json::Value = serde_json::from_str(&reattach).unwrap();
+    let entry = &parsed[terraform_provider_istio::PROVIDER_SOURCE];
+    assert_eq!(entry["Protocol"], "grpc");
+    assert_eq!(entry["ProtocolVersion"], 6);
+    assert_eq!(entry["Pid"], child.id());
+    assert_eq!(entry["Addr"]["Network"], "unix");
+    let socket = entry["Addr"]["String"].as_str().unwrap();
+    let stream = UnixStream::connect(socket).await.unwrap();
+    assert!(
+        speaks_http2(stream).await,
+        "debug server does not serve plaintext gRPC"
+    );
+    interrupt(child.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Ctrl-C did not stop the debug server"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -52,7 +52,14 @@ func (p *peerProvider) Configure(context.Context, provider.ConfigureRequest, *pr
 }
 
 func (p *peerProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{func() resource.Resource { return &blobResource{} }}
+	resources := []func() resource.Resource{
+		func() resource.Resource { return &blobResource{} },
+		func() resource.Resource { return &shapeResource{} },
+	}
+	if os.Getenv("CONFORMANCE_NESTED") != "" {
+		resources = append(resources, func() resource.Resource { return &nestedResource{} })
+	}
+	return resources
 }
 
 func (p *peerProvider) DataSources(context.Context) []func() datasource.DataSource { return nil }

@@ -25,9 +25,43 @@ pub fn decode<T: DeserializeOwned>(
         Ok(typed) => Some(typed),
         Err(e) => {
             let path = attribute_path(value, e.path());
-            diags.error("Invalid value", e.into_inner().to_string(), path);
+            let message = without_values(&e.into_inner().to_string(), value.at(&path));
+            diags.error("Invalid value", message, path);
             None
         }
+    }
+}
+
+/// serde echoes the offending value ("invalid type: string \"s3cr3t\", expected u16"); the
+/// attribute may be sensitive, and the diagnostic already names it, so the value is dropped.
+fn without_values(message: &str, leaf: Option<&Value>) -> String {
+    static ECHOES: std::sync::LazyLock<[(regex::Regex, &str); 2]> =
+        std::sync::LazyLock::new(|| {
+            [
+                (
+                    regex::Regex::new(
+                        r"(?s)^(invalid (?:type|value): [a-z ]+?) [`\x22].*(, expected .*)$",
+                    )
+                    .expect("valid regex"),
+                    "$1 (value hidden)$2",
+                ),
+                (
+                    regex::Regex::new(r"(?s)^unknown variant `.*`(, expected .*)$")
+                        .expect("valid regex"),
+                    "unknown variant (value hidden)$1",
+                ),
+            ]
+        });
+    let mut out = message.to_string();
+    for (pattern, replacement) in ECHOES.iter() {
+        out = pattern.replace(&out, *replacement).into_owned();
+    }
+    // Messages from custom deserializers may quote the value anywhere.
+    match leaf {
+        Some(Value::String(text)) if !text.is_empty() => {
+            out.replace(text.as_str(), "(value hidden)")
+        }
+        _ => out,
     }
 }
 
@@ -65,6 +99,8 @@ fn attribute_path(root: &Value, serde_path: &serde_path_to_error::Path) -> Attri
                 Some(Value::Map(_)) => PathStep::ElementKeyString(key.clone()),
                 _ => PathStep::AttributeName(key.clone()),
             },
+            // Set elements have no index Terraform could point at: stop at the set.
+            Segment::Seq { .. } if matches!(current, Some(Value::Set(_))) => break,
             Segment::Seq { index } => PathStep::ElementKeyInt(*index as i64),
             Segment::Enum { .. } | Segment::Unknown => break,
         };
@@ -76,6 +112,19 @@ fn attribute_path(root: &Value, serde_path: &serde_path_to_error::Path) -> Attri
         path.steps.push(step);
     }
     path
+}
+
+/// `#[serde(deserialize_with = "tfplug::null_as_default")]` on a required model field: the
+/// field stays required in the schema, and decodes to its default while Terraform does not
+/// know the value yet (validation with `UnknownAs::Null`). Validators must then check that
+/// the attribute is known before judging it.
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    use serde::Deserialize;
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 #[cfg(test)]
@@ -148,6 +197,61 @@ mod tests {
     }
 
     #[test]
+    fn decode_errors_never_echo_the_value() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Secret {
+            token: u16,
+            mode: Option<Mode>,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Mode {
+            Auto,
+        }
+
+        for (token, mode) in [("s3cr3t-token", None), ("80", Some("s3cr3t-mode"))] {
+            let value = Value::object([
+                ("token", Value::string(token)),
+                ("mode", mode.map(Value::string).unwrap_or(Value::Null)),
+            ]);
+            let mut diags = Diagnostics::new();
+            assert!(decode::<Secret>(&value, UnknownAs::Error, &mut diags).is_none());
+            let error = diags.errors().next().unwrap();
+            assert!(!error.detail.contains("s3cr3t"), "{}", error.detail);
+            assert!(error.detail.contains("expected"), "{}", error.detail);
+        }
+    }
+
+    #[test]
+    fn decode_error_inside_a_set_points_at_the_set() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct WithSet {
+            ports: Vec<u16>,
+        }
+        let value = Value::object([(
+            "ports",
+            Value::Set(vec![Value::Number(80.into()), Value::Number(70000.into())]),
+        )]);
+        let mut diags = Diagnostics::new();
+        assert!(decode::<WithSet>(&value, UnknownAs::Error, &mut diags).is_none());
+        assert_eq!(
+            diags.errors().next().unwrap().path,
+            Some(AttributePath::new("ports"))
+        );
+        // The wire codecs stop at the set too.
+        let ty = Type::object([("ports", Type::set(Type::String))]);
+        let wire = br#"{"ports":["a",{"no":1}]}"#;
+        match Value::from_wire_json(wire, &ty).unwrap_err() {
+            crate::tfplug::Error::Value { path, .. } => {
+                assert_eq!(path, AttributePath::new("ports"))
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
     fn unknown_policy_is_applied() {
         let mut value = Value::from_json(
             &serde_json::json!({"name": "a", "ports": []}),
@@ -165,17 +269,4 @@ mod tests {
             Some(AttributePath::new("labels"))
         );
     }
-}
-
-/// `#[serde(deserialize_with = "tfplug::null_as_default")]` on a required model field: the
-/// field stays required in the schema, and decodes to its default while Terraform does not
-/// know the value yet (validation with `UnknownAs::Null`). Validators must then check that
-/// the attribute is known before judging it.
-pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de> + Default,
-{
-    use serde::Deserialize;
-    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }

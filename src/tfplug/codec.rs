@@ -48,7 +48,7 @@ fn from_msgpack(raw: Mp, ty: &Type, path: &mut AttributePath) -> Result<Value, E
             Some(i) => Number::Int(i),
             None => Number::UInt(i.as_u64().ok_or_else(|| mismatch(path))?),
         }),
-        (Type::Number, Mp::F64(f)) => Value::Number(Number::Float(f)),
+        (Type::Number, Mp::F64(f)) => Value::Number(Number::from_wire_float(f)),
         (Type::Number, Mp::F32(f)) => Value::Number(Number::Float(f as f64)),
         (Type::Number, Mp::String(s)) => {
             let text = s.into_str().ok_or_else(|| mismatch(path))?;
@@ -59,7 +59,10 @@ fn from_msgpack(raw: Mp, ty: &Type, path: &mut AttributePath) -> Result<Value, E
         }
         (Type::Bool, Mp::Boolean(b)) => Value::Bool(b),
         (Type::List(elem), Mp::Array(items)) => Value::List(array_from_msgpack(items, elem, path)?),
-        (Type::Set(elem), Mp::Array(items)) => Value::Set(array_from_msgpack(items, elem, path)?),
+        (Type::Set(elem), Mp::Array(items)) => {
+            let depth = path.steps.len();
+            Value::Set(array_from_msgpack(items, elem, path).map_err(|e| e.at_set(depth))?)
+        }
         (Type::Tuple(elems), Mp::Array(items)) => {
             if elems.len() != items.len() {
                 return Err(Error::value(
@@ -203,11 +206,16 @@ fn to_msgpack(value: &Value, ty: &Type, path: &mut AttributePath) -> Result<Mp, 
         (Type::Bool, Value::Bool(b)) => Mp::Boolean(*b),
         (Type::List(elem), Value::List(items) | Value::Set(items) | Value::Tuple(items))
         | (Type::Set(elem), Value::List(items) | Value::Set(items) | Value::Tuple(items)) => {
+            let depth = path.steps.len();
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 path.steps.push(PathStep::ElementKeyInt(i as i64));
-                out.push(to_msgpack(item, elem, path)?);
+                let encoded = to_msgpack(item, elem, path);
                 path.steps.pop();
+                out.push(match ty {
+                    Type::Set(_) => encoded.map_err(|e| e.at_set(depth))?,
+                    _ => encoded?,
+                });
             }
             Mp::Array(out)
         }
@@ -409,6 +417,34 @@ mod tests {
             );
             assert_eq!(round_trip(&decoded, &Type::Number), decoded);
         }
+    }
+
+    #[test]
+    fn integers_beyond_i64_sent_as_float64_stay_exact_integers() {
+        let decode_f64 = |f: f64| {
+            let mut bytes = Vec::new();
+            rmpv::encode::write_value(&mut bytes, &Mp::F64(f)).unwrap();
+            decode_msgpack(&bytes, &Type::Number).unwrap()
+        };
+        let two_pow_63 = decode_f64(9_223_372_036_854_775_808.0);
+        let as_u64: u64 =
+            serde_json::from_value(two_pow_63.to_json(crate::tfplug::UnknownAs::Error).unwrap())
+                .expect("2^63 decodes into a u64");
+        assert_eq!(as_u64, 1u64 << 63);
+        let near_max = decode_f64(18_446_744_073_709_549_568.0);
+        assert_eq!(
+            near_max.as_number().unwrap().canonical(),
+            "18446744073709549568"
+        );
+        let huge = decode_f64(1e30);
+        assert!(
+            matches!(huge.as_number(), Some(Number::Big(text)) if text == "1000000000000000019884624838656"),
+            "{huge:?}"
+        );
+        assert!(matches!(
+            decode_f64(2.5).as_number(),
+            Some(Number::Float(_))
+        ));
     }
 
     #[test]

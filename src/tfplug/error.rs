@@ -35,4 +35,16 @@ impl Error {
             message: message.into(),
         }
     }
+
+    /// Set elements have no index Terraform could show, so an error inside one points at the
+    /// set itself (the first `depth` steps), as terraform-plugin-go does.
+    pub(crate) fn at_set(self, depth: usize) -> Self {
+        match self {
+            Error::Value { mut path, message } => {
+                path.steps.truncate(depth);
+                Error::Value { path, message }
+            }
+            other => other,
+        }
+    }
 }

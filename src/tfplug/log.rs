@@ -21,18 +21,20 @@ pub fn level_from_env() -> LevelFilter {
         .ok()
         .filter(|v| !v.is_empty())
         .or_else(|| std::env::var("TF_LOG").ok());
-    match setting
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_uppercase()
-        .as_str()
-    {
-        "TRACE" | "JSON" => LevelFilter::TRACE,
+    level_from_setting(setting.as_deref())
+}
+
+/// Terraform's reading of a log setting: empty or unset is off, `OFF` is off, a level name is
+/// that level, and anything else (`JSON`, `1`, `true`, a typo) is TRACE.
+fn level_from_setting(setting: Option<&str>) -> LevelFilter {
+    let setting = setting.unwrap_or_default().trim().to_ascii_uppercase();
+    match setting.as_str() {
+        "" | "OFF" => LevelFilter::OFF,
         "DEBUG" => LevelFilter::DEBUG,
         "INFO" => LevelFilter::INFO,
         "WARN" => LevelFilter::WARN,
         "ERROR" => LevelFilter::ERROR,
-        _ => LevelFilter::OFF,
+        _ => LevelFilter::TRACE,
     }
 }
 
@@ -229,6 +231,24 @@ impl FieldsVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_settings_are_read_as_terraform_reads_them() {
+        for (setting, level) in [
+            (None, LevelFilter::OFF),
+            (Some(""), LevelFilter::OFF),
+            (Some("off"), LevelFilter::OFF),
+            (Some("debug"), LevelFilter::DEBUG),
+            (Some("WARN"), LevelFilter::WARN),
+            (Some("trace"), LevelFilter::TRACE),
+            (Some("JSON"), LevelFilter::TRACE),
+            (Some("1"), LevelFilter::TRACE),
+            (Some("true"), LevelFilter::TRACE),
+            (Some("verbose"), LevelFilter::TRACE),
+        ] {
+            assert_eq!(level_from_setting(setting), level, "{setting:?}");
+        }
+    }
 
     #[test]
     fn line_is_hclog_json_go_plugin_can_parse() {

@@ -7,6 +7,7 @@
 mod bridge;
 pub mod codec;
 mod diag;
+mod ephemeral;
 mod error;
 pub(crate) mod proto;
 mod provider;
@@ -17,9 +18,10 @@ mod value;
 
 pub use bridge::{decode, encode, null_as_default};
 pub use diag::{AttributePath, Diagnostic, Diagnostics, PathStep, Severity};
+pub use ephemeral::{EphemeralResource, Opened, Renewed};
 pub use error::Error;
 pub use provider::Provider;
-pub use resource::{Ctx, DataSource, Plan, Resource, default_plan};
+pub use resource::{Ctx, DataSource, Plan, Resource, default_plan, plan_replacements};
 pub use schema::{Attribute, Block, HasType, NestedBlock, Nesting, Schema, provider_schema_json};
 pub use types::Type;
 pub use value::{Number, UnknownAs, Value};
@@ -30,5 +32,8 @@ mod server;
 mod tls;
 
 pub use log::level_from_env as log_level_from_env;
-pub use server::{MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, MAX_MESSAGE_SIZE, handshake_line, serve};
+pub use server::{
+    MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, MAX_MESSAGE_SIZE, Mode, debug_instructions,
+    handshake_line, run, serve,
+};
 pub use tls::install_crypto_provider;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::diag::Diagnostics;
+use super::ephemeral::EphemeralResource;
 use super::resource::{Ctx, DataSource, Resource};
 use super::schema::Schema;
 use super::value::Value;
@@ -29,6 +30,12 @@ pub trait Provider: Send + Sync + 'static {
     fn resources(&self) -> Vec<Arc<dyn Resource>>;
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
+        Vec::new()
+    }
+
+    /// Ephemeral resources; offered to Terraform 1.10+ / OpenTofu 1.11+ only (older CLIs never
+    /// ask for them).
+    fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource>> {
         Vec::new()
     }
 }

@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value as Json, json};
 
 use super::Error;
+use super::diag::{AttributePath, Diagnostics};
 use super::proto::tfplugin6 as pb;
 use super::types::Type;
+use super::value::Value;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Schema {
@@ -26,6 +28,8 @@ pub struct Block {
     pub block_types: Vec<NestedBlock>,
     pub description: String,
     pub deprecated: bool,
+    /// What to use instead; shown as a warning when a deprecated block is configured.
+    pub deprecation: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -38,8 +42,40 @@ pub struct Attribute {
     pub computed: bool,
     pub sensitive: bool,
     pub deprecated: bool,
+    /// What to use instead; shown as a warning when a deprecated attribute is configured.
+    pub deprecation: String,
+    /// Terraform 1.11+ sends the value in the configuration only (read it with `Ctx::config`
+    /// in create/update); tfplug keeps it null in plan and state.
+    pub write_only: bool,
     /// Not sent to Terraform: tfplug's default plan asks for replacement when this changes.
     pub requires_replace: bool,
+    /// Nested attributes (`nested_type`, Terraform 1.3+ / OpenTofu): `r#type` is still the
+    /// value type they add up to.
+    pub nested: Option<NestedAttributes>,
+}
+
+/// The attributes of a nested attribute, and how its objects nest (single, list, set, map).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NestedAttributes {
+    pub nesting: Nesting,
+    pub attributes: Vec<Attribute>,
+}
+
+impl NestedAttributes {
+    pub fn value_type(&self) -> Type {
+        let object = Type::Object(
+            self.attributes
+                .iter()
+                .map(|a| (a.name.clone(), a.r#type.clone()))
+                .collect(),
+        );
+        match self.nesting {
+            Nesting::Single | Nesting::Group => object,
+            Nesting::List => Type::list(object),
+            Nesting::Set => Type::set(object),
+            Nesting::Map => Type::map(object),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +108,10 @@ impl Attribute {
             computed: false,
             sensitive: false,
             deprecated: false,
+            deprecation: String::new(),
+            write_only: false,
             requires_replace: false,
+            nested: None,
         }
     }
 }
@@ -133,6 +172,49 @@ impl Block {
         self.block_types.iter().find(|b| b.type_name == name)
     }
 
+    /// Whether any attribute, at any depth, is write-only.
+    pub fn has_write_only(&self) -> bool {
+        self.attributes.iter().any(|a| a.write_only)
+            || self.block_types.iter().any(|b| b.block.has_write_only())
+    }
+
+    /// Sets every write-only attribute to null: Terraform rejects plans and states that
+    /// carry their values.
+    pub fn null_write_only(&self, value: &mut Value) {
+        let Value::Object(attrs) = value else { return };
+        for attribute in self.attributes.iter().filter(|a| a.write_only) {
+            if let Some(slot) = attrs.get_mut(&attribute.name) {
+                *slot = Value::Null;
+            }
+        }
+        for nested in self.block_types.iter().filter(|b| b.block.has_write_only()) {
+            match attrs.get_mut(&nested.type_name) {
+                Some(Value::List(items) | Value::Set(items)) => items
+                    .iter_mut()
+                    .for_each(|item| nested.block.null_write_only(item)),
+                Some(Value::Map(items)) => items
+                    .values_mut()
+                    .for_each(|item| nested.block.null_write_only(item)),
+                Some(object) => nested.block.null_write_only(object),
+                None => {}
+            }
+        }
+    }
+
+    /// Errors for write-only attributes set in a configuration that the calling Terraform
+    /// would store in state (it does not support write-only attributes).
+    pub fn refuse_write_only(&self, config: &Value, diags: &mut Diagnostics) {
+        let mut without = config.clone();
+        self.null_write_only(&mut without);
+        if without != *config {
+            diags.root_error(
+                "Write-only attributes need a newer Terraform",
+                "This configuration sets a write-only attribute, which this Terraform would \
+                 store in state. Use Terraform 1.11+ or OpenTofu 1.11+, or leave it out.",
+            );
+        }
+    }
+
     pub fn value_type(&self) -> Type {
         let attrs = self
             .attributes
@@ -148,23 +230,7 @@ impl Block {
     fn to_proto(&self) -> pb::schema::Block {
         pb::schema::Block {
             version: 0,
-            // `type` only, never `nested_type`: Terraform 1.0.3 panics when both are set.
-            attributes: self
-                .attributes
-                .iter()
-                .map(|a| pb::schema::Attribute {
-                    name: a.name.clone(),
-                    r#type: a.r#type.to_json_bytes(),
-                    nested_type: None,
-                    description: a.description.clone(),
-                    required: a.required,
-                    optional: a.optional,
-                    computed: a.computed,
-                    sensitive: a.sensitive,
-                    description_kind: pb::StringKind::Plain as i32,
-                    deprecated: a.deprecated,
-                })
-                .collect(),
+            attributes: self.attributes.iter().map(Attribute::to_proto).collect(),
             block_types: self
                 .block_types
                 .iter()
@@ -177,7 +243,7 @@ impl Block {
                 })
                 .collect(),
             description: self.description.clone(),
-            description_kind: pb::StringKind::Plain as i32,
+            description_kind: pb::StringKind::Markdown as i32,
             deprecated: self.deprecated,
         }
     }
@@ -203,7 +269,7 @@ impl Block {
         if !self.description.is_empty() {
             out.insert("description".into(), json!(self.description));
         }
-        out.insert("description_kind".into(), json!("plain"));
+        out.insert("description_kind".into(), json!("markdown"));
         if self.deprecated {
             out.insert("deprecated".into(), json!(true));
         }
@@ -211,19 +277,67 @@ impl Block {
     }
 }
 
+impl Attribute {
+    /// `type` or `nested_type`, never both: Terraform 1.0.3 panics on `nested_type` at all,
+    /// so only models that ask for nested attributes send it (they need Terraform 1.3+).
+    fn to_proto(&self) -> pb::schema::Attribute {
+        let (r#type, nested_type) = match &self.nested {
+            None => (self.r#type.to_json_bytes(), None),
+            Some(nested) => (
+                Vec::new(),
+                Some(pb::schema::Object {
+                    attributes: nested.attributes.iter().map(Attribute::to_proto).collect(),
+                    nesting: nested.nesting.to_object_proto() as i32,
+                    min_items: 0,
+                    max_items: 0,
+                }),
+            ),
+        };
+        pb::schema::Attribute {
+            name: self.name.clone(),
+            r#type,
+            nested_type,
+            description: self.description.clone(),
+            required: self.required,
+            optional: self.optional,
+            computed: self.computed,
+            sensitive: self.sensitive,
+            description_kind: pb::StringKind::Markdown as i32,
+            deprecated: self.deprecated,
+            write_only: self.write_only,
+        }
+    }
+}
+
 fn attribute_json(a: &Attribute) -> Json {
     let mut out = Map::new();
-    out.insert("type".into(), a.r#type.to_json());
+    match &a.nested {
+        None => {
+            out.insert("type".into(), a.r#type.to_json());
+        }
+        Some(nested) => {
+            let attributes: Map<String, Json> = nested
+                .attributes
+                .iter()
+                .map(|inner| (inner.name.clone(), attribute_json(inner)))
+                .collect();
+            out.insert(
+                "nested_type".into(),
+                json!({"attributes": attributes, "nesting_mode": nested.nesting.name()}),
+            );
+        }
+    }
     if !a.description.is_empty() {
         out.insert("description".into(), json!(a.description));
     }
-    out.insert("description_kind".into(), json!("plain"));
+    out.insert("description_kind".into(), json!("markdown"));
     for (flag, set) in [
         ("deprecated", a.deprecated),
         ("required", a.required),
         ("optional", a.optional),
         ("computed", a.computed),
         ("sensitive", a.sensitive),
+        ("write_only", a.write_only),
     ] {
         if set {
             out.insert(flag.into(), json!(true));
@@ -246,6 +360,17 @@ fn nested_block_json(b: &NestedBlock) -> Json {
 }
 
 impl NestedBlock {
+    /// Whether this block or anything inside it asks for replacement when it changes.
+    pub fn has_replace_marker(&self) -> bool {
+        self.requires_replace
+            || self.block.attributes.iter().any(|a| a.requires_replace)
+            || self
+                .block
+                .block_types
+                .iter()
+                .any(NestedBlock::has_replace_marker)
+    }
+
     pub fn value_type(&self) -> Type {
         let object = self.block.value_type();
         match self.nesting {
@@ -269,6 +394,16 @@ impl Nesting {
         }
     }
 
+    fn to_object_proto(self) -> pb::schema::object::NestingMode {
+        use pb::schema::object::NestingMode as M;
+        match self {
+            Nesting::Single | Nesting::Group => M::Single,
+            Nesting::List => M::List,
+            Nesting::Set => M::Set,
+            Nesting::Map => M::Map,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Nesting::Single => "single",
@@ -276,6 +411,59 @@ impl Nesting {
             Nesting::Set => "set",
             Nesting::Map => "map",
             Nesting::Group => "group",
+        }
+    }
+}
+
+/// Warns about every deprecated attribute or block the configuration sets, as the framework
+/// does: Terraform itself does not (it only shows `deprecated` in `providers schema`).
+pub fn deprecation_warnings(block: &Block, config: &Value, diags: &mut Diagnostics) {
+    warn_deprecated(block, config, &AttributePath::root(), diags);
+}
+
+fn warn_deprecated(block: &Block, config: &Value, path: &AttributePath, diags: &mut Diagnostics) {
+    let configured = |name: &str| config.get_attr(name).is_some_and(|v| !v.is_null());
+    let warn = |diags: &mut Diagnostics, here: AttributePath, what: &str, advice: &str| {
+        let detail = match advice {
+            "" => format!("{here} is deprecated and will be removed."),
+            advice => format!("{here} is deprecated: {advice}"),
+        };
+        diags.warning(format!("Deprecated {what}"), detail, here);
+    };
+    for attribute in block.attributes.iter().filter(|a| a.deprecated) {
+        if configured(&attribute.name) {
+            let here = path.clone().attr(&attribute.name);
+            warn(diags, here, "attribute", &attribute.deprecation);
+        }
+    }
+    for nested in &block.block_types {
+        let Some(value) = config.get_attr(&nested.type_name).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let here = path.clone().attr(&nested.type_name);
+        let has_items =
+            !matches!(value, Value::List(items) | Value::Set(items) if items.is_empty());
+        if nested.block.deprecated && has_items {
+            warn(diags, here.clone(), "block", &nested.block.deprecation);
+        }
+        match value {
+            Value::List(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    warn_deprecated(&nested.block, item, &here.clone().index(i as i64), diags);
+                }
+            }
+            // Set elements have no path of their own: warnings point at the set.
+            Value::Set(items) => {
+                for item in items {
+                    warn_deprecated(&nested.block, item, &here, diags);
+                }
+            }
+            Value::Map(items) => {
+                for (key, item) in items {
+                    warn_deprecated(&nested.block, item, &here.clone().key(key.clone()), diags);
+                }
+            }
+            object => warn_deprecated(&nested.block, object, &here, diags),
         }
     }
 }
@@ -337,9 +525,11 @@ struct Markers {
     optional_computed: bool,
     sensitive: bool,
     requires_replace: bool,
+    write_only: bool,
     set: bool,
     deprecated: Option<String>,
     block: Option<Nesting>,
+    nested: Option<Nesting>,
     min_items: i64,
     max_items: i64,
 }
@@ -359,27 +549,33 @@ impl Markers {
             optional_computed: flag("optional_computed"),
             sensitive: flag("sensitive"),
             requires_replace: flag("requires_replace"),
+            write_only: flag("write_only"),
             set: flag("set"),
             deprecated: ext
                 .get("deprecated")
                 .and_then(Json::as_str)
                 .map(str::to_string),
             block: None,
+            nested: None,
             min_items: ext.get("min_items").and_then(Json::as_i64).unwrap_or(0),
             max_items: ext.get("max_items").and_then(Json::as_i64).unwrap_or(0),
         };
-        if let Some(mode) = ext.get("block") {
-            markers.block = Some(match mode.as_str() {
-                Some("single") => Nesting::Single,
-                Some("list") => Nesting::List,
-                Some("set") => Nesting::Set,
-                Some("map") => Nesting::Map,
-                _ => {
-                    return Err(Error::Model(format!(
-                        "{field}: block must be single, list, set or map"
-                    )));
-                }
-            });
+        let nesting = |key: &str| match ext.get(key).map(|mode| mode.as_str()) {
+            None => Ok(None),
+            Some(Some("single")) => Ok(Some(Nesting::Single)),
+            Some(Some("list")) => Ok(Some(Nesting::List)),
+            Some(Some("set")) => Ok(Some(Nesting::Set)),
+            Some(Some("map")) => Ok(Some(Nesting::Map)),
+            Some(_) => Err(Error::Model(format!(
+                "{field}: {key} must be single, list, set or map"
+            ))),
+        };
+        markers.block = nesting("block")?;
+        markers.nested = nesting("nested")?;
+        if markers.block.is_some() && markers.nested.is_some() {
+            return Err(Error::Model(format!(
+                "{field}: a field is either a block or nested attributes, not both"
+            )));
         }
         let known = [
             "required",
@@ -387,9 +583,11 @@ impl Markers {
             "optional_computed",
             "sensitive",
             "requires_replace",
+            "write_only",
             "set",
             "deprecated",
             "block",
+            "nested",
             "min_items",
             "max_items",
         ];
@@ -473,7 +671,7 @@ impl ModelReader {
                 None => {
                     block
                         .attributes
-                        .push(self.attribute(name, property, &markers, is_required)?)
+                        .push(self.attribute(name, property, &markers, is_required)?);
                 }
             }
         }
@@ -487,7 +685,14 @@ impl ModelReader {
         markers: &Markers,
         is_required: bool,
     ) -> Result<Attribute, Error> {
-        let ty = self.type_of(property, markers.set)?;
+        let nested = match markers.nested {
+            Some(nesting) => Some(self.nested_attributes(name, property, nesting)?),
+            None => None,
+        };
+        let ty = match &nested {
+            Some(nested) => nested.value_type(),
+            None => self.type_of(property, markers.set)?,
+        };
         let mut description = description_of(property);
         if description.is_empty() {
             description = description_of(self.non_null(property)?);
@@ -496,6 +701,11 @@ impl ModelReader {
             description = format!("{description}\n\nDeprecated: {message}")
                 .trim()
                 .to_string();
+        }
+        if markers.write_only && (markers.computed || markers.optional_computed) {
+            return Err(Error::Model(format!(
+                "{name}: a write_only attribute cannot be computed (its value is never stored)"
+            )));
         }
         let (required, optional, computed) = if markers.computed {
             (false, false, true)
@@ -513,7 +723,47 @@ impl ModelReader {
             computed,
             sensitive: markers.sensitive,
             deprecated: markers.deprecated.is_some(),
+            deprecation: markers.deprecated.clone().unwrap_or_default(),
+            write_only: markers.write_only,
             requires_replace: markers.requires_replace,
+            nested,
+        })
+    }
+
+    /// `"nested": "list"` etc.: the struct's fields become nested attributes. The value type
+    /// stays what `type_of` derived (object, list/set/map of objects).
+    fn nested_attributes(
+        &self,
+        name: &str,
+        property: &Json,
+        nesting: Nesting,
+    ) -> Result<NestedAttributes, Error> {
+        let inner = self.non_null(property)?;
+        let object = match nesting {
+            Nesting::Single | Nesting::Group => inner,
+            Nesting::List | Nesting::Set => inner.get("items").ok_or_else(|| {
+                Error::Model(format!("{name}: list/set nested attributes must be a Vec"))
+            })?,
+            Nesting::Map => inner.get("additionalProperties").ok_or_else(|| {
+                Error::Model(format!("{name}: map nested attributes must be a map"))
+            })?,
+        };
+        let block = self.block(object)?;
+        if let Some(inner_block) = block.block_types.first() {
+            return Err(Error::Model(format!(
+                "{name}.{}: nested attributes cannot contain blocks",
+                inner_block.type_name
+            )));
+        }
+        if let Some(replaced) = block.attributes.iter().find(|a| a.requires_replace) {
+            return Err(Error::Model(format!(
+                "{name}.{}: requires_replace inside nested attributes is not supported; mark {name}",
+                replaced.name
+            )));
+        }
+        Ok(NestedAttributes {
+            nesting,
+            attributes: block.attributes,
         })
     }
 
@@ -541,6 +791,7 @@ impl ModelReader {
             block.description = description;
         }
         block.deprecated = markers.deprecated.is_some();
+        block.deprecation = markers.deprecated.clone().unwrap_or_default();
         // Terraform allows only 0/0 or 1/1 for single blocks.
         let (min_items, max_items) = match nesting {
             Nesting::Single | Nesting::Group if is_required => (1, 1),
@@ -605,7 +856,7 @@ impl ModelReader {
                 Some(properties) => {
                     let attrs = properties
                         .iter()
-                        .map(|(k, v)| Ok((k.clone(), self.type_of(v, Markers::read(v, k)?.set)?)))
+                        .map(|(k, v)| Ok((k.clone(), self.object_field_type(k, v)?)))
                         .collect::<Result<BTreeMap<_, _>, Error>>()?;
                     Type::Object(attrs)
                 }
@@ -616,6 +867,21 @@ impl ModelReader {
             },
             _ => Type::Dynamic,
         })
+    }
+}
+
+impl ModelReader {
+    /// A field of an object-typed attribute. Terraform plans such an attribute as one value,
+    /// so a replace marker inside it could never be honoured: refuse it rather than ignore it.
+    fn object_field_type(&self, name: &str, property: &Json) -> Result<Type, Error> {
+        let markers = Markers::read(property, name)?;
+        if markers.requires_replace {
+            return Err(Error::Model(format!(
+                "{name}: requires_replace inside an object-typed attribute is not supported; \
+                 make the parent a block (\"block\": \"single\" or \"list\") or mark the parent"
+            )));
+        }
+        self.type_of(property, markers.set)
     }
 }
 
@@ -754,6 +1020,127 @@ mod tests {
     }
 
     #[test]
+    fn requires_replace_inside_an_object_attribute_is_refused() {
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct Inner {
+            #[schemars(extend("x-tf" = { "requires_replace": true }))]
+            port: i64,
+        }
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct Outer {
+            inner: Option<Inner>,
+        }
+        let err = Schema::try_from_model::<Outer>(0).unwrap_err();
+        assert!(err.to_string().contains("port: requires_replace"), "{err}");
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct AsBlock {
+            #[schemars(extend("x-tf" = { "block": "list" }))]
+            inner: Vec<Inner>,
+        }
+        let schema = Schema::try_from_model::<AsBlock>(0).unwrap();
+        let inner = schema.block.block_type("inner").unwrap();
+        assert!(inner.block.attribute("port").unwrap().requires_replace);
+        assert!(inner.has_replace_marker());
+    }
+
+    #[test]
+    fn configured_deprecated_attributes_and_blocks_warn() {
+        /// Old settings.
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct Old {
+            #[schemars(extend("x-tf" = { "deprecated": "use port" }))]
+            number: Option<i64>,
+            port: Option<i64>,
+        }
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct Model {
+            #[schemars(extend("x-tf" = { "deprecated": "use name" }))]
+            old_name: Option<String>,
+            name: Option<String>,
+            #[schemars(extend("x-tf" = { "block": "list" }))]
+            rule: Vec<Old>,
+            #[schemars(extend("x-tf" = { "block": "single", "deprecated": "remove it" }))]
+            legacy: Option<Old>,
+        }
+        let schema = Schema::from_model::<Model>(0);
+        let config = Value::from_json(
+            &json!({"old_name": "a", "rule": [{"port": 1}, {"number": 2}], "legacy": {"port": 3}}),
+            &schema.value_type(),
+        )
+        .unwrap();
+        let mut diags = Diagnostics::new();
+        deprecation_warnings(&schema.block, &config, &mut diags);
+        let mut paths: Vec<String> = diags
+            .items
+            .iter()
+            .map(|d| d.path.as_ref().unwrap().to_string())
+            .collect();
+        paths.sort();
+        assert_eq!(paths, ["legacy", "old_name", "rule[1].number"]);
+        assert!(diags.items.iter().any(|d| d.detail.contains("use name")));
+        assert!(!diags.has_errors());
+
+        let quiet = Value::from_json(&json!({"name": "a"}), &schema.value_type()).unwrap();
+        let mut diags = Diagnostics::new();
+        deprecation_warnings(&schema.block, &quiet, &mut diags);
+        assert!(diags.is_empty(), "{diags:?}");
+    }
+
+    #[test]
+    fn write_only_attributes_are_marked_nulled_and_refused_for_old_clis() {
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct Model {
+            name: String,
+            #[schemars(extend("x-tf" = { "write_only": true, "sensitive": true }))]
+            token_wo: Option<String>,
+        }
+        let schema = Schema::from_model::<Model>(0);
+        let token = schema.block.attribute("token_wo").unwrap();
+        assert!(token.write_only && token.to_proto().write_only);
+        assert!(schema.block.has_write_only());
+        let mut value = Value::object([
+            ("name", Value::string("n")),
+            ("token_wo", Value::string("s")),
+        ]);
+        let mut diags = Diagnostics::new();
+        schema.block.refuse_write_only(&value, &mut diags);
+        assert!(diags.has_errors());
+        schema.block.null_write_only(&mut value);
+        assert_eq!(value.get_attr("token_wo"), Some(&Value::Null));
+        let mut diags = Diagnostics::new();
+        schema.block.refuse_write_only(&value, &mut diags);
+        assert!(diags.is_empty());
+
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct Bad {
+            #[schemars(extend("x-tf" = { "write_only": true, "optional_computed": true }))]
+            token_wo: Option<String>,
+        }
+        assert!(Schema::try_from_model::<Bad>(0).is_err());
+    }
+
+    #[test]
+    fn descriptions_are_sent_as_markdown() {
+        let schema = Schema::from_model::<Thing>(0).to_proto();
+        let block = schema.block.unwrap();
+        let markdown = pb::StringKind::Markdown as i32;
+        assert_eq!(block.description_kind, markdown);
+        assert!(
+            block
+                .attributes
+                .iter()
+                .all(|a| a.description_kind == markdown)
+        );
+    }
+
+    #[test]
     fn unknown_marker_is_rejected() {
         #[derive(JsonSchema)]
         #[allow(dead_code)]
@@ -763,6 +1150,67 @@ mod tests {
         }
         let err = Schema::try_from_model::<Bad>(0).unwrap_err();
         assert!(err.to_string().contains("computd"), "{err}");
+    }
+
+    #[test]
+    fn nested_attributes_are_sent_as_nested_type_only_when_asked_for() {
+        /// A target.
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct Backend {
+            host: String,
+            #[schemars(extend("x-tf" = { "computed": true }))]
+            uid: Option<String>,
+        }
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct Model {
+            /// Backends.
+            #[schemars(extend("x-tf" = { "nested": "set" }))]
+            backends: Option<Vec<Backend>>,
+            #[schemars(extend("x-tf" = { "nested": "single" }))]
+            primary: Option<Backend>,
+        }
+        let schema = Schema::from_model::<Model>(0);
+        let backend = Type::object([("host", Type::String), ("uid", Type::String)]);
+        let backends = schema.block.attribute("backends").unwrap();
+        assert_eq!(backends.r#type, Type::set(backend.clone()));
+        assert_eq!(schema.block.attribute("primary").unwrap().r#type, backend);
+        let proto = backends.to_proto();
+        assert!(
+            proto.r#type.is_empty(),
+            "type and nested_type together crash Terraform"
+        );
+        let nested = proto.nested_type.unwrap();
+        assert_eq!(nested.nesting, pb::schema::object::NestingMode::Set as i32);
+        assert!(
+            nested
+                .attributes
+                .iter()
+                .any(|a| a.name == "uid" && a.computed)
+        );
+        let json = attribute_json(backends);
+        assert_eq!(json["nested_type"]["nesting_mode"], "set");
+        assert_eq!(json["nested_type"]["attributes"]["host"]["type"], "string");
+        assert!(json.get("type").is_none());
+
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct Replacing {
+            #[schemars(extend("x-tf" = { "requires_replace": true }))]
+            host: String,
+        }
+        #[derive(JsonSchema)]
+        #[allow(dead_code)]
+        struct Bad {
+            #[schemars(extend("x-tf" = { "nested": "list" }))]
+            backends: Vec<Replacing>,
+        }
+        let err = Schema::try_from_model::<Bad>(0).unwrap_err();
+        assert!(
+            err.to_string().contains("requires_replace inside nested"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -801,15 +1249,15 @@ mod tests {
                 "format_version": "1.0",
                 "provider_schemas": {
                     "registry.terraform.io/example/x": {
-                        "provider": {"version": 0, "block": {"description_kind": "plain"}},
+                        "provider": {"version": 0, "block": {"description_kind": "markdown"}},
                         "resource_schemas": {
                             "x_rule": {"version": 0, "block": {
                                 "attributes": {
-                                    "port": {"type": "number", "description": "Port number.", "description_kind": "plain", "required": true},
-                                    "uid": {"type": "string", "description_kind": "plain", "computed": true}
+                                    "port": {"type": "number", "description": "Port number.", "description_kind": "markdown", "required": true},
+                                    "uid": {"type": "string", "description_kind": "markdown", "computed": true}
                                 },
                                 "description": "A rule.",
-                                "description_kind": "plain"
+                                "description_kind": "markdown"
                             }}
                         }
                     }

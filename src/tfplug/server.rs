@@ -101,22 +101,66 @@ pub fn handshake_line(socket: &Path, certificate_der: Option<&[u8]>) -> String {
     )
 }
 
-/// Serves `provider` to Terraform until it calls Shutdown. Exits the process with status 1 when
-/// not started by Terraform or when the server cannot start.
-pub async fn serve(provider_source: &str, provider: Arc<dyn Provider>) {
-    if let Err(message) = serve_inner(provider_source, provider).await {
+/// How the process was started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// By Terraform, with its plugin environment (the normal case).
+    Plugin,
+    /// By a developer (`--debug`): serve without Terraform's environment, print
+    /// `TF_REATTACH_PROVIDERS` for Terraform to attach to, stop on Ctrl-C.
+    Debug,
+}
+
+/// The whole life of a provider process, for `main`: prepares the process environment while it
+/// is still single-threaded, then starts the tokio runtime and serves in `mode`.
+pub fn run(provider_source: &str, provider: Arc<dyn Provider>, mode: Mode) {
+    disable_backtraces();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("cannot start the async runtime: {e}");
+            std::process::exit(1)
+        });
+    let served = runtime.block_on(serve_inner(provider_source, provider, mode));
+    if let Err(message) = served {
         eprintln!("{message}");
         std::process::exit(1);
     }
 }
 
-async fn serve_inner(provider_source: &str, provider: Arc<dyn Provider>) -> Result<(), String> {
-    let env = read_plugin_env(provider_source)?;
-    disable_backtraces();
+/// Serves `provider` to Terraform until it calls Shutdown. Exits the process with status 1 when
+/// not started by Terraform or when the server cannot start. Prefer [`run`], which also
+/// prepares the environment before any thread starts.
+pub async fn serve(provider_source: &str, provider: Arc<dyn Provider>) {
+    if let Err(message) = serve_inner(provider_source, provider, Mode::Plugin).await {
+        eprintln!("{message}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve_inner(
+    provider_source: &str,
+    provider: Arc<dyn Provider>,
+    mode: Mode,
+) -> Result<(), String> {
+    let env = match mode {
+        Mode::Plugin => read_plugin_env(provider_source)?,
+        Mode::Debug => PluginEnv {
+            client_cert_pem: None,
+            socket_dir: None,
+        },
+    };
     super::log::init();
-    install_panic_logger();
+    install_panic_hook();
     super::tls::install_crypto_provider();
-    ignore_sigint();
+    let shutdown = CancellationToken::new();
+    // Before the handshake line: Terraform may send SIGINT as soon as it has read it.
+    let on_sigint = match mode {
+        Mode::Plugin => None,
+        Mode::Debug => Some(shutdown.clone()),
+    };
+    handle_sigint(on_sigint).map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
 
     let socket_dir = make_socket_dir(env.socket_dir.as_deref())
         .map_err(|e| format!("cannot create the plugin socket: {e}"))?;
@@ -136,38 +180,60 @@ async fn serve_inner(provider_source: &str, provider: Arc<dyn Provider>) -> Resu
         ),
     }
 
-    let shutdown = CancellationToken::new();
     let incoming = accept_connections(
         listener,
         tls.as_ref().map(|t| TlsAcceptor::from(t.config.clone())),
         shutdown.clone(),
     );
-    let line = handshake_line(&socket, tls.as_ref().map(|t| t.certificate_der.as_slice()));
-    print_handshake(&line).map_err(|e| format!("cannot write the handshake: {e}"))?;
+    let line = match mode {
+        Mode::Plugin => handshake_line(&socket, tls.as_ref().map(|t| t.certificate_der.as_slice())),
+        Mode::Debug => debug_instructions(provider_source, &socket),
+    };
+    match (print_handshake(&line), mode) {
+        (Ok(()), _) => {}
+        (Err(e), Mode::Plugin) => return Err(format!("cannot write the handshake: {e}")),
+        // A developer's terminal or pipe may be gone already; the server is still useful.
+        (Err(e), Mode::Debug) => tracing::warn!("cannot print the reattach instructions: {e}"),
+    }
 
-    let result = run_grpc(provider, incoming, shutdown).await;
+    let result = run_grpc(provider, incoming, shutdown, mode).await;
     drop(socket_dir);
     result.map_err(|e| e.to_string())
 }
 
 /// Error diagnostics must never carry Rust backtraces (noise, and 4-6x memory when captured).
 fn disable_backtraces() {
-    // SAFETY: called before this module starts any thread that reads the environment; the
-    // variables only steer backtrace capture.
+    // SAFETY: `run` calls this first thing, before it starts the runtime: the process has no
+    // other thread that could read the environment concurrently.
     unsafe {
         std::env::remove_var("RUST_BACKTRACE");
         std::env::remove_var("RUST_LIB_BACKTRACE");
     }
 }
 
-/// Panics are turned into diagnostics by the RPC layer; log them without a backtrace.
-fn install_panic_logger() {
+/// Panics inside an RPC are turned into diagnostics by the RPC layer: they are logged without
+/// the message (it may carry values) and never as "panic: ...", which Terraform would take for
+/// a crash of the plugin. Any other panic is a real crash: its message goes to stderr as
+/// Rust prints it, whatever the log level, so Terraform can show why the plugin died.
+fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let location = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        tracing::error!(location, "panic: {}", panic_text(info.payload()));
+        if super::rpc::panic_will_be_caught(&location) {
+            tracing::error!(
+                location,
+                "provider bug caught during an RPC; reported to Terraform as a diagnostic"
+            );
+        } else {
+            let text = format!(
+                "panic: {}\n\nat {location} (thread {})\n",
+                panic_text(info.payload()),
+                std::thread::current().name().unwrap_or("unnamed")
+            );
+            let _ = io::stderr().lock().write_all(text.as_bytes());
+        }
     }));
 }
 
@@ -181,12 +247,37 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Terraform owns Ctrl-C: it sends SIGINT to the whole process group, then asks us to stop via
 /// StopProvider. Dying on SIGINT would lose an in-flight create.
-fn ignore_sigint() {
-    tokio::spawn(async {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            tracing::debug!("ignoring SIGINT; Terraform will send StopProvider");
+/// In debug mode (`stop` given) the developer's Ctrl-C stops the server instead.
+fn handle_sigint(stop: Option<CancellationToken>) -> io::Result<()> {
+    // Registering here (not inside the task) installs the handler before this returns.
+    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        while interrupts.recv().await.is_some() {
+            match &stop {
+                Some(stop) => stop.cancel(),
+                None => tracing::debug!("ignoring SIGINT; Terraform will send StopProvider"),
+            }
         }
     });
+    Ok(())
+}
+
+/// What framework providers print in debug mode: the value of `TF_REATTACH_PROVIDERS` that
+/// makes Terraform use this running process instead of starting one.
+pub fn debug_instructions(provider_source: &str, socket: &Path) -> String {
+    let reattach = serde_json::json!({
+        provider_source: {
+            "Protocol": "grpc",
+            "ProtocolVersion": APP_PROTOCOL_VERSION,
+            "Pid": std::process::id(),
+            "Test": true,
+            "Addr": {"Network": "unix", "String": socket.display().to_string()},
+        }
+    });
+    format!(
+        "Provider started. To attach Terraform CLI, set the TF_REATTACH_PROVIDERS environment \
+         variable with the following:\n\n\tTF_REATTACH_PROVIDERS='{reattach}'\n\nStop with Ctrl-C."
+    )
 }
 
 fn make_socket_dir(parent: Option<&Path>) -> io::Result<tempfile::TempDir> {
@@ -201,13 +292,54 @@ fn make_socket_dir(parent: Option<&Path>) -> io::Result<tempfile::TempDir> {
     }
 }
 
+/// One write for the whole text, so a reader that stops at the line it wants has it all.
 fn print_handshake(line: &str) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
-    writeln!(stdout, "{line}")?;
+    stdout.write_all(format!("{line}\n").as_bytes())?;
     stdout.flush()
 }
 
 type Incoming = ReceiverStream<Result<Conn, io::Error>>;
+
+/// A client that connects and never finishes its TLS handshake must not hold a task forever.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn tls_handshake(
+    acceptor: &TlsAcceptor,
+    stream: UnixStream,
+    timeout: Duration,
+) -> io::Result<TlsStream<UnixStream>> {
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no TLS handshake within {timeout:?}"),
+        )),
+    }
+}
+
+/// Pauses between failed accepts, doubling from 5 ms to 1 s (as Go's net/http server does).
+#[derive(Default)]
+struct AcceptBackoff {
+    last: Option<Duration>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn next_pause(&mut self) -> Duration {
+        let pause = self
+            .last
+            .map_or(Self::FIRST, |last| (last * 2).min(Self::MAX));
+        self.last = Some(pause);
+        pause
+    }
+
+    fn reset(&mut self) {
+        self.last = None;
+    }
+}
 
 /// Accepts on the unix socket; TLS handshakes run per connection so one bad client cannot
 /// stall the others.
@@ -218,14 +350,23 @@ fn accept_connections(
 ) -> Incoming {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
+        let mut backoff = AcceptBackoff::default();
         loop {
             let stream = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok((stream, _)) => {
+                        backoff.reset();
+                        stream
+                    }
                     Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        continue;
+                        // E.g. out of file descriptors: retrying at once would spin.
+                        let pause = backoff.next_pause();
+                        tracing::warn!("accept failed: {e}; retrying in {pause:?}");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(pause) => continue,
+                        }
                     }
                 },
             };
@@ -238,7 +379,7 @@ fn accept_connections(
                 Some(acceptor) => {
                     let (acceptor, tx) = (acceptor.clone(), tx.clone());
                     tokio::spawn(async move {
-                        match acceptor.accept(stream).await {
+                        match tls_handshake(&acceptor, stream, TLS_HANDSHAKE_TIMEOUT).await {
                             Ok(tls_stream) => {
                                 tracing::debug!(
                                     "mTLS connection accepted with the pinned client certificate"
@@ -261,12 +402,14 @@ async fn run_grpc(
     provider: Arc<dyn Provider>,
     incoming: Incoming,
     shutdown: CancellationToken,
+    mode: Mode,
 ) -> Result<(), Error> {
     let provider_service = pb::provider_server::ProviderServer::new(ProviderService::new(provider))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    // A debug server outlives the Terraform runs that attach to it.
     let controller = gp::grpc_controller_server::GrpcControllerServer::new(Controller {
-        shutdown: shutdown.clone(),
+        shutdown: (mode == Mode::Plugin).then(|| shutdown.clone()),
     });
     let stdio = gp::grpc_stdio_server::GrpcStdioServer::new(Stdio {
         shutdown: shutdown.clone(),
@@ -293,14 +436,20 @@ async fn run_grpc(
 }
 
 struct Controller {
-    shutdown: CancellationToken,
+    /// `None` in debug mode, where only Ctrl-C stops the server.
+    shutdown: Option<CancellationToken>,
 }
 
 #[tonic::async_trait]
 impl gp::grpc_controller_server::GrpcController for Controller {
     async fn shutdown(&self, _request: Request<gp::Empty>) -> Result<Response<gp::Empty>, Status> {
-        tracing::debug!("Shutdown requested by Terraform");
-        self.shutdown.cancel();
+        match &self.shutdown {
+            Some(shutdown) => {
+                tracing::debug!("Shutdown requested by Terraform");
+                shutdown.cancel();
+            }
+            None => tracing::debug!("Shutdown requested; debug mode keeps serving until Ctrl-C"),
+        }
         Ok(Response::new(gp::Empty {}))
     }
 }
@@ -427,6 +576,36 @@ mod tests {
         // RawStdEncoding: no padding.
         assert_eq!(line, "1|6|unix|/tmp/x/plugin.sock|grpc|AQIDBA");
         assert_eq!(handshake_line(Path::new("/s"), None), "1|6|unix|/s|grpc|");
+    }
+
+    #[test]
+    fn failed_accepts_back_off_up_to_a_second_and_reset_on_success() {
+        let mut backoff = AcceptBackoff::default();
+        let pauses: Vec<Duration> = (0..10).map(|_| backoff.next_pause()).collect();
+        assert_eq!(pauses[0], Duration::from_millis(5));
+        assert_eq!(pauses[1], Duration::from_millis(10));
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(pauses[9], Duration::from_secs(1));
+        backoff.reset();
+        assert_eq!(backoff.next_pause(), Duration::from_millis(5));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_speaks_tls_is_dropped_after_the_timeout() {
+        super::super::tls::install_crypto_provider();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let client_pem = params.self_signed(&key).unwrap().pem();
+        let tls = ServerTls::new(&client_pem).unwrap();
+        let acceptor = TlsAcceptor::from(tls.config.clone());
+        let (server_end, _silent_client) = UnixStream::pair().unwrap();
+        let started = std::time::Instant::now();
+        let result = tls_handshake(&acceptor, server_end, Duration::from_millis(200)).await;
+        assert_eq!(
+            result.err().map(|e| e.kind()),
+            Some(io::ErrorKind::TimedOut)
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

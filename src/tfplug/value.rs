@@ -38,6 +38,21 @@ impl Number {
         }
     }
 
+    /// Terraform sends an integer as float64 when no int64 holds it but a float64 does exactly
+    /// (e.g. 2^63 or 10^30): keep it an exact integer so it decodes into `u64` and prints
+    /// every digit.
+    pub fn from_wire_float(f: f64) -> Number {
+        const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+        if !f.is_finite() || f.fract() != 0.0 || f.abs() < TWO_POW_63 {
+            return Number::Float(f);
+        }
+        if f > 0.0 && f < 2.0 * TWO_POW_63 {
+            Number::UInt(f as u64)
+        } else {
+            Number::Big(exact_integer_text(f))
+        }
+    }
+
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Number::Int(i) => Some(*i),
@@ -66,6 +81,40 @@ impl Number {
             Number::Big(s) => canonical_decimal(s),
         }
     }
+}
+
+/// Every digit of an integral f64 of magnitude ≥ 2^63 (Rust's `{}` prints the shortest text
+/// that round-trips, e.g. 1e30 as 10^30, which is not the float's value 2^99·…).
+fn exact_integer_text(f: f64) -> String {
+    let bits = f.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff) as i64 - 1075;
+    let mantissa = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+    // Little-endian base-10^9 limbs of mantissa · 2^exponent (exponent > 0 at this magnitude).
+    let mut limbs: Vec<u64> = vec![mantissa % 1_000_000_000, mantissa / 1_000_000_000];
+    for _ in 0..exponent.max(0) {
+        let mut carry = 0;
+        for limb in limbs.iter_mut() {
+            let doubled = *limb * 2 + carry;
+            *limb = doubled % 1_000_000_000;
+            carry = doubled / 1_000_000_000;
+        }
+        if carry > 0 {
+            limbs.push(carry);
+        }
+    }
+    while limbs.len() > 1 && limbs.last() == Some(&0) {
+        limbs.pop();
+    }
+    let mut text = if f < 0.0 {
+        "-".to_string()
+    } else {
+        String::new()
+    };
+    text.push_str(&limbs.last().copied().unwrap_or(0).to_string());
+    for limb in limbs.iter().rev().skip(1) {
+        text.push_str(&format!("{limb:09}"));
+    }
+    text
 }
 
 /// Rust prints the shortest text that round-trips, and never uses an exponent.
@@ -276,6 +325,38 @@ impl Value {
         }
     }
 
+    /// The same value with every unknown, at any depth, replaced by null (what Terraform
+    /// stores when an apply answers with unknowns).
+    pub fn unknowns_as_null(&self) -> Value {
+        let each = |items: &Vec<Value>| items.iter().map(Value::unknowns_as_null).collect();
+        let each_entry = |items: &BTreeMap<String, Value>| {
+            items
+                .iter()
+                .map(|(k, v)| (k.clone(), v.unknowns_as_null()))
+                .collect()
+        };
+        match self {
+            Value::Unknown => Value::Null,
+            Value::List(items) => Value::List(each(items)),
+            Value::Set(items) => Value::Set(each(items)),
+            Value::Tuple(items) => Value::Tuple(each(items)),
+            Value::Map(items) => Value::Map(each_entry(items)),
+            Value::Object(items) => Value::Object(each_entry(items)),
+            Value::Dynamic(ty, inner) => {
+                Value::Dynamic(ty.clone(), Box::new(inner.unknowns_as_null()))
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// The element under `key` of a map value.
+    pub fn get_map_entry(&self, key: &str) -> Option<&Value> {
+        match self.unwrap_dynamic() {
+            Value::Map(items) => items.get(key),
+            _ => None,
+        }
+    }
+
     pub fn get_attr_mut(&mut self, name: &str) -> Option<&mut Value> {
         match self {
             Value::Object(attrs) => attrs.get_mut(name),
@@ -391,11 +472,17 @@ impl Value {
             Value::Number(n) => number_to_json(n),
             Value::String(s) => Json::String(s.clone()),
             Value::List(items) | Value::Set(items) | Value::Tuple(items) => {
+                let depth = path.steps.len();
+                let in_set = matches!(self, Value::Set(_));
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     path.steps.push(PathStep::ElementKeyInt(i as i64));
-                    out.push(item.to_json_at(unknown_as, path)?);
+                    let json = item.to_json_at(unknown_as, path);
                     path.steps.pop();
+                    out.push(match json {
+                        Err(e) if in_set => return Err(e.at_set(depth)),
+                        other => other?,
+                    });
                 }
                 Json::Array(out)
             }
@@ -421,6 +508,15 @@ impl Value {
         let exact = ExactJson::parse(raw)?;
         exact.to_value(ty, JsonMode::Wire, &mut AttributePath::root())
     }
+}
+
+/// Parses stored state JSON for a schema upgrade without rounding any number (see
+/// `ExactJson::to_exact_plain_json`).
+pub(crate) fn exact_state_json(bytes: &[u8]) -> Result<Json, Error> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Error::Msgpack(format!("JSON is not UTF-8: {e}")))?;
+    let raw: &serde_json::value::RawValue = serde_json::from_str(text)?;
+    Ok(ExactJson::parse(raw)?.to_exact_plain_json())
 }
 
 fn common_type<'a>(items: impl IntoIterator<Item = &'a Value>) -> Type {
@@ -530,6 +626,32 @@ impl ExactJson {
         })
     }
 
+    /// Plain JSON in which every number is exact: those serde_json would round (beyond
+    /// u64/i64 and not an exact f64) become decimal strings, which `Number` and
+    /// `Value::from_json` read back exactly.
+    fn to_exact_plain_json(&self) -> Json {
+        match self {
+            ExactJson::Null => Json::Null,
+            ExactJson::Bool(b) => Json::Bool(*b),
+            ExactJson::Number(text) => match Number::parse(text) {
+                Some(n @ (Number::Int(_) | Number::UInt(_) | Number::Float(_))) => {
+                    number_to_json(&n)
+                }
+                _ => Json::String(text.clone()),
+            },
+            ExactJson::String(s) => Json::String(s.clone()),
+            ExactJson::Array(items) => {
+                Json::Array(items.iter().map(ExactJson::to_exact_plain_json).collect())
+            }
+            ExactJson::Object(items) => Json::Object(
+                items
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_exact_plain_json()))
+                    .collect(),
+            ),
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             ExactJson::Null => "null",
@@ -570,7 +692,8 @@ impl ExactJson {
                 Value::List(array_to_values(items, elem, mode, path)?)
             }
             (Type::Set(elem), ExactJson::Array(items)) => {
-                Value::Set(array_to_values(items, elem, mode, path)?)
+                let depth = path.steps.len();
+                Value::Set(array_to_values(items, elem, mode, path).map_err(|e| e.at_set(depth))?)
             }
             (Type::Tuple(elems), ExactJson::Array(items)) => {
                 if elems.len() != items.len() {
@@ -694,4 +817,36 @@ fn array_to_values(
         path.steps.pop();
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_json_for_upgrades_keeps_every_digit() {
+        let raw = br#"{"big":123456789012345678901234567890,"dec":0.1000000000000000000001,"port":8080,"ratio":0.5,"u":18446744073709551615}"#;
+        let json = exact_state_json(raw).unwrap();
+        assert_eq!(json["port"], 8080);
+        assert_eq!(json["ratio"], 0.5);
+        assert_eq!(json["u"], u64::MAX);
+        let ty = Type::object([("big", Type::Number), ("dec", Type::Number)]);
+        let value = Value::from_json(&json, &ty).unwrap();
+        assert_eq!(
+            value
+                .get_attr("big")
+                .and_then(Value::as_number)
+                .unwrap()
+                .canonical(),
+            "123456789012345678901234567890"
+        );
+        assert_eq!(
+            value
+                .get_attr("dec")
+                .and_then(Value::as_number)
+                .unwrap()
+                .canonical(),
+            "0.1000000000000000000001"
+        );
+    }
 }
