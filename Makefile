@@ -26,15 +26,19 @@ CONTROLPLANE     := $(TFPI_CACHE)/bin/controlplane
 RUN_DIR          ?= $(TFPI_CACHE)/run/controlplane
 KEEP             ?= 0
 GO_TEST_FLAGS    ?= -count=1 -v -timeout 60m
+RELEASE_DIR      ?= $(TFPI_CACHE)/release
+VERSION          ?= $(PROVIDER_VERSION)
 CONTROLPLANE_SRC := $(wildcard acceptance-tests/go.mod acceptance-tests/go.sum acceptance-tests/controlplane/*.go acceptance-tests/cmd/controlplane/*.go)
 
-.PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test cargo-test schema-check acceptance demo
+.PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test cargo-test schema-check acceptance demo \
+        examples-check release release-check
 
 help:
 	@echo "make demo                 set up, start the local control plane, terraform apply examples/quickstart (KEEP=1 keeps it running)"
-	@echo "make test                 set up, cargo test (+ tfplug-test-provider), schema snapshot check, acceptance tests"
+	@echo "make test                 set up, cargo test (+ tfplug-test-provider), schema snapshot check, examples check, release install check, acceptance tests"
 	@echo "make setup                build/fetch every tool into $(TFPI_CACHE) (cached by version)"
 	@echo "make provider             cargo build --release and install into the filesystem mirror"
+	@echo "make release VERSION=x.y.z  release zips (linux_amd64, linux_arm64), SHA256SUMS, manifest, mirrors into RELEASE_DIR=$(RELEASE_DIR)"
 	@echo "make controlplane-start   start the local control plane in RUN_DIR=$(RUN_DIR) (REVISION=canary adds istiod-canary)"
 	@echo "make controlplane-env     print its env file (KUBECONFIG, ISTIOD_XDS_ADDR, ...)"
 	@echo "make controlplane-stop    stop it"
@@ -81,7 +85,7 @@ controlplane-env:
 
 # ---- tests ------------------------------------------------------------------
 
-test: setup provider cargo-test schema-check acceptance
+test: setup provider cargo-test schema-check examples-check release-check acceptance
 
 # Unit and integration tests; the tfplug test provider runs against Terraform 1.0.3.
 cargo-test: setup
@@ -100,6 +104,12 @@ schema-check: provider
 	  echo "make test: schemas/ or docs/ differ from the provider's models; run: cargo run -- --write-schema schemas/ && cargo run -- --write-docs docs/ and commit" >&2; exit 1; \
 	fi; echo "schema snapshot and docs up to date"
 
+# Every configuration under examples/ is formatted and, unless it needs another provider,
+# validates with Terraform 1.0.3 and the provider from the mirror; the snippets of the
+# reference pages validate together; docs/guides/ shows the example files unchanged.
+examples-check: setup provider
+	TERRAFORM=$(TERRAFORM) TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) acceptance-tests/tools/examples-check.sh
+
 # Acceptance tests against the real control plane, once per Terraform CLI that
 # was built (Terraform 1.0.3 always; 1.5.7 and OpenTofu 1.6.3 when present).
 acceptance: setup provider
@@ -114,6 +124,26 @@ acceptance: setup provider
 	done; \
 	if [[ -n "$$failed" ]]; then echo "make test: acceptance tests failed with: $${failed#, }" >&2; exit 1; fi; \
 	echo "acceptance tests passed with: $$(for cli in $$clis; do $$cli version 2>/dev/null | sed -n 1p || true; done | paste -sd, -)"
+
+# ---- release ----------------------------------------------------------------
+
+# The release of VERSION (default: Cargo.toml's; CHANGELOG.md must start with it) into
+# RELEASE_DIR: zips for linux_amd64 and linux_arm64 (PLATFORMS=... narrows), SHA256SUMS,
+# the registry manifest, a packed filesystem mirror and a network-mirror index.
+release:
+	acceptance-tests/tools/release.sh $(VERSION) $(RELEASE_DIR)
+
+# The release for this platform, installed the way users install it: Terraform 1.0.3 and
+# the newest OpenTofu of tools.env run init offline from the packed filesystem mirror and
+# from the network-mirror index served over loopback HTTPS; lock hashes and a tampered zip.
+release-check: setup
+	PLATFORMS=$(GOOS_GOARCH) acceptance-tests/tools/release.sh $(PROVIDER_VERSION) $(TFPI_CACHE)/release-check
+	set -a; . $(TOOLS_ENV); set +a; \
+	tofu_var="$$(sed -n 's/^\(TFPI_TOFU_[0-9_]*\)=.*/\1/p' $(TOOLS_ENV) | sort -V | tail -1)"; \
+	if [[ -z "$$tofu_var" ]]; then echo "make release-check: no OpenTofu in $(TOOLS_ENV); run make setup without TFPI_EXTRA_CLIS=0" >&2; exit 1; fi; \
+	cd acceptance-tests/install && \
+	TFPI_RELEASE_DIR=$(TFPI_CACHE)/release-check TFPI_RELEASE_VERSION=$(PROVIDER_VERSION) \
+	TFPI_INSTALL_CLIS="$$TFPI_TERRAFORM_1_0_3 $${!tofu_var}" go test -count=1 -v ./...
 
 # ---- demo -------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 //! The provider binary. Terraform starts it with its plugin environment; `--write-schema DIR`
-//! and `--write-docs DIR` regenerate the committed schema snapshot and the reference docs.
+//! and `--write-docs DIR` regenerate the committed schema snapshot and the reference docs;
+//! `--version` prints the release version (the one in `Cargo.toml` and `CHANGELOG.md`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,9 +13,13 @@ fn main() -> ExitCode {
     match args.as_slice() {
         [flag, dir] if flag == "--write-schema" => write(generated::write_schema(dir.as_ref())),
         [flag, dir] if flag == "--write-docs" => write(generated::write_docs(dir.as_ref())),
+        [flag] if flag == "--version" => {
+            println!("terraform-provider-istio {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
         [] => serve(),
         _ => {
-            eprintln!("usage: terraform-provider-istio [--write-schema DIR | --write-docs DIR]");
+            eprintln!("usage: terraform-provider-istio [--version | --write-schema DIR | --write-docs DIR]");
             ExitCode::from(2)
         }
     }
