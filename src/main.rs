@@ -14,12 +14,18 @@ fn main() -> ExitCode {
         [flag, dir] if flag == "--write-schema" => write(generated::write_schema(dir.as_ref())),
         [flag, dir] if flag == "--write-docs" => write(generated::write_docs(dir.as_ref())),
         [flag] if flag == "--version" => {
-            println!("terraform-provider-istio {}", env!("CARGO_PKG_VERSION"));
+            // One literal, so the version can be read from a cross-compiled binary too.
+            println!(concat!(
+                "terraform-provider-istio ",
+                env!("CARGO_PKG_VERSION")
+            ));
             ExitCode::SUCCESS
         }
         [] => serve(),
         _ => {
-            eprintln!("usage: terraform-provider-istio [--version | --write-schema DIR | --write-docs DIR]");
+            eprintln!(
+                "usage: terraform-provider-istio [--version | --write-schema DIR | --write-docs DIR]"
+            );
             ExitCode::from(2)
         }
     }

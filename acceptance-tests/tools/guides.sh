@@ -7,7 +7,9 @@
 #
 # is followed by a fenced block holding that file, unchanged. --write (re)generates each such
 # block from the file; --check fails, showing the difference, when a block is out of date
-# or names a file that does not exist (make examples-check runs it).
+# or names a file that does not exist (make examples-check runs it). --check also checks that
+# each `quoted` summary or message in the first column of troubleshooting.md's tables is a
+# string the provider's source (src/) really has.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -40,8 +42,25 @@ render() {
   done <"$guide"
 }
 
+# The `...` items of the first table column of troubleshooting.md that src/ has no string for.
+unknown_messages() {
+  local item
+  sed -n 's/^| \(`[^|]*\) |.*/\1/p' "$repo/docs/guides/troubleshooting.md" | grep -o '`[^`]*`' | tr -d '`' |
+    while IFS= read -r item; do
+      grep -rqF -- "\"$item\"" "$repo/src" || echo "$item"
+    done
+}
+
 shopt -s nullglob
 status=0
+if [[ "$mode" == --check && -f "$repo/docs/guides/troubleshooting.md" ]]; then
+  unknown="$(unknown_messages)"
+  if [[ -n "$unknown" ]]; then
+    echo "guides.sh: docs/guides/troubleshooting.md quotes messages the provider does not have (src/):" >&2
+    sed 's/^/  /' <<<"$unknown" >&2
+    status=1
+  fi
+fi
 for guide in "$repo"/docs/guides/*.md; do
   rendered="$(render "$guide")" || { status=1; continue; }
   if [[ "$mode" == --write ]]; then
