@@ -39,10 +39,11 @@ validate() {
   pass "$label" "validates"
 }
 
-# The provider sources a configuration requires, other than ours.
+# The provider sources a configuration requires, other than ours: the `source` values shaped
+# like a provider address ([host/]namespace/type), not module paths or provisioner files.
 other_providers() {
-  grep -ho 'source *= *"[^"]*"' "$1"/*.tf | sed 's/.*"\(.*\)"/\1/' | grep -v "^$OUR_SOURCE\$" |
-    grep -v '^\.' || true
+  grep -ho 'source *= *"[^"]*"' "$1"/*.tf | sed 's/.*"\(.*\)"/\1/' |
+    grep -E '^([A-Za-z0-9.-]+/)?[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$' | grep -v "^$OUR_SOURCE\$" || true
 }
 
 check_configuration() {
@@ -66,17 +67,17 @@ check_configuration() {
 
 # The reference-page snippets, merged into one configuration with the provider required.
 check_snippets() {
-  local merged="$work/.snippets" file
+  local merged="$work/snippets" file
   mkdir -p "$merged"
   printf 'terraform {\n  required_providers {\n    istio = { source = "%s" }\n  }\n}\n' "$OUR_SOURCE" >"$merged/versions.tf"
   for file in "$repo"/examples/resources/*/*.tf "$repo"/examples/data-sources/*/*.tf; do
     cp "$file" "$merged/$(basename "$(dirname "$file")")_$(basename "$file")"
   done
-  validate .snippets "examples/resources + examples/data-sources (reference-page snippets, together)"
+  validate snippets "examples/resources + examples/data-sources (reference-page snippets, together)"
 }
 
 main() {
-  cp -R "$repo/examples/." "$work/"
+  cp -R "$repo/examples" "$work/"
 
   if out="$("$TERRAFORM" fmt -check -recursive -diff -no-color "$repo/examples" 2>&1)"; then
     pass "examples/" "terraform fmt -check"

@@ -112,11 +112,11 @@ build_linux_arm64() {
   rustc="$(debian_rustc_for_arm64)"
   ensure_cross_gcc
   (cd "$repo" &&
-    CARGO_TARGET_DIR="$cache/cargo-target-$ARM64_TRIPLE" RUSTC="$rustc" \
+    CARGO_TARGET_DIR="$cache/cargo-target-aarch64" RUSTC="$rustc" \
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
     CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
     cargo build --release --locked --target "$ARM64_TRIPLE" --bin "$NAME" >&2)
-  echo "$cache/cargo-target-$ARM64_TRIPLE/$ARM64_TRIPLE/release/$NAME"
+  echo "$cache/cargo-target-aarch64/$ARM64_TRIPLE/release/$NAME"
 }
 
 ensure_cross_gcc() {
@@ -142,11 +142,11 @@ debian_rustc_for_arm64() {
   touch "$apt_dir/status"
   echo "deb http://deb.debian.org/debian $DEBIAN_RUST_SUITE main" >"$apt_dir/sources.list"
   local version
-  version="$(apt-cache "${apt_opts[@]}" show rustc 2>/dev/null | sed -n 's/^Version: //p' | head -1)"
+  version="$(apt-cache "${apt_opts[@]}" show rustc 2>/dev/null | sed -n 's/^Version: //p' | head -1 || true)"
   if [[ -z "$version" ]]; then
     apt-get "${apt_opts[@]}" update >&2 ||
       die "linux_arm64: cannot read Debian $DEBIAN_RUST_SUITE's package lists (apt-get update failed; see above)"
-    version="$(apt-cache "${apt_opts[@]}" show rustc | sed -n 's/^Version: //p' | head -1)"
+    version="$(apt-cache "${apt_opts[@]}" show rustc | sed -n 's/^Version: //p' | head -1 || true)"
   fi
   [[ -n "$version" ]] || die "linux_arm64: Debian $DEBIAN_RUST_SUITE has no rustc package"
   local root="$cache/debian-rust-$version"
