@@ -406,9 +406,18 @@ func checkRefused(t *testing.T, r release, dir, cliName string, result initResul
 	if !strings.Contains(strings.ToLower(result.output), "checksum") {
 		t.Errorf("init failed, but not on a checksum:\n%s", result.output)
 	}
+	t.Logf("refused as expected:\n%s", refusal(result.output))
 	if _, err := os.Stat(installed(r, dir, cliName)); err == nil {
 		t.Errorf("init failed but left the tampered binary installed")
 	}
+}
+
+// refusal is the error part of init's output.
+func refusal(output string) string {
+	if i := strings.Index(output, "Error:"); i >= 0 {
+		return strings.TrimSpace(output[i:])
+	}
+	return strings.TrimSpace(output)
 }
 
 // tamperedMirror is a copy of the release's mirror whose zip for this platform has one
