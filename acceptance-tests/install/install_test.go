@@ -283,25 +283,29 @@ type initResult struct {
 	hashes  []string
 }
 
-// runInit runs `<cli> init` in dir with only the given provider_installation block, offline:
-// every request except to loopback goes to a proxy that does not exist.
+// runInit runs `<cli> init` in dir with only the given provider_installation block, offline.
 func runInit(t *testing.T, cli, dir, installation string, extraEnv ...string) initResult {
 	t.Helper()
 	config := filepath.Join(t.TempDir(), "cli.tfrc")
 	writeFile(t, config, "provider_installation {\n"+installation+"}\n")
 	cmd := exec.Command(cli, "init", "-input=false", "-no-color")
 	cmd.Dir = dir
-	cmd.Env = append(cleanEnv(),
-		"TF_CLI_CONFIG_FILE="+config,
-		"CHECKPOINT_DISABLE=1",
-		"HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9",
-		"TF_IN_AUTOMATION=1",
-	)
-	cmd.Env = append(cmd.Env, extraEnv...)
+	cmd.Env = append(offlineEnv(config), extraEnv...)
 	out, err := cmd.CombinedOutput()
 	result := initResult{err: err, output: string(out)}
 	result.version, result.hashes = lockEntry(t, filepath.Join(dir, ".terraform.lock.hcl"))
 	return result
+}
+
+// offlineEnv is the CLI's environment: only the given CLI config, and every request except
+// to loopback sent to a proxy that does not exist.
+func offlineEnv(cliConfig string) []string {
+	return append(cleanEnv(),
+		"TF_CLI_CONFIG_FILE="+cliConfig,
+		"CHECKPOINT_DISABLE=1",
+		"HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9",
+		"TF_IN_AUTOMATION=1",
+	)
 }
 
 // cleanEnv is this process's environment without Terraform's, OpenTofu's and proxy variables.
@@ -375,9 +379,10 @@ func installed(r release, dir, cliName string) string {
 	return filepath.Join(dir, ".terraform", "providers", registryHost(cliName), providerSource, r.version, hostPlatform(), r.binaryName())
 }
 
-// checkInstalled asserts init succeeded, the lock records the version and h1 of this
-// platform's zip (plus extra hashes), and the unpacked binary reports the version.
-func checkInstalled(t *testing.T, r release, dir, cliName string, result initResult, extra ...string) {
+// checkInstalled asserts init succeeded, the lock records the version and the h1 of this
+// platform's zip plus the required hashes, and no hash that is not of a released zip; and
+// the unpacked binary reports the version. (Some CLIs also record a mirror's listed hashes.)
+func checkInstalled(t *testing.T, r release, dir, cliName string, result initResult, required ...string) {
 	t.Helper()
 	if result.err != nil {
 		t.Fatalf("init failed: %v\n%s", result.err, result.output)
@@ -385,12 +390,22 @@ func checkInstalled(t *testing.T, r release, dir, cliName string, result initRes
 	if result.version != r.version {
 		t.Errorf("lock file records version %q, want %q\n%s", result.version, r.version, result.output)
 	}
-	want := append([]string{h1Hash(t, r.zips[hostPlatform()])}, extra...)
-	sort.Strings(want)
-	want = slices.Compact(want)
-	if !slices.Equal(result.hashes, want) {
-		t.Errorf("lock file hashes = %v\nwant %v", result.hashes, want)
+	required = append(required, h1Hash(t, r.zips[hostPlatform()]))
+	for _, hash := range required {
+		if !slices.Contains(result.hashes, hash) {
+			t.Errorf("lock file hashes %v lack %s", result.hashes, hash)
+		}
 	}
+	var released []string
+	for _, path := range r.zips {
+		released = append(released, h1Hash(t, path), zipHash(t, path))
+	}
+	for _, hash := range result.hashes {
+		if !slices.Contains(released, hash) {
+			t.Errorf("lock file records %s, which is no hash of a released zip (%v)", hash, released)
+		}
+	}
+	t.Logf("lock file hashes: %v", result.hashes)
 	out, err := exec.Command(installed(r, dir, cliName), "--version").Output()
 	if got, wantVersion := strings.TrimSpace(string(out)), name+" "+r.version; err != nil || got != wantVersion {
 		t.Errorf("installed binary --version = %q (%v), want %q", got, err, wantVersion)
@@ -496,6 +511,27 @@ func TestInstallFromPackedFilesystemMirror(t *testing.T) {
 					published = append(published, zipHash(t, path))
 				}
 				checkInstalled(t, r, dir, cliName, runInit(t, cli, dir, filesystemMirror(r.mirror())), published...)
+			})
+
+			t.Run("providers lock records the h1 hash of every released platform", func(t *testing.T) {
+				dir := workDir(t, r.version)
+				args := []string{"providers", "lock", "-fs-mirror=" + r.mirror()}
+				var want []string
+				for platform, path := range r.zips {
+					args = append(args, "-platform="+platform)
+					want = append(want, h1Hash(t, path))
+				}
+				sort.Strings(want)
+				cmd := exec.Command(cli, args...)
+				cmd.Dir = dir
+				cmd.Env = offlineEnv(filepath.Join(t.TempDir(), "none.tfrc"))
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%s %v: %v\n%s", cli, args, err, out)
+				}
+				version, hashes := lockEntry(t, filepath.Join(dir, ".terraform.lock.hcl"))
+				if version != r.version || !slices.Equal(hashes, want) {
+					t.Errorf("lock file: version %q hashes %v, want %q %v", version, hashes, r.version, want)
+				}
 			})
 
 			t.Run("a lock pinned to the published zh hashes refuses a tampered zip", func(t *testing.T) {
