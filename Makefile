@@ -133,14 +133,18 @@ acceptance: setup provider
 release:
 	acceptance-tests/tools/release.sh $(VERSION) $(RELEASE_DIR)
 
-# The release for this platform, installed the way users install it: Terraform 1.0.3 and
-# the newest OpenTofu of tools.env run init offline from the packed filesystem mirror and
-# from the network-mirror index served over loopback HTTPS; lock hashes and a tampered zip.
+# The release for this platform, signed with a throwaway key, installed the way users install
+# it: Terraform 1.0.3 and the newest OpenTofu of tools.env run init offline from the packed
+# filesystem mirror and from the network-mirror index served over loopback HTTPS; the lock
+# file's hashes, a tampered zip refused, SHA256SUMS and its signature checked.
 release-check: setup
-	PLATFORMS=$(GOOS_GOARCH) acceptance-tests/tools/release.sh $(PROVIDER_VERSION) $(TFPI_CACHE)/release-check
 	set -a; . $(TOOLS_ENV); set +a; \
 	tofu_var="$$(sed -n 's/^\(TFPI_TOFU_[0-9_]*\)=.*/\1/p' $(TOOLS_ENV) | sort -V | tail -1)"; \
 	if [[ -z "$$tofu_var" ]]; then echo "make release-check: no OpenTofu in $(TOOLS_ENV); run make setup without TFPI_EXTRA_CLIS=0" >&2; exit 1; fi; \
+	export GNUPGHOME="$$(mktemp -d)"; trap 'gpgconf --kill gpg-agent; rm -rf "$$GNUPGHOME"' EXIT; \
+	gpg --batch --quiet --passphrase '' --quick-gen-key "release-check <release-check@example.invalid>" ed25519 sign 1d; \
+	GPG_KEY_ID=release-check@example.invalid PLATFORMS=$(GOOS_GOARCH) \
+	  acceptance-tests/tools/release.sh $(PROVIDER_VERSION) $(TFPI_CACHE)/release-check; \
 	cd acceptance-tests/install && \
 	TFPI_RELEASE_DIR=$(TFPI_CACHE)/release-check TFPI_RELEASE_VERSION=$(PROVIDER_VERSION) \
 	TFPI_INSTALL_CLIS="$$TFPI_TERRAFORM_1_0_3 $${!tofu_var}" go test -count=1 -v ./...

@@ -7,6 +7,7 @@
 //	TFPI_RELEASE_DIR      the release directory (zips, SHA256SUMS, manifest, mirror/)
 //	TFPI_RELEASE_VERSION  the version released
 //	TFPI_INSTALL_CLIS     Terraform / OpenTofu binaries, separated by spaces
+//	GNUPGHOME             a keyring with the public key SHA256SUMS.sig was made with
 //
 // Expected hashes are computed here from the zips (zh: is the zip's SHA-256, h1: Terraform's
 // hash of the unpacked files), never taken from the release's own index; the CLIs judge.
@@ -170,6 +171,13 @@ func TestReleaseArtefacts(t *testing.T) {
 		}
 		if len(listed) != len(want) {
 			t.Errorf("SHA256SUMS lists %d files, want %d: %v", len(listed), len(want), listed)
+		}
+	})
+
+	t.Run("SHA256SUMS.sig is a valid signature of SHA256SUMS (gpg, GNUPGHOME has the key)", func(t *testing.T) {
+		out, err := exec.Command("gpg", "--batch", "--verify", r.file("SHA256SUMS.sig"), r.file("SHA256SUMS")).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Good signature") {
+			t.Errorf("gpg --verify: %v\n%s", err, out)
 		}
 	})
 

@@ -8,6 +8,8 @@
 #   terraform-provider-istio_<v>_linux_arm64.zip      (cross-compiled, see build_linux_arm64)
 #   terraform-provider-istio_<v>_manifest.json        protocol versions the registry announces
 #   terraform-provider-istio_<v>_SHA256SUMS           sha256sum of the zips and the manifest
+#   terraform-provider-istio_<v>_SHA256SUMS.sig       its detached GPG signature, when GPG_KEY_ID names
+#                                                     a secret key of gpg's keyring (the registry needs it)
 #   mirror/<host>/terraform-provider-istio/istio/     for registry.terraform.io and registry.opentofu.org:
 #       terraform-provider-istio_<v>_<os>_<arch>.zip  a packed filesystem mirror, and beside it
 #       index.json, <v>.json                          a network-mirror index (h1: and zh: hashes)
@@ -41,7 +43,7 @@ check_version() {
     die "Cargo.toml has version $cargo_version, not $version: the binary reports Cargo.toml's version; set it to $version first"
   local heading
   heading="$(grep -m1 '^## ' "$repo/CHANGELOG.md" || true)"
-  [[ "$heading" =~ ^##\ \[?$version\]?([^0-9.]|$) ]] ||
+  [[ "$heading" =~ ^##\ \[?${version//./\\.}\]?([^0-9.]|$) ]] ||
     die "CHANGELOG.md must start with a '## $version' section (its first section is '${heading:-none}')"
 }
 
@@ -247,6 +249,19 @@ PY
   done
 }
 
+# The registry verifies SHA256SUMS with the public key registered for the namespace.
+sign() {
+  local sums="$1"
+  if [[ -z "${GPG_KEY_ID:-}" ]]; then
+    echo "release: GPG_KEY_ID is not set: SHA256SUMS is not signed (mirrors do not need it; the public registry does)" >&2
+    return
+  fi
+  rm -f "$sums.sig"
+  gpg --batch --yes --local-user "$GPG_KEY_ID" --detach-sign --output "$sums.sig" "$sums" ||
+    die "gpg could not sign $sums with key $GPG_KEY_ID"
+  gpg --batch --verify "$sums.sig" "$sums" 2>/dev/null || die "the signature of $sums does not verify"
+}
+
 # ---- main -------------------------------------------------------------------------
 
 main() {
@@ -266,6 +281,7 @@ main() {
   done
   write_manifest "$out/${NAME}_${version}_manifest.json"
   (cd "$out" && sha256sum "${NAME}_${version}_"*.zip "${NAME}_${version}_manifest.json" >"${NAME}_${version}_SHA256SUMS")
+  sign "$out/${NAME}_${version}_SHA256SUMS"
   write_mirror "$out" "$version"
   echo "release: $NAME $version for ${built[*]} in $out"
   (cd "$out" && cat "${NAME}_${version}_SHA256SUMS")
