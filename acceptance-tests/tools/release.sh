@@ -143,9 +143,11 @@ debian_rustc_for_arm64() {
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
   touch "$apt_dir/status"
   echo "deb http://deb.debian.org/debian $DEBIAN_RUST_SUITE main" >"$apt_dir/sources.list"
+  # The package lists are refreshed whenever the rustc they list is not unpacked yet, so a
+  # fresh cache never asks for a version the suite has dropped.
   local version
   version="$(apt-cache "${apt_opts[@]}" show rustc 2>/dev/null | sed -n 's/^Version: //p' | head -1 || true)"
-  if [[ -z "$version" ]]; then
+  if [[ -z "$version" || ! -f "$cache/debian-rust-$version/.complete" ]]; then
     apt-get "${apt_opts[@]}" update >&2 ||
       die "linux_arm64: cannot read Debian $DEBIAN_RUST_SUITE's package lists (apt-get update failed; see above)"
     version="$(apt-cache "${apt_opts[@]}" show rustc | sed -n 's/^Version: //p' | head -1 || true)"
