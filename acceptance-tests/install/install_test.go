@@ -81,6 +81,8 @@ func (r release) mirror() string { return filepath.Join(r.dir, "mirror") }
 
 func (r release) binaryName() string { return fmt.Sprintf("%s_v%s", name, r.version) }
 
+var cliVersion = regexp.MustCompile(`(?m)^(Terraform|OpenTofu) v\S+`)
+
 // clis are the Terraform / OpenTofu binaries to install with, by their `version` line.
 func clis(t *testing.T) map[string]string {
 	t.Helper()
@@ -90,11 +92,14 @@ func clis(t *testing.T) map[string]string {
 	}
 	byName := map[string]string{}
 	for _, path := range paths {
-		out, err := exec.Command(path, "version").Output()
-		if err != nil {
-			t.Fatalf("%s version: %v", path, err)
+		cmd := exec.Command(path, "version")
+		cmd.Env = cleanEnv()
+		out, err := cmd.Output()
+		name := cliVersion.FindString(string(out))
+		if err != nil || name == "" {
+			t.Fatalf("%s version: %v\n%s", path, err, out)
 		}
-		byName[strings.SplitN(string(out), "\n", 2)[0]] = path
+		byName[name] = path
 	}
 	return byName
 }
