@@ -448,36 +448,33 @@ func refusal(output string) string {
 	return strings.TrimSpace(output)
 }
 
-// tamperedMirror is a copy of the release's mirror whose zip for this platform has one
-// byte of the binary changed (still a valid zip, same name, same index files).
-func tamperedMirror(t *testing.T, r release) string {
+// tamperedMirror is a copy of the release's mirror for one registry host whose zip for this
+// platform has one byte of the binary changed (still a valid zip, same name, same index files).
+func tamperedMirror(t *testing.T, r release, host string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS(r.mirror())); err != nil {
+	if err := os.CopyFS(filepath.Join(dir, host), os.DirFS(filepath.Join(r.mirror(), host))); err != nil {
 		t.Fatal(err)
 	}
-	zips, _ := filepath.Glob(filepath.Join(dir, "*", providerSource, filepath.Base(r.zips[hostPlatform()])))
-	if len(zips) == 0 {
-		t.Fatalf("no %s in the mirror", filepath.Base(r.zips[hostPlatform()]))
+	path := filepath.Join(dir, host, providerSource, filepath.Base(r.zips[hostPlatform()]))
+	binary := readZipMember(t, path, r.binaryName())
+	binary[len(binary)/2] ^= 0xff
+	var buf bytes.Buffer
+	w := zip.NewWriter(&buf)
+	header := &zip.FileHeader{Name: r.binaryName(), Method: zip.Store}
+	header.SetMode(0o755)
+	fw, err := w.CreateHeader(header)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, path := range zips {
-		binary := readZipMember(t, path, r.binaryName())
-		binary[len(binary)/2] ^= 0xff
-		var buf bytes.Buffer
-		w := zip.NewWriter(&buf)
-		header := &zip.FileHeader{Name: r.binaryName(), Method: zip.Deflate}
-		header.SetMode(0o755)
-		fw, err := w.CreateHeader(header)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fw.Write(binary)
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := fw.Write(binary); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
@@ -550,7 +547,7 @@ func TestInstallFromPackedFilesystemMirror(t *testing.T) {
 			t.Run("a lock pinned to the published zh hashes refuses a tampered zip", func(t *testing.T) {
 				dir := workDir(t, r.version)
 				writeFile(t, filepath.Join(dir, ".terraform.lock.hcl"), pinnedLock(t, r, host))
-				checkRefused(t, r, dir, cliName, runInit(t, cli, dir, filesystemMirror(tamperedMirror(t, r))))
+				checkRefused(t, r, dir, cliName, runInit(t, cli, dir, filesystemMirror(tamperedMirror(t, r, host))))
 			})
 		})
 	}
@@ -607,7 +604,7 @@ func TestInstallFromNetworkMirror(t *testing.T) {
 			})
 
 			t.Run("the index's hashes refuse a tampered zip", func(t *testing.T) {
-				server := serveMirror(t, tamperedMirror(t, r))
+				server := serveMirror(t, tamperedMirror(t, r, registryHost(cliName)))
 				dir := workDir(t, r.version)
 				result := runInit(t, cli, dir, server.installation(), "SSL_CERT_FILE="+server.caFile)
 				checkRefused(t, r, dir, cliName, result)
