@@ -375,8 +375,12 @@ func pinnedLock(t *testing.T, r release, host string) string {
 		hashes = append(hashes, zipHash(t, path))
 	}
 	sort.Strings(hashes)
-	return fmt.Sprintf("provider \"%s/%s\" {\n  version     = %q\n  constraints = %q\n  hashes = [\n    %q,\n  ]\n}\n",
-		host, providerSource, r.version, r.version, strings.Join(hashes, "\",\n    \""))
+	var list strings.Builder
+	for _, hash := range hashes {
+		fmt.Fprintf(&list, "    %q,\n", hash)
+	}
+	return fmt.Sprintf("provider \"%s/%s\" {\n  version     = %q\n  constraints = %q\n  hashes = [\n%s  ]\n}\n",
+		host, providerSource, r.version, r.version, list.String())
 }
 
 // registryHost is where the CLI looks for a provider without a host in its source.
