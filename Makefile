@@ -26,19 +26,30 @@ CONTROLPLANE     := $(TFPI_CACHE)/bin/controlplane
 RUN_DIR          ?= $(TFPI_CACHE)/run/controlplane
 KEEP             ?= 0
 GO_TEST_FLAGS    ?= -count=1 -v -timeout 60m
+RELEASE_DIR      ?= $(TFPI_CACHE)/release
+VERSION          ?= $(PROVIDER_VERSION)
+# The Terraform/OpenTofu CLIs (build.sh targets) that `make setup` builds and
+# `make acceptance` runs: the oldest and the newest of each family.
+# `make test-matrix` takes every CLI, `make demo` Terraform 1.0.3 only.
+CLIS             := terraform-1.0.3 terraform-1.13.3 tofu-1.6.3 tofu-1.12.6
+MATRIX_CLIS      := terraform-1.0.3 terraform-1.5.7 terraform-1.13.3 tofu-1.6.3 tofu-1.12.6
 CONTROLPLANE_SRC := $(wildcard acceptance-tests/go.mod acceptance-tests/go.sum acceptance-tests/controlplane/*.go acceptance-tests/cmd/controlplane/*.go)
 
-.PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test test-matrix cargo-test schema-check acceptance demo
+.PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test test-matrix cargo-test schema-check acceptance demo \
+        examples-check release release-check bench-mesh
 
 help:
 	@echo "make demo                 set up, start the local control plane, terraform apply examples/quickstart (KEEP=1 keeps it running)"
-	@echo "make test                 set up, cargo test (+ tfplug-test-provider), schema snapshot check, acceptance tests"
-	@echo "make test-matrix          the VM acceptance tests on every install profile ($(MATRIX_PROFILES))"
+	@echo "make test                 set up, cargo test (+ tfplug-test-provider), schema snapshot check, examples check, release install check, acceptance tests"
+	@echo "                          (Terraform 1.0.3 and 1.13.3, OpenTofu 1.6.3 and 1.12.6; install profiles $(ACC_PROFILES))"
+	@echo "make test-matrix          make test with every CLI (adds Terraform 1.5.7) and the VM tests on every install profile ($(MATRIX_PROFILES))"
 	@echo "make setup                build/fetch every tool into $(TFPI_CACHE) (cached by version)"
 	@echo "make provider             cargo build --release and install into the filesystem mirror"
+	@echo "make release VERSION=x.y.z  release zips (linux_amd64, linux_arm64), SHA256SUMS, manifest, mirrors into RELEASE_DIR=$(RELEASE_DIR)"
 	@echo "make controlplane-start   start the local control plane in RUN_DIR=$(RUN_DIR) (PROFILE=revision|multi-network|...)"
 	@echo "make controlplane-env     print its env file (KUBECONFIG, ISTIOD_XDS_ADDR, ...)"
 	@echo "make controlplane-stop    stop it"
+	@echo "make bench-mesh           benchmark against hashicorp/kubernetes at 10-1000 VMs -> bench/mesh-results.md"
 
 # ---- set-up -----------------------------------------------------------------
 
@@ -48,7 +59,7 @@ tools:
 	@for tool in go cargo python3; do \
 	  command -v $$tool >/dev/null || { echo "make setup: '$$tool' is required but not on PATH (see README.md, Prerequisites)" >&2; exit 1; }; \
 	done
-	acceptance-tests/tools/build.sh all
+	acceptance-tests/tools/build.sh core $(CLIS)
 
 $(CONTROLPLANE): $(CONTROLPLANE_SRC)
 	cd acceptance-tests && go build -o $(CONTROLPLANE) ./cmd/controlplane
@@ -82,7 +93,7 @@ controlplane-env:
 
 # ---- tests ------------------------------------------------------------------
 
-test: setup provider cargo-test schema-check acceptance
+test: setup provider cargo-test schema-check examples-check release-check acceptance
 
 # Unit and integration tests; the tfplug test provider runs against Terraform 1.0.3.
 cargo-test: setup
@@ -101,15 +112,21 @@ schema-check: provider
 	  echo "make test: schemas/ or docs/ differ from the provider's models; run: cargo run -- --write-schema schemas/ && cargo run -- --write-docs docs/ and commit" >&2; exit 1; \
 	fi; echo "schema snapshot and docs up to date"
 
+# Every configuration under examples/ is formatted and, unless it needs another provider,
+# validates with Terraform 1.0.3 and the provider from the mirror; the snippets of the
+# reference pages validate together; docs/guides/ shows the example files unchanged.
+examples-check: setup provider
+	TERRAFORM=$(TERRAFORM) TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) acceptance-tests/tools/examples-check.sh
+
 # Acceptance tests against the real control plane. Each run starts its own
 # control plane with one install profile (TFPI_PROFILE, README.md "Local
 # control plane"). Terraform 1.0.3 runs every package on the first profile of
-# ACC_PROFILES and the VM tests (ACC_VM_TESTS) on the others; the other CLIs
-# that were built (Terraform 1.5.7, OpenTofu 1.6.3) run the acceptance
-# package on the first profile.
+# ACC_PROFILES and the VM tests (ACC_VM_TESTS) on the others; every other CLI of
+# $(CLIS) runs the acceptance package on the first profile. A CLI missing from
+# tools.env fails, unless TFPI_EXTRA_CLIS=0 opted out of it (outside CI).
 ACC_PROFILES ?= default revision
 MATRIX_PROFILES ?= default revision multi-network multi-network-hostname named-cluster
-ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService|TestAccOracle_(istioctlBundles|liveVMs))
+ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService)
 ACC_ENV = set -a; . $(TOOLS_ENV); set +a; export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1
 # acc_run CLI PROFILE PACKAGES [-run REGEX]: one go test run; a failure is
 # recorded in $$failed and the loop goes on.
@@ -118,26 +135,65 @@ acc_run = name="$$($(1) version 2>/dev/null | sed -n 1p || true)"; \
 	(cd acceptance-tests && TF_ACC_TERRAFORM_PATH=$(1) TFPI_PROFILE=$(2) go test $(GO_TEST_FLAGS) $(4) $(3)) || failed="$$failed; $$name on $(2)"
 
 acceptance: setup provider
-	$(ACC_ENV); failed=""; first=""; \
+	$(ACC_ENV); failed=""; first=""; clis=""; \
+	for t in $(CLIS); do \
+	  if [[ "$$t" == terraform-1.0.3 ]]; then continue; fi; \
+	  var="TFPI_$$(tr a-z.- A-Z__ <<<"$$t")"; \
+	  if [[ -n "$${!var:-}" ]]; then clis="$$clis $${!var}"; \
+	  elif [[ "$${TFPI_EXTRA_CLIS:-1}" == 0 ]]; then echo "==> $$t skipped (TFPI_EXTRA_CLIS=0)"; \
+	  else echo "make test: $$t is not built ($$var missing in $(TOOLS_ENV)); run make setup" >&2; exit 1; fi; \
+	done; \
 	for profile in $(ACC_PROFILES); do \
 	  if [[ -z "$$first" ]]; then first=$$profile; $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,./...); \
 	  else $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,.,-run '$(ACC_VM_TESTS)'); fi; \
 	done; \
-	for cli in $${TFPI_TERRAFORM_1_5_7:-} $${TFPI_TOFU_1_6_3:-}; do $(call acc_run,$$cli,$$first,.); done; \
+	for cli in $$clis; do $(call acc_run,$$cli,$$first,.); done; \
 	if [[ -n "$$failed" ]]; then echo "make test: acceptance tests failed with: $${failed#; }" >&2; exit 1; fi; \
 	echo "acceptance tests passed"
 
-# The VM tests on every install profile, with Terraform 1.0.3.
-test-matrix: setup provider
-	$(ACC_ENV); failed=""; \
-	for profile in $(MATRIX_PROFILES); do $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,.,-run '$(ACC_VM_TESTS)'); done; \
-	if [[ -n "$$failed" ]]; then echo "make test-matrix: failed with: $${failed#; }" >&2; exit 1; fi; \
-	echo "VM tests passed on every profile: $(MATRIX_PROFILES)"
+# make test with every CLI, and the VM tests on every install profile.
+test-matrix: CLIS := $(MATRIX_CLIS)
+test-matrix: ACC_PROFILES := $(MATRIX_PROFILES)
+test-matrix: test
+
+# ---- release ----------------------------------------------------------------
+
+# The release of VERSION (default: Cargo.toml's; CHANGELOG.md must start with it) into
+# RELEASE_DIR: zips for linux_amd64 and linux_arm64 (PLATFORMS=... narrows), SHA256SUMS,
+# the registry manifest, a packed filesystem mirror and a network-mirror index.
+release:
+	acceptance-tests/tools/release.sh $(VERSION) $(RELEASE_DIR)
+
+# The release for this platform, signed with a throwaway key, installed the way users install
+# it: Terraform 1.0.3 and the newest OpenTofu of tools.env run init offline from the packed
+# filesystem mirror and from the network-mirror index served over loopback HTTPS; the lock
+# file's hashes, a tampered zip refused, SHA256SUMS and its signature checked.
+release-check: setup
+	set -a; . $(TOOLS_ENV); set +a; \
+	tofu_var="$$(sed -n 's/^\(TFPI_TOFU_[0-9_]*\)=.*/\1/p' $(TOOLS_ENV) | sort -V | tail -1)"; \
+	if [[ -z "$$tofu_var" ]]; then echo "make release-check: no OpenTofu in $(TOOLS_ENV); run make setup without TFPI_EXTRA_CLIS=0" >&2; exit 1; fi; \
+	export GNUPGHOME="$$(mktemp -d)"; trap 'gpgconf --kill gpg-agent; rm -rf "$$GNUPGHOME"' EXIT; \
+	gpg --batch --quiet --passphrase '' --quick-gen-key "release-check <release-check@example.invalid>" ed25519 sign 1d; \
+	GPG_KEY_ID=release-check@example.invalid PLATFORMS=$(GOOS_GOARCH) \
+	  acceptance-tests/tools/release.sh $(PROVIDER_VERSION) $(TFPI_CACHE)/release-check; \
+	cd acceptance-tests/install && \
+	TFPI_RELEASE_DIR=$(TFPI_CACHE)/release-check TFPI_RELEASE_VERSION=$(PROVIDER_VERSION) \
+	TFPI_INSTALL_CLIS="$$TFPI_TERRAFORM_1_0_3 $${!tofu_var}" go test -count=1 -v ./...
 
 # ---- demo -------------------------------------------------------------------
 
-# The demo needs only Terraform 1.0.3: skip the optional CLIs unless asked.
-demo: export TFPI_EXTRA_CLIS ?= 0
+# The demo needs only Terraform 1.0.3.
+demo: CLIS := terraform-1.0.3
 demo: setup provider
 	RUN_DIR=$(RUN_DIR) CONTROLPLANE=$(CONTROLPLANE) TERRAFORM=$(TERRAFORM) \
 	TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) KEEP=$(KEEP) acceptance-tests/tools/demo.sh
+
+# ---- benchmarks -------------------------------------------------------------
+
+# This provider against hashicorp/kubernetes v3.2.1 and Terraform's floor at 10-1000 VMs on the
+# local control plane; writes bench/mesh-results.md (bench/README.md, "Mesh benchmark").
+# It runs Terraform 1.5.7 (hashicorp/kubernetes v3.2.1's plans fail under 1.0.3; bench/README.md).
+bench-mesh: export TFPI_EXTRA_CLIS ?= 0
+bench-mesh: setup provider
+	acceptance-tests/tools/build.sh terraform-1.5.7
+	bench/mesh/run.sh

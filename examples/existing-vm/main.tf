@@ -1,6 +1,6 @@
-# Flow 1 — an existing VM with a known IP:
-#   registration → bundle delivered over SSH (re-delivered whenever it changes)
-#   → the Service waits until the VM reports healthy.
+# Flow 1 — existing VMs with known IPs:
+#   registrations (the ../fleet module) → bundles delivered over SSH (re-delivered
+#   whenever one changes) → the Service waits until every VM reports healthy.
 # No cycle: the wait lives on istio_mesh_service, after the delivery.
 
 terraform {
@@ -11,47 +11,34 @@ terraform {
 }
 
 variable "kubeconfig" { type = string }
-variable "vm_ip" { type = string }
+variable "vm_ips" {
+  type        = map(string)
+  description = "VM name => IP address, e.g. { \"vm-1\" = \"10.0.0.11\" }."
+}
 variable "ssh_user" { default = "istio" }
 
 provider "istio" {
   config_path = var.kubeconfig
 }
 
-resource "istio_workload_group" "product" {
-  name      = "product-vm"
-  namespace = "default"
-  metadata {
-    labels = { app = "product" }
-  }
-  template {
-    service_account = "default"
-    ports           = { http = 8080 }
-  }
-  probe {
-    http_get {
-      port = 8080
-    }
-  }
-}
-
-resource "istio_vm_registration" "vm" {
-  workload_group = istio_workload_group.product.id
-  mode           = "manual"
-  address        = var.vm_ip
-  output_dir     = "${path.module}/bundle"
+module "product" {
+  source     = "../fleet"
+  service    = "product"
+  vms        = var.vm_ips
+  bundle_dir = "${path.module}/bundle"
 }
 
 resource "null_resource" "deliver_bundle" {
-  triggers = { bundle = istio_vm_registration.vm.bundle_sha256 }
+  for_each = var.vm_ips
+  triggers = { bundle = module.product.vms[each.key].bundle_sha256 }
 
   connection {
-    host = var.vm_ip
+    host = each.value
     user = var.ssh_user
   }
 
   provisioner "file" {
-    source      = "${path.module}/bundle/"
+    source      = "${path.module}/bundle/${each.key}/"
     destination = "/tmp/istio-bundle"
   }
 
@@ -72,13 +59,13 @@ resource "null_resource" "deliver_bundle" {
 resource "istio_mesh_service" "product" {
   name      = "product"
   namespace = "default"
-  selector  = { app = "product" }
+  selector  = module.product.selector
   ports {
     name = "http"
     port = 8080
   }
   wait {
-    min_healthy_endpoints = 1
+    min_healthy_endpoints = length(var.vm_ips)
     timeout               = "10m"
   }
   depends_on = [null_resource.deliver_bundle]

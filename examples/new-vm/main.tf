@@ -1,8 +1,8 @@
-# Flow 2 — a new VM whose user-data carries the bundle (auto-registration):
-#   registration → VM created with the five files in cloud-init
-#   → the Service waits until istiod auto-registers the VM and reports it healthy.
-# The VM's address is not known before it exists, so mode = "auto": istiod
-# creates the WorkloadEntry when the VM's agent connects, and the provider finds
+# Flow 2 — new VMs whose user-data carries the bundle (auto-registration):
+#   registrations (the ../fleet module) → VMs created with the five files in cloud-init
+#   → the Service waits until istiod auto-registers the VMs and reports them healthy.
+# The VMs' addresses are not known before they exist, so each VM's address is "":
+# istiod creates the WorkloadEntry when the VM's agent connects, and the provider finds
 # it by the label the bundle carries.
 
 terraform {
@@ -15,34 +15,23 @@ terraform {
 variable "kubeconfig" { type = string }
 variable "ami" { type = string }
 variable "subnet_id" { type = string }
+variable "vm_names" {
+  type    = set(string)
+  default = ["vm-1", "vm-2"]
+}
 
 provider "istio" {
   config_path = var.kubeconfig
 }
 
-resource "istio_workload_group" "product" {
-  name      = "product-vm"
-  namespace = "default"
-  metadata {
-    labels = { app = "product" }
-  }
-  template {
-    service_account = "default"
-    ports           = { http = 8080 }
-  }
-  probe {
-    http_get {
-      port = 8080
-    }
-  }
-}
-
-resource "istio_vm_registration" "vm" {
-  workload_group = istio_workload_group.product.id
-  mode           = "auto"
+module "product" {
+  source  = "../fleet"
+  service = "product"
+  vms     = { for name in var.vm_names : name => "" }
 }
 
 resource "aws_instance" "product" {
+  for_each      = var.vm_names
   ami           = var.ami
   instance_type = "t3.small"
   subnet_id     = var.subnet_id
@@ -53,16 +42,16 @@ resource "aws_instance" "product" {
     #cloud-config
     write_files:
       - path: /etc/certs/root-cert.pem
-        content: ${jsonencode(istio_vm_registration.vm.root_cert)}
+        content: ${jsonencode(module.product.bundles[each.key].root_cert)}
       - path: /var/run/secrets/tokens/istio-token
         permissions: "0600"
-        content: ${jsonencode(istio_vm_registration.vm.istio_token)}
+        content: ${jsonencode(module.product.bundles[each.key].istio_token)}
       - path: /var/lib/istio/envoy/cluster.env
-        content: ${jsonencode(istio_vm_registration.vm.cluster_env)}
+        content: ${jsonencode(module.product.bundles[each.key].cluster_env)}
       - path: /etc/istio/config/mesh
-        content: ${jsonencode(istio_vm_registration.vm.mesh_config)}
+        content: ${jsonencode(module.product.bundles[each.key].mesh_config)}
     runcmd:
-      - [sh, -c, "echo '${istio_vm_registration.vm.hosts}' >> /etc/hosts"]
+      - [sh, -c, "echo '${module.product.bundles[each.key].hosts}' >> /etc/hosts"]
       - [systemctl, enable, --now, istio]
   CLOUDINIT
 
@@ -75,13 +64,13 @@ resource "aws_instance" "product" {
 resource "istio_mesh_service" "product" {
   name      = "product"
   namespace = "default"
-  selector  = { app = "product" }
+  selector  = module.product.selector
   ports {
     name = "http"
     port = 8080
   }
   wait {
-    min_healthy_endpoints = 1
+    min_healthy_endpoints = length(var.vm_names)
     timeout               = "15m"
   }
   depends_on = [aws_instance.product]
