@@ -26,13 +26,20 @@ CONTROLPLANE     := $(TFPI_CACHE)/bin/controlplane
 RUN_DIR          ?= $(TFPI_CACHE)/run/controlplane
 KEEP             ?= 0
 GO_TEST_FLAGS    ?= -count=1 -v -timeout 60m
+# The Terraform/OpenTofu CLIs (build.sh targets) that `make setup` builds and
+# `make acceptance` runs: the oldest and the newest of each family.
+# `make test-matrix` takes every CLI, `make demo` Terraform 1.0.3 only.
+CLIS             := terraform-1.0.3 terraform-1.13.3 tofu-1.6.3 tofu-1.12.6
+MATRIX_CLIS      := terraform-1.0.3 terraform-1.5.7 terraform-1.13.3 tofu-1.6.3 tofu-1.12.6
 CONTROLPLANE_SRC := $(wildcard acceptance-tests/go.mod acceptance-tests/go.sum acceptance-tests/controlplane/*.go acceptance-tests/cmd/controlplane/*.go)
 
-.PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test cargo-test schema-check acceptance demo
+.PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test test-matrix cargo-test schema-check acceptance demo
 
 help:
 	@echo "make demo                 set up, start the local control plane, terraform apply examples/quickstart (KEEP=1 keeps it running)"
 	@echo "make test                 set up, cargo test (+ tfplug-test-provider), schema snapshot check, acceptance tests"
+	@echo "                          (Terraform 1.0.3 and 1.13.3, OpenTofu 1.6.3 and 1.12.6)"
+	@echo "make test-matrix          make test with every CLI (adds Terraform 1.5.7)"
 	@echo "make setup                build/fetch every tool into $(TFPI_CACHE) (cached by version)"
 	@echo "make provider             cargo build --release and install into the filesystem mirror"
 	@echo "make controlplane-start   start the local control plane in RUN_DIR=$(RUN_DIR) (REVISION=canary adds istiod-canary)"
@@ -47,7 +54,7 @@ tools:
 	@for tool in go cargo python3; do \
 	  command -v $$tool >/dev/null || { echo "make setup: '$$tool' is required but not on PATH (see README.md, Prerequisites)" >&2; exit 1; }; \
 	done
-	acceptance-tests/tools/build.sh all
+	acceptance-tests/tools/build.sh core $(CLIS)
 
 $(CONTROLPLANE): $(CONTROLPLANE_SRC)
 	cd acceptance-tests && go build -o $(CONTROLPLANE) ./cmd/controlplane
@@ -83,6 +90,9 @@ controlplane-env:
 
 test: setup provider cargo-test schema-check acceptance
 
+test-matrix: CLIS := $(MATRIX_CLIS)
+test-matrix: test
+
 # Unit and integration tests; the tfplug test provider runs against Terraform 1.0.3.
 cargo-test: setup
 	set -a; . $(TOOLS_ENV); set +a; \
@@ -100,12 +110,18 @@ schema-check: provider
 	  echo "make test: schemas/ or docs/ differ from the provider's models; run: cargo run -- --write-schema schemas/ && cargo run -- --write-docs docs/ and commit" >&2; exit 1; \
 	fi; echo "schema snapshot and docs up to date"
 
-# Acceptance tests against the real control plane, once per Terraform CLI that
-# was built (Terraform 1.0.3 always; 1.5.7 and OpenTofu 1.6.3 when present).
+# Acceptance tests against the real control plane, once per CLI of $(CLIS). A CLI
+# missing from tools.env fails, unless TFPI_EXTRA_CLIS=0 opted out of it (outside CI).
 acceptance: setup provider
 	set -a; . $(TOOLS_ENV); set +a; \
 	export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1; \
-	clis="$$TFPI_TERRAFORM_1_0_3 $${TFPI_TERRAFORM_1_5_7:-} $${TFPI_TOFU_1_6_3:-}"; \
+	clis=""; \
+	for t in $(CLIS); do \
+	  var="TFPI_$$(tr a-z.- A-Z__ <<<"$$t")"; \
+	  if [[ -n "$${!var:-}" ]]; then clis="$$clis $${!var}"; \
+	  elif [[ "$${TFPI_EXTRA_CLIS:-1}" == 0 && "$$t" != terraform-1.0.3 ]]; then echo "==> $$t skipped (TFPI_EXTRA_CLIS=0)"; \
+	  else echo "make test: $$t is not built ($$var missing in $(TOOLS_ENV)); run make setup" >&2; exit 1; fi; \
+	done; \
 	failed=""; \
 	for cli in $$clis; do \
 	  name="$$($$cli version 2>/dev/null | sed -n 1p || true)"; \
@@ -117,8 +133,8 @@ acceptance: setup provider
 
 # ---- demo -------------------------------------------------------------------
 
-# The demo needs only Terraform 1.0.3: skip the optional CLIs unless asked.
-demo: export TFPI_EXTRA_CLIS ?= 0
+# The demo needs only Terraform 1.0.3.
+demo: CLIS := terraform-1.0.3
 demo: setup provider
 	RUN_DIR=$(RUN_DIR) CONTROLPLANE=$(CONTROLPLANE) TERRAFORM=$(TERRAFORM) \
 	TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) KEEP=$(KEEP) acceptance-tests/tools/demo.sh
