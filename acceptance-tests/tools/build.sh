@@ -143,9 +143,10 @@ build_tofu_163() { go_install_cli "$1" github.com/opentofu/opentofu/cmd/tofu@v1.
 # module_copy MODULE@VERSION DIR: copies the module as the proxy serves it into
 # DIR/src (the module cache is read-only).
 module_copy() {
-	local mod="$1" dir="$2" from
-	from="$(cd "$dir" && go mod download -json "$mod" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
-	[[ -d "$from" ]] || { log "go mod download $mod gave no directory"; return 1; }
+	local mod="$1" dir="$2" json from
+	# On failure the JSON carries the error: show it.
+	json="$(cd "$dir" && go mod download -json "$mod")" || { printf '%s\n' "$json" >&2; return 1; }
+	from="$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"$json")"
 	cp -R "$from/." "$dir/src"
 	chmod -R u+w "$dir/src"
 }
