@@ -105,17 +105,20 @@ build_istio() {
 }
 
 # --- more Terraform and OpenTofu CLIs for the acceptance matrix ---
-# build_cli NAME BINARY BUILD_FN: builds a CLI unless it is cached. A failed build
+# build_cli NAME BINARY BUILD_FN: builds a CLI unless it is cached, calling
+# BUILD_FN BINARY WORKDIR (WORKDIR: an empty temporary directory). A failed build
 # is retried once (the Go module proxy can fail for a moment); a second failure
 # fails build.sh, so `make test` never runs with a CLI silently missing. Nothing
 # is cached on failure: the next run tries again.
 build_cli() {
-	local name="$1" bin="$2" fn="$3" attempt rc
+	local name="$1" bin="$2" fn="$3" attempt rc work
 	if [[ -x "$bin" ]]; then log "$name: cached ($bin)"; return 0; fi
 	for attempt in 1 2; do
 		log "$name: building (attempt $attempt of 2)"
+		work="$(mktemp -d)"
 		# A subshell with its own errexit: every step of BUILD_FN must succeed.
-		set +e; (set -e; "$fn" "$bin"); rc=$?; set -e
+		set +e; (set -e; "$fn" "$bin" "$work"); rc=$?; set -e
+		rm -rf "$work"
 		if [[ $rc == 0 ]]; then CHECKPOINT_DISABLE=1 "$bin" version | sed -n 1p >&2; return 0; fi
 		log "$name: build failed (exit $rc)"
 	done
@@ -123,17 +126,17 @@ build_cli() {
 	return 1
 }
 
-# go_install_cli BINARY PACKAGE@VERSION: for modules that `go install` accepts.
+# go_install_cli BINARY WORKDIR PACKAGE@VERSION: for modules `go install` accepts.
 go_install_cli() {
-	local bin="$1" pkg="$2" tmp; tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
-	(cd "$tmp" && GOBIN="$tmp/bin" go install -p 2 -trimpath -ldflags='-s -w' "$pkg")
+	local bin="$1" work="$2" pkg="$3"
+	(cd "$work" && GOBIN="$work/bin" go install -p 2 -trimpath -ldflags='-s -w' "$pkg")
 	mkdir -p "$(dirname "$bin")"
-	mv "$tmp/bin/$(basename "$bin")" "$bin"
+	mv "$work/bin/$(basename "$bin")" "$bin"
 }
 tf157="$cache/terraform-1.5.7/terraform"
 tofu163="$cache/tofu-1.6.3/tofu"
-build_terraform_157() { go_install_cli "$1" github.com/hashicorp/terraform@v1.5.7; }
-build_tofu_163() { go_install_cli "$1" github.com/opentofu/opentofu/cmd/tofu@v1.6.3; }
+build_terraform_157() { go_install_cli "$1" "$2" github.com/hashicorp/terraform@v1.5.7; }
+build_tofu_163() { go_install_cli "$1" "$2" github.com/opentofu/opentofu/cmd/tofu@v1.6.3; }
 
 # --- the newest CLIs the Go module proxy serves, built inside their modules ---
 # Both go.mod files have replace directives, so `go install` refuses them. Each is
@@ -164,9 +167,8 @@ release_build() {
 # version, so the module builds as downloaded.
 tofu1126="$cache/tofu-1.12.6/tofu"
 build_tofu_1126() {
-	local tmp; tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
-	module_copy github.com/opentofu/opentofu@v1.12.6 "$tmp"
-	release_build "$tmp/src" "$1" github.com/opentofu/opentofu/version ./cmd/tofu
+	module_copy github.com/opentofu/opentofu@v1.12.6 "$2"
+	release_build "$2/src" "$1" github.com/opentofu/opentofu/version ./cmd/tofu
 }
 
 # Terraform 1.13.3: its go.mod replaces nested modules (the remote-state backends
@@ -174,10 +176,9 @@ build_tofu_1126() {
 # contains, and the proxy serves no version of them.
 tf1133="$cache/terraform-1.13.3/terraform"
 build_terraform_1133() {
-	local tmp; tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
-	module_copy github.com/hashicorp/terraform@v1.13.3 "$tmp"
-	standin_nested_modules "$tmp/src"
-	release_build "$tmp/src" "$1" github.com/hashicorp/terraform/version .
+	module_copy github.com/hashicorp/terraform@v1.13.3 "$2"
+	standin_nested_modules "$2/src"
+	release_build "$2/src" "$1" github.com/hashicorp/terraform/version .
 }
 
 # standin_nested_modules SRC: writes a go.mod into each DIR of `replace MODULE =>
