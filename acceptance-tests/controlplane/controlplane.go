@@ -287,6 +287,9 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin, crds strin
 	pk := cp.pki.path
 	cp.progress("starting kube-apiserver on %s", apiserverURL)
 	host, port, _ := net.SplitHostPort(apiserverAddr)
+	if err := cp.writeAuditPolicy(); err != nil {
+		return err
+	}
 	apiserver, err := cp.startProcess("kube-apiserver", cp.RunDir, baseEnv(), kubeBin, "kube-apiserver",
 		"--etcd-servers="+etcdURL,
 		"--bind-address="+host, "--secure-port="+port,
@@ -304,6 +307,7 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin, crds strin
 		"--allow-privileged=true",
 		"--profiling=false",
 		"--v=1",
+		"--audit-policy-file="+cp.auditPolicyPath(), "--audit-log-path="+cp.auditLogPath(),
 	)
 	if err != nil {
 		return err
