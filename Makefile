@@ -28,7 +28,7 @@ KEEP             ?= 0
 GO_TEST_FLAGS    ?= -count=1 -v -timeout 60m
 CONTROLPLANE_SRC := $(wildcard acceptance-tests/go.mod acceptance-tests/go.sum acceptance-tests/controlplane/*.go acceptance-tests/cmd/controlplane/*.go)
 
-.PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test cargo-test schema-check acceptance demo
+.PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test cargo-test schema-check acceptance demo bench-mesh
 
 help:
 	@echo "make demo                 set up, start the local control plane, terraform apply examples/quickstart (KEEP=1 keeps it running)"
@@ -38,6 +38,7 @@ help:
 	@echo "make controlplane-start   start the local control plane in RUN_DIR=$(RUN_DIR) (REVISION=canary adds istiod-canary)"
 	@echo "make controlplane-env     print its env file (KUBECONFIG, ISTIOD_XDS_ADDR, ...)"
 	@echo "make controlplane-stop    stop it"
+	@echo "make bench-mesh           benchmark against hashicorp/kubernetes at 10-1000 VMs -> bench/mesh-results.md"
 
 # ---- set-up -----------------------------------------------------------------
 
@@ -122,3 +123,13 @@ demo: export TFPI_EXTRA_CLIS ?= 0
 demo: setup provider
 	RUN_DIR=$(RUN_DIR) CONTROLPLANE=$(CONTROLPLANE) TERRAFORM=$(TERRAFORM) \
 	TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) KEEP=$(KEEP) acceptance-tests/tools/demo.sh
+
+# ---- benchmarks -------------------------------------------------------------
+
+# This provider against hashicorp/kubernetes v3.2.1 and Terraform's floor at 10-1000 VMs on the
+# local control plane; writes bench/mesh-results.md (bench/README.md, "Mesh benchmark").
+# It runs Terraform 1.5.7 (hashicorp/kubernetes v3.2.1's plans fail under 1.0.3; bench/README.md).
+bench-mesh: export TFPI_EXTRA_CLIS ?= 0
+bench-mesh: setup provider
+	acceptance-tests/tools/build.sh terraform-1.5.7
+	bench/mesh/run.sh
