@@ -15,7 +15,8 @@ LARGE=${LARGE:-1000}            # from this N on, ROUNDS_LARGE rounds (time budg
 ROUNDS_LARGE=${ROUNDS_LARGE:-1}
 CAP=${CAP:-300}                 # seconds one terraform command may take; past it, it is stopped
 REACT_SIZES=${REACT_SIZES:-1 100}
-REACT_ROUNDS=${REACT_ROUNDS:-3}
+REACT_SAMPLES=${REACT_SAMPLES:-3}  # reaction applies per N: enough for this many waits (N=1: 3, N=100: 1)
+WHICH=${WHICH:-a b floor}       # configurations to run (a quicker check of one of them)
 TERRAFORM=${TERRAFORM:-$TFPI_CACHE/terraform-1.5.7/terraform}
 CONTROLPLANE=${CONTROLPLANE:-$TFPI_CACHE/bin/controlplane}
 PEER_B=${PEER_B:-$TFPI_CACHE/bench-mesh/bin/terraform-provider-kubernetes_v3.2.1}
@@ -26,9 +27,11 @@ RAW=${RESULTS%.md}-raw.tsv
 PLOT=${RESULTS%.md}.png
 KEEP=${KEEP:-0}
 # User agents in the audit log: kube-rs sends none; B's SDKv2 half sends "HashiCorp/1.0
-# Terraform/…", its kubernetes_manifest half client-go's default (the binary's name).
+# Terraform/…", its kubernetes_manifest half client-go's default (the binary's name) and, for
+# /openapi/v2, Go's plain HTTP client. Nothing else on the control plane sends an empty or a
+# Go-http-client agent while a command runs (the helper sends "meshbench").
 AGENT_A='^$'
-AGENT_B='^(HashiCorp/|terraform-provider-kubernetes)'
+AGENT_B='^(HashiCorp/|terraform-provider-kubernetes|Go-http-client/)'
 
 log() { printf '[bench-mesh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -209,6 +212,7 @@ for n in $SIZES; do
   ((n >= LARGE)) && rounds=$ROUNDS_LARGE
   for round in $(seq "$rounds"); do
     for which in ${ORDERS[$(((round - 1) % 3))]}; do
+      [[ " $WHICH " == *" $which "* ]] || continue
       [[ -z ${CAPPED[$which-$n]:-} ]] || { log "round $round, N=$n: $which skipped (stopped at the cap before)"; continue; }
       cycle "$which" "$n" "$round"
     done
@@ -220,13 +224,14 @@ done
 # holds back until every entry exists and the waits have started, then writes Healthy=True on
 # each; reaction = "Creation complete" line of that instance − instant its write was sent.
 for n in $REACT_SIZES; do
-  for round in $(seq "$REACT_ROUNDS"); do
+  for round in $(seq $(((REACT_SAMPLES + n - 1) / n))); do
     for which in a b; do
-      [[ -z ${CAPPED[$which-$n]:-} ]] || continue
+      [[ " $WHICH " == *" $which "* && -z ${CAPPED[$which-$n]:-} ]] || continue
       dir=$(workdir "$which" "$n" -react)
       label=$which-$n-$round-react
       log "reaction round $round, N=$n: $which"
       start_health "$(namespace_of "$which" "$n")" "$WORK/health/$label.tsv" "$n"
+      mkdir -p "$WORK/rss/$label"
       rc=0
       (cd "$dir" && set -o pipefail && BENCH_RSS_DIR=$WORK/rss/$label timeout --signal=INT "$CAP" \
         "$TERRAFORM" apply -auto-approve -input=false -no-color -parallelism=$((7 * n + 10)) 2>&1 | "$MB" stamp >"$WORK/log/$label.out") || rc=$?
@@ -264,7 +269,7 @@ meta peer_b_deps "$(go version -m "$PEER_B" | awk '$1 == "dep" && ($2 ~ /terrafo
 meta local "hashicorp/local v$LOCAL_VERSION (Go module proxy)"
 meta sizes "$SIZES"
 meta rounds "$ROUNDS (N ≥ $LARGE: $ROUNDS_LARGE)"
-meta react "N = $REACT_SIZES, $REACT_ROUNDS rounds"
+meta react "N = $REACT_SIZES; ≥ $REACT_SAMPLES waits per N (one apply each round)"
 meta cap "$CAP"
 meta runtime "$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { printf "%.0f", b - a }')"
 

@@ -107,13 +107,6 @@ resource "kubernetes_manifest" "entry" {
       namespace   = var.namespace
       labels      = local.labels
       annotations = { "proxy.istio.io/health-checks-enabled" = "true" }
-      ownerReferences = [{
-        apiVersion = "networking.istio.io/v1"
-        kind       = "WorkloadGroup"
-        name       = "bench"
-        uid        = kubernetes_manifest.group.object.metadata.uid
-        controller = true
-      }]
     }
     spec = {
       address        = local.addresses[count.index]
@@ -121,6 +114,7 @@ resource "kubernetes_manifest" "entry" {
       serviceAccount = "bench"
     }
   }
+  depends_on = [kubernetes_manifest.group]
   wait {
     condition {
       type   = "Healthy"
