@@ -302,6 +302,9 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 	pk := cp.pki.path
 	cp.progress("starting kube-apiserver on %s", apiserverURL)
 	host, port, _ := net.SplitHostPort(apiserverAddr)
+	if err := cp.writeAuditPolicy(); err != nil {
+		return err
+	}
 	apiserver, err := cp.startProcess("kube-apiserver", cp.RunDir, baseEnv(), kubeBin, "kube-apiserver",
 		"--etcd-servers="+etcdURL,
 		"--bind-address="+host, "--secure-port="+port,
@@ -321,6 +324,7 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 		"--egress-selector-config-file="+egressConfig,
 		"--profiling=false",
 		"--v=1",
+		"--audit-policy-file="+cp.auditPolicyPath(), "--audit-log-path="+cp.auditLogPath(),
 	)
 	if err != nil {
 		return err

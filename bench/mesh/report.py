@@ -1,0 +1,327 @@
+"""Turns the raw data of bench/mesh/run.sh into bench/mesh-results.md and its plot.
+
+    python3 report.py RAW.tsv RESULTS.md PLOT.png
+
+RAW.tsv has one record per line (tab-separated, first field the kind):
+    time    which n round cmd wall_s rc
+    rss     which n round cmd provider peak_kib launches
+    api     which n round cmd verb what count
+    react   which n round index ms
+    capped  which n round cmd cap_s
+    meta    key value
+which is a (our provider), b (hashicorp/kubernetes + hashicorp/local) or floor (tfplug test
+provider); cmd is apply, plan (no-op plan: refresh + plan) or destroy.
+"""
+
+import collections
+import os
+import statistics
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+WHICH = ["a", "b", "floor"]
+NAMES = {"a": "A: terraform-provider-istio", "b": "B: hashicorp/kubernetes 3.2.1 + local", "floor": "Floor: tfplug test provider"}
+CMDS = ["apply", "plan", "destroy"]
+VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+MB = 1_000_000  # the issue's MB, read as 10^6 bytes (the stricter reading)
+
+
+def load(path):
+    rows = collections.defaultdict(list)
+    with open(path) as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            rows[fields[0]].append(fields[1:])
+    return rows
+
+
+class Data:
+    def __init__(self, rows):
+        self.meta = dict((k, v) for k, v in rows["meta"])
+        self.sizes = [int(n) for n in self.meta["sizes"].split()]
+        self.times = collections.defaultdict(list)  # (which, n, cmd) -> [s]
+        for which, n, _round, cmd, wall, rc in rows["time"]:
+            if rc == "0":
+                self.times[which, int(n), cmd].append(float(wall))
+        self.capped = {(w, int(n), c) for w, n, _r, c, _cap in rows["capped"]}
+        # A command stopped at the cap did part of its work: its RSS and API counts are left out.
+        stopped = {(w, n, r, c) for w, n, r, c, _cap in rows["capped"]}
+        rows["rss"] = [r for r in rows["rss"] if tuple(r[:4]) not in stopped]
+        rows["api"] = [r for r in rows["api"] if tuple(r[:4]) not in stopped]
+        self.rss = collections.defaultdict(int)  # (which, n, cmd, provider) -> peak KiB
+        for which, n, _round, cmd, provider, peak, _launches in rows["rss"]:
+            key = (which, int(n), cmd, provider)
+            self.rss[key] = max(self.rss[key], int(peak))
+        # (which, n, cmd) -> {round: Counter(verb -> count)}, and by (verb, what)
+        self.api = collections.defaultdict(lambda: collections.defaultdict(collections.Counter))
+        self.api_what = collections.defaultdict(lambda: collections.defaultdict(collections.Counter))
+        for which, n, rnd, cmd, verb, what, count in rows["api"]:
+            self.api[which, int(n), cmd][rnd][verb] += int(count)
+            self.api_what[which, int(n), cmd][rnd][verb + " " + what] += int(count)
+        self.react = collections.defaultdict(list)  # (which, n) -> [ms]
+        for which, n, _round, _index, ms in rows["react"]:
+            self.react[which, int(n)].append(float(ms))
+
+    def median(self, which, n, cmd):
+        values = self.times.get((which, n, cmd))
+        return statistics.median(values) if values else None
+
+    def per_registration(self, which, n, cmd):
+        """Median over rounds of requests per registration, by verb (and 'total')."""
+        rounds = self.api.get((which, n, cmd))
+        if not rounds:
+            return None
+        out = {}
+        for verb in VERBS + ["total"]:
+            values = [
+                (sum(c.values()) if verb == "total" else c.get(verb, 0)) / n for c in rounds.values()
+            ]
+            out[verb] = statistics.median(values)
+        out["other"] = out["total"] - sum(out[v] for v in VERBS)
+        return out
+
+
+def fmt_s(value):
+    return "–" if value is None else f"{value:.2f}"
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def fmt_ratio(value):
+    return "–" if value is None else f"{value:.2f}"
+
+
+def percentile(values, p):
+    values = sorted(values)
+    if not values:
+        return None
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def fit(points):
+    """Least-squares line through (n, seconds): slope, intercept, R²."""
+    xs, ys = zip(*points)
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in points) / sxx
+    intercept = my - slope * mx
+    ss_tot = sum((y - my) ** 2 for y in ys)
+    ss_res = sum((y - (intercept + slope * x)) ** 2 for x, y in points)
+    return slope, intercept, (1 - ss_res / ss_tot) if ss_tot else 1.0
+
+
+def time_cell(d, which, n, cmd):
+    if (which, n, cmd) in d.capped and not d.times.get((which, n, cmd)):
+        return f"> {d.meta['cap']} (cap)"
+    values = d.times.get((which, n, cmd))
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
+
+
+def plot(d, path):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = {"a": ("tab:blue", "o"), "b": ("tab:red", "s"), "floor": ("tab:gray", "^")}
+    for ax, cmd, title in zip(axes, ["apply", "plan"], ["apply (waits on)", "no-op plan (refresh + plan)"]):
+        for which in WHICH:
+            points = [(n, d.median(which, n, cmd)) for n in d.sizes if d.median(which, n, cmd) is not None]
+            if points:
+                color, marker = styles[which]
+                ax.plot(*zip(*points), marker=marker, color=color, label=NAMES[which])
+            # Stopped at the time cap: an open marker at the cap, labelled, so the miss shows.
+            capped = [n for n in d.sizes if (which, n, "apply") in d.capped and d.median(which, n, cmd) is None]
+            for n in capped:
+                cap = float(d.meta["cap"])
+                ax.plot([n], [cap], marker=styles[which][1], color=styles[which][0], fillstyle="none", linestyle="")
+                ax.annotate(f"> {cap:.0f} s (stopped)", (n, cap), textcoords="offset points", xytext=(-6, 6),
+                            color=styles[which][0], fontsize=8, ha="right")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("N (VMs)")
+        ax.set_ylabel("wall time, s (median)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_xticks(d.sizes)
+        ax.set_xticklabels([str(n) for n in d.sizes])
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(raw, results, plot_path):
+    d = Data(load(raw))
+    m = d.meta
+    out = []
+    w = out.append
+    w("# Mesh benchmark: this provider against hashicorp/kubernetes, 10 to 1000 VMs")
+    w("")
+    w("Written by `make bench-mesh` (`bench/mesh/run.sh`; method: `bench/README.md`, \"Mesh benchmark\").")
+    w("Raw data: [`mesh-results-raw.tsv`](mesh-results-raw.tsv). Ratios are between medians measured in")
+    w("the same run, with A, B and the floor alternating round by round on a shared, noisy machine;")
+    w("absolute times only say what this run saw.")
+    w("")
+    w("## Run")
+    w("")
+    w("| Fact | Value |")
+    w("|---|---|")
+    for key, label in [("date", "Date"), ("cpu", "Machine"), ("kernel", "Kernel"), ("memory", "Memory"),
+                       ("load", "Load average (1/5/15 min)"), ("terraform", "Terraform CLI"),
+                       ("provider_a", "A"), ("peer_b", "B (hashicorp/kubernetes v3.2.1)"),
+                       ("peer_b_deps", "B's SDKs"), ("local", "B's files"), ("rounds", "Rounds per N"),
+                       ("react", "Reaction runs"), ("cap", "B's time cap per command (s)"), ("runtime", "Run time (s)"),
+                       ("note", "Note")]:
+        if key == "note" and key not in m:
+            continue
+        w(f"| {label} | {m.get(key, '–')} |")
+    w("")
+    w("Workload per N: **A** one `istio_workload_group`, N `istio_vm_registration` (manual mode,")
+    w("`output_dir`, `wait_for_healthy`), one `istio_mesh_service`. **B** `kubernetes_manifest`")
+    w("WorkloadGroup, N `kubernetes_manifest` WorkloadEntry with `wait` on `Healthy=True`, N")
+    w("`kubernetes_token_request_v1`, one `kubernetes_service_v1`, 5N `local_file`, four data sources.")
+    w("**Floor** N + 2 `tfplugtest_blob`. Waits are on for A and B alike; a helper writes")
+    w("`Healthy=True` on each WorkloadEntry as soon as it appears, as istiod does for a VM whose agent runs.")
+    w("")
+    w("## Wall time (s): median (min–max)")
+    w("")
+    w("| N | Command | A | B | Floor | A ÷ B | B ÷ A | A ÷ floor |")
+    w("|---|---|---|---|---|---|---|---|")
+    for n in d.sizes:
+        for cmd in CMDS:
+            a, b, f = (d.median(x, n, cmd) for x in WHICH)
+            w(f"| {n} | {cmd} | {time_cell(d, 'a', n, cmd)} | {time_cell(d, 'b', n, cmd)} | {time_cell(d, 'floor', n, cmd)} "
+              f"| {fmt_ratio(ratio(a, b))} | {fmt_ratio(ratio(b, a))} | {fmt_ratio(ratio(a, f))} |")
+    w("")
+    w(f"![apply and no-op plan time against N for A, B and the floor]({os.path.basename(plot_path)})")
+    w("")
+    w("### Apply time against N (least-squares line over the medians)")
+    w("")
+    w("| | Slope (s per VM) | Intercept (s) | R² | s per VM at each N |")
+    w("|---|---|---|---|---|")
+    slopes = {}
+    for which in WHICH:
+        points = [(n, d.median(which, n, "apply")) for n in d.sizes if d.median(which, n, "apply") is not None]
+        if len(points) >= 2:
+            slope, intercept, r2 = fit(points)
+            slopes[which] = (slope, intercept, r2, points)
+            per_vm = ", ".join(f"{n}: {t / n:.4f}" for n, t in points)
+            w(f"| {NAMES[which]} | {slope:.4f} | {intercept:.2f} | {r2:.4f} | {per_vm} |")
+    w("")
+    w("## Provider peak RSS (MiB; largest launch over all rounds of that command)")
+    w("")
+    providers = [("a", "istio", "A"), ("b", "kubernetes", "B: kubernetes"), ("b", "local", "B: local"),
+                 ("floor", "tfplugtest", "Floor")]
+    w("| N | Command | " + " | ".join(p[2] for p in providers) + " |")
+    w("|---|---|" + "---|" * len(providers))
+    for n in d.sizes:
+        for cmd in CMDS:
+            cells = []
+            for which, provider, _ in providers:
+                kib = d.rss.get((which, n, cmd, provider))
+                cells.append("–" if not kib else f"{kib / 1024:.1f}")
+            w(f"| {n} | {cmd} | " + " | ".join(cells) + " |")
+    w("")
+    w("## API requests per registration (audit log; median over rounds of count ÷ N)")
+    w("")
+    w("All requests of the provider's client during the command (configure, discovery, the group and")
+    w("the Service included), divided by N. `plan` is the no-op plan: its requests are the refresh.")
+    w("")
+    w("| N | Command | Client | " + " | ".join(VERBS) + " | other | total |")
+    w("|---|---|---|" + "---|" * (len(VERBS) + 2))
+    for n in d.sizes:
+        for cmd in CMDS:
+            for which in ["a", "b"]:
+                per = d.per_registration(which, n, cmd)
+                if per is None:
+                    continue
+                w(f"| {n} | {cmd} | {which.upper()} | " + " | ".join(f"{per[v]:.2f}" for v in VERBS)
+                  + f" | {per['other']:.2f} | **{per['total']:.2f}** |")
+    w("")
+    focus = 100 if 100 in d.sizes else d.sizes[-1]
+    for cmd in ["apply", "plan"]:
+        rounds = d.api_what.get(("a", focus, cmd))
+        if not rounds:
+            continue
+        first = sorted(rounds)[0]
+        w(f"A's requests at N = {focus}, {cmd}, round {first}, by verb and resource (count ÷ N):")
+        w("")
+        w("| Request | Count | Per registration |")
+        w("|---|---|---|")
+        for key, count in sorted(rounds[first].items(), key=lambda kv: -kv[1]):
+            w(f"| `{key}` | {count} | {count / focus:.2f} |")
+        w("")
+    w("## Health-wait reaction (ms from the Healthy=True write to the wait's return)")
+    w("")
+    w("All waits of one apply run at once; the helper writes once every entry exists and the waits")
+    w("have started. The return is the instant Terraform prints that instance's `Creation complete`.")
+    w("B polls each entry once a second (`manifest/provider/waiter.go`) through a client with client-go's")
+    w("default rate limit (5 requests/s, burst 10: `manifest/provider/configure.go` sets none), so 100")
+    w("polling waits queue behind the limiter.")
+    w("")
+    w("| Client | Concurrent waits | Samples | p50 | p90 | max |")
+    w("|---|---|---|---|---|---|")
+    for which in ["a", "b"]:
+        for n in sorted({k[1] for k in d.react if k[0] == which}):
+            values = d.react[which, n]
+            w(f"| {which.upper()} | {n} | {len(values)} | {percentile(values, 50):.0f} | {percentile(values, 90):.0f} | {max(values):.0f} |")
+    w("")
+    w("## Targets (issue 12)")
+    w("")
+    w("| Target | Measured | Verdict |")
+    w("|---|---|---|")
+
+    def verdict(ok):
+        return "–" if ok is None else ("met" if ok else "**NOT met**")
+
+    a100, b100 = d.median("a", 100, "apply"), d.median("b", 100, "apply")
+    speedup = ratio(b100, a100)
+    w(f"| apply ≥ 3× faster than B at N = 100 | B ÷ A = {fmt_ratio(speedup)} ({fmt_s(b100)} s ÷ {fmt_s(a100)} s) | "
+      f"{verdict(None if speedup is None else speedup >= 3)} |")
+    plan_ratios = [(n, ratio(d.median("a", n, "plan"), d.median("floor", n, "plan"))) for n in d.sizes]
+    plan_ratios = [(n, r) for n, r in plan_ratios if r is not None]
+    if plan_ratios:
+        text = ", ".join(f"N={n}: {r:.2f}×" for n, r in plan_ratios)
+        w(f"| no-op plan ≤ 1.3× the floor | {text} | {verdict(all(r <= 1.3 for _, r in plan_ratios))} |")
+    for cmd, limit, label in [("apply", 4, "apply"), ("plan", 1, "refresh (no-op plan)")]:
+        values = [(n, d.per_registration("a", n, cmd)) for n in d.sizes]
+        values = [(n, p["total"]) for n, p in values if p]
+        if values:
+            text = ", ".join(f"N={n}: {v:.2f}" for n, v in values)
+            w(f"| ≤ {limit} API request(s) per registration on {label} | {text} | {verdict(all(v <= limit for _, v in values))} |")
+    r100 = d.react.get(("a", 100))
+    watches = d.per_registration("a", 100, "apply")
+    if r100:
+        p50 = percentile(r100, 50)
+        shared = None if watches is None else watches["watch"] < 0.5
+        w(f"| reaction ≤ 100 ms at p50 with 100 concurrent waits | p50 {p50:.0f} ms | {verdict(p50 <= 100)} |")
+        if watches is not None:
+            w(f"| …waits share watches rather than one per resource | {watches['watch']:.2f} watch requests per registration on apply | {verdict(shared)} |")
+    big = max(d.sizes)
+    peak = max((kib for (which, n, _cmd, _p), kib in d.rss.items() if which == "a" and n == big), default=None)
+    if peak:
+        w(f"| provider peak RSS ≤ 30 MB at N = {big} | {peak * 1024 / MB:.1f} MB ({peak / 1024:.1f} MiB) | {verdict(peak * 1024 <= 30 * MB)} |")
+    if "a" in slopes and len(slopes["a"][3]) >= 3:
+        slope, _intercept, r2, points = slopes["a"]
+        (n1, t1), (n2, t2), (n3, t3) = points[-3:]
+        early, late = (t2 - t1) / (n2 - n1), (t3 - t2) / (n3 - n2)
+        linear = late <= 1.5 * early
+        w(f"| apply time linear in N | slope {slope * 1000:.1f} ms per VM, R² {r2:.4f}; marginal cost {early * 1000:.1f} ms/VM "
+          f"({n1}→{n2}), {late * 1000:.1f} ms/VM ({n2}→{n3}) | {verdict(linear)} (marginal cost growing ≤ 1.5×) |")
+    w("")
+    w("MB is 10^6 bytes. A target is met only by this run's medians; see `bench/README.md` for the method.")
+    with open(results, "w") as f:
+        f.write("\n".join(out) + "\n")
+    plot(d, plot_path)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
