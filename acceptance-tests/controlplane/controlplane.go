@@ -1,8 +1,11 @@
 // Package controlplane starts and stops a real local control plane for the
 // acceptance tests, `make demo` and manual use: etcd, kube-apiserver and
-// kube-controller-manager (one multi-call binary built from k8s.io/kubernetes)
-// and istiod (pilot-discovery built from istio.io/istio), all on loopback with
-// free ports and a fresh run directory. Nothing is faked.
+// kube-controller-manager (one multi-call binary built from k8s.io/kubernetes),
+// Istio installed as users install it with istioctl, one install profile
+// (profile.go) at a time (install.go), and istiod (pilot-discovery) run
+// from its rendered Deployment (istiod.go), all on loopback with free ports
+// and a fresh run directory. README.md "Local control plane" lists every
+// difference from a real cluster.
 package controlplane
 
 import (
@@ -249,21 +252,9 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 	}
 
 	// istioctl renders the install while the cluster starts.
-	if err := os.MkdirAll(filepath.Join(cp.RunDir, "install"), 0o755); err != nil {
-		return err
-	}
-	cp.progress("rendering profile %q with %s", cp.profile.Name, cp.istioctlBin)
 	renderCtx, cancelRender := context.WithCancel(ctx)
 	defer cancelRender()
-	type renderResult struct {
-		steps []rendered
-		err   error
-	}
-	renderDone := make(chan renderResult, 1)
-	go func() {
-		steps, err := cp.renderInstalls(renderCtx)
-		renderDone <- renderResult{steps, err}
-	}()
+	waitForRender := cp.renderInBackground(renderCtx)
 
 	// Certificates: apiserver serving, admin (system:masters); istiod's in startIstiod.
 	if err := cp.pki.issue("apiserver", "kube-apiserver", nil, []string{
@@ -286,6 +277,7 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 	cp.setEnv("KUBECONFIG", cp.Kubeconfig)
 	cp.setEnv("KUBE_APISERVER", apiserverURL)
 	cp.setEnv("ETCD_ENDPOINT", etcdURL)
+
 	// etcd
 	cp.progress("starting etcd on %s", etcdURL)
 	etcd, err := cp.startProcess("etcd", cp.RunDir, baseEnv(), kubeBin, "etcd",
@@ -372,11 +364,11 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 	cp.setEnv("KUBE_CONTROLLER_MANAGER_PID", strconv.Itoa(kcm.cmd.Process.Pid))
 
 	// Istio, as istioctl install would put it in the cluster.
-	render := <-renderDone
-	if render.err != nil {
-		return fmt.Errorf("rendering the Istio install: %w", render.err)
+	steps, err := waitForRender()
+	if err != nil {
+		return fmt.Errorf("rendering the Istio install: %w", err)
 	}
-	if err := cp.install(ctx, render.steps, apiserver); err != nil {
+	if err := cp.install(ctx, steps, apiserver); err != nil {
 		return fmt.Errorf("installing Istio: %w", err)
 	}
 	if err := cp.waitFor(ctx, kcm, "kube-controller-manager (ServiceAccount default/default)", func() error {
@@ -385,10 +377,46 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 	}); err != nil {
 		return err
 	}
+	if err := cp.startIstio(ctx, steps, pilotBin); err != nil {
+		return err
+	}
+	cp.setProfileEnv()
+	if err := cp.writeEnvFile(); err != nil {
+		return err
+	}
+	cp.progress("ready in %s; env file %s", time.Since(started).Round(100*time.Millisecond), filepath.Join(cp.RunDir, envFileName))
+	return nil
+}
 
-	// istiod, one per rendered istiod Deployment, reachable from
-	// kube-apiserver through its Services.
-	if cp.istiods, err = istiodsFrom(render.steps); err != nil {
+// renderInBackground runs renderInstalls while the caller goes on; the
+// returned function waits for its result.
+func (cp *ControlPlane) renderInBackground(ctx context.Context) func() ([]rendered, error) {
+	type result struct {
+		steps []rendered
+		err   error
+	}
+	done := make(chan result, 1)
+	cp.progress("rendering profile %q with %s", cp.profile.Name, cp.istioctlBin)
+	go func() {
+		if err := os.MkdirAll(filepath.Join(cp.RunDir, "install"), 0o755); err != nil {
+			done <- result{nil, err}
+			return
+		}
+		steps, err := cp.renderInstalls(ctx)
+		done <- result{steps, err}
+	}()
+	return func() ([]rendered, error) {
+		r := <-done
+		return r.steps, r.err
+	}
+}
+
+// startIstio runs istiod for each rendered istiod Deployment, reachable from
+// kube-apiserver through its Services, waits until its webhooks are live,
+// then exposes it through the east-west gateway as the VM guide does.
+func (cp *ControlPlane) startIstio(ctx context.Context, steps []rendered, pilotBin string) error {
+	var err error
+	if cp.istiods, err = istiodsFrom(steps); err != nil {
 		return err
 	}
 	if len(cp.istiods) == 0 {
@@ -405,10 +433,9 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 			return err
 		}
 	}
-	first := cp.istiods[0].process
 	rootCertFile := filepath.Join(cp.RunDir, "istio-root-cert.pem")
 	var rootCert string
-	if err := cp.waitFor(ctx, first, "ConfigMap default/istio-ca-root-cert (created by istiod)", func() error {
+	if err := cp.waitFor(ctx, cp.istiods[0].process, "ConfigMap default/istio-ca-root-cert (created by istiod)", func() error {
 		cm, err := cp.client.CoreV1().ConfigMaps("default").Get(ctx, "istio-ca-root-cert", getOpts)
 		if err != nil {
 			return err
@@ -422,9 +449,7 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 	if err := cp.waitForWebhooks(ctx, rootCert); err != nil {
 		return err
 	}
-
-	// The VM guide's last step, validated by istiod's webhook, then the
-	// east-west gateway it configures.
+	// Applied once the webhook is live, so istiod validates them.
 	expose, err := cp.exposeIstiod()
 	if err != nil {
 		return err
@@ -432,16 +457,7 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 	if err := cp.applyObjects(ctx, expose.objects); err != nil {
 		return fmt.Errorf("exposing istiod: %w", err)
 	}
-	if err := cp.startEastWestGateway(ctx); err != nil {
-		return err
-	}
-
-	cp.setProfileEnv()
-	if err := cp.writeEnvFile(); err != nil {
-		return err
-	}
-	cp.progress("ready in %s; env file %s", time.Since(started).Round(100*time.Millisecond), filepath.Join(cp.RunDir, envFileName))
-	return nil
+	return cp.startEastWestGateway(ctx)
 }
 
 func istiodName(rev string) string {

@@ -7,6 +7,7 @@ package controlplane
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,28 @@ const fieldManager = "istio-operator"
 type rendered struct {
 	step    string
 	objects []*unstructured.Unstructured
+	// owner are the labels istioctl install sets on every object it applies
+	// (operator/pkg/install/install.go getOwnerLabels), except
+	// operator.istio.io/component: istioctl knows each object's component,
+	// the flat output of manifest generate does not say it.
+	owner map[string]string
+}
+
+// ownerLabels are an install's owner labels: IstioOperator name and
+// namespace (when set), revision, and istioctl's version.
+func ownerLabels(name, namespace, rev, version string) map[string]string {
+	labels := map[string]string{
+		"operator.istio.io/managed": "Reconcile",
+		"operator.istio.io/version": version,
+		"istio.io/rev":              rev,
+	}
+	if name != "" {
+		labels["install.operator.istio.io/owning-resource"] = name
+	}
+	if namespace != "" {
+		labels["install.operator.istio.io/owning-resource-namespace"] = namespace
+	}
+	return labels
 }
 
 // istioctl runs the istioctl of tools.env and returns its stdout; each run
@@ -78,12 +101,18 @@ func (cp *ControlPlane) Istioctl(ctx context.Context, args ...string) ([]byte, e
 // renderInstalls renders every revision's install and the east-west gateway
 // with istioctl. It needs no cluster, so it runs while the cluster starts.
 func (cp *ControlPlane) renderInstalls(ctx context.Context) ([]rendered, error) {
+	version, err := cp.istioctlVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []rendered
 	for _, rev := range cp.profile.Revisions {
 		r, err := cp.render(ctx, "istio-"+rev, cp.profile.installArgs(rev)...)
 		if err != nil {
 			return nil, err
 		}
+		// The profiles' IstioOperator has namespace istio-system and no name.
+		r.owner = ownerLabels("", IstioNamespace, rev, version)
 		out = append(out, r)
 	}
 	script := filepath.Join(cp.samplesDir, "multicluster", "gen-eastwest-gateway.sh")
@@ -102,7 +131,25 @@ func (cp *ControlPlane) renderInstalls(ctx context.Context) ([]rendered, error) 
 	if err != nil {
 		return nil, err
 	}
+	// gen-eastwest-gateway.sh names its IstioOperator "eastwest".
+	r.owner = ownerLabels("eastwest", "", cp.profile.DefaultRevision(), version)
 	return append(out, r), nil
+}
+
+// istioctlVersion is istioctl's own version (the label value istioctl
+// install uses).
+func (cp *ControlPlane) istioctlVersion(ctx context.Context) (string, error) {
+	out, err := cp.istioctl(ctx, "version", "--remote=false", "-o", "json")
+	if err != nil {
+		return "", err
+	}
+	var v struct {
+		ClientVersion struct{ Version string } `json:"clientVersion"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		return "", fmt.Errorf("istioctl version: %w", err)
+	}
+	return v.ClientVersion.Version, nil
 }
 
 // render runs `istioctl <args>` and parses its output.
@@ -160,6 +207,14 @@ func (cp *ControlPlane) applyRendered(ctx context.Context, steps []rendered, api
 	var crds, rest []*unstructured.Unstructured
 	for _, step := range steps {
 		for _, obj := range step.objects {
+			labels := obj.GetLabels()
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			for k, v := range step.owner {
+				labels[k] = v
+			}
+			obj.SetLabels(labels)
 			switch kind := obj.GetKind(); {
 			case kind == "CustomResourceDefinition":
 				crds = append(crds, obj)

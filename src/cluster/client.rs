@@ -359,6 +359,7 @@ fn base64_pem(pem: &str) -> String {
 
 /// One cheap authenticated call, so bad credentials or an unreachable server give a single
 /// clear diagnostic naming the API server instead of an error per resource.
+#[tracing::instrument(level = "debug", skip(client))]
 pub async fn check_connection(client: &Client, server: &str) -> Result<(), KubeError> {
     match client.list_api_groups().await {
         Ok(_) => Ok(()),

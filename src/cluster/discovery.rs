@@ -7,6 +7,7 @@ use crate::istio::IstioApiVersion;
 
 /// The version the cluster serves WorkloadGroups at: `v1` when it serves it, else `v1beta1`
 /// (Istio before 1.22 has no v1).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn served_version(client: &Client) -> Result<IstioApiVersion, KubeError> {
     for version in IstioApiVersion::PREFERENCE {
         match client

@@ -6,6 +6,8 @@ pub mod client;
 pub mod discovery;
 pub mod error;
 pub mod mesh;
+#[cfg(test)]
+pub(crate) mod mock;
 pub mod wait;
 
 pub use client::{ConnectionSettings, ExecSettings};

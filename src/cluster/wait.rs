@@ -176,3 +176,168 @@ fn timed_out(what: &str, timeout: Duration) -> KubeError {
         seconds: timeout.as_secs(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use serde_json::json;
+
+    use super::*;
+    use crate::cluster::mock::{Reply, list, mock_client, status};
+
+    const SHORT: Duration = Duration::from_millis(300);
+
+    fn config_map(name: &str, state: &str) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"), "resourceVersion": "1"},
+               "data": {"state": state}})
+    }
+
+    fn ready(objects: &[Arc<ConfigMap>]) -> usize {
+        let is_ready = |c: &&Arc<ConfigMap>| {
+            c.data
+                .as_ref()
+                .and_then(|d| d.get("state"))
+                .is_some_and(|s| s == "ready")
+        };
+        objects.iter().filter(is_ready).count()
+    }
+
+    #[tokio::test]
+    async fn delete_and_wait_returns_once_the_object_is_gone() {
+        let (client, recorded) = mock_client(|seen| match seen.method.as_str() {
+            "DELETE" => Reply::Json(200, config_map("a", "x")),
+            _ if seen.query.contains("fieldSelector=metadata.name%3Da") => list(vec![]),
+            _ => Reply::Hang,
+        });
+        let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+        let cancel = CancellationToken::new();
+        delete_and_wait(&api, "a", SHORT, &cancel, "ConfigMap a")
+            .await
+            .expect("deleted");
+        assert_eq!(
+            recorded.lines(),
+            [
+                "DELETE /api/v1/namespaces/ns/configmaps/a",
+                "GET /api/v1/namespaces/ns/configmaps"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn deleting_what_is_already_gone_is_not_an_error() {
+        let (client, recorded) = mock_client(|_| status(404, "NotFound"));
+        let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+        let cancel = CancellationToken::new();
+        delete_and_wait(&api, "a", SHORT, &cancel, "ConfigMap a")
+            .await
+            .expect("already gone");
+        assert_eq!(recorded.lines().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_delete_that_never_finishes_ends_at_the_deadline() {
+        let (client, _) = mock_client(|seen| match seen.method.as_str() {
+            "DELETE" => Reply::Json(200, config_map("a", "x")),
+            _ => Reply::Hang,
+        });
+        let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+        let cancel = CancellationToken::new();
+        let error = delete_and_wait(&api, "a", SHORT, &cancel, "ConfigMap a")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, KubeError::Timeout { what, .. } if what == "ConfigMap a to be deleted"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn terraform_cancelling_ends_a_delete_wait() {
+        let (client, _) = mock_client(|_| Reply::Hang);
+        let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let error = delete_and_wait(&api, "a", Duration::from_secs(60), &cancel, "ConfigMap a")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, KubeError::Cancelled(_)), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_set_wait_returns_when_a_watch_event_meets_the_condition() {
+        let (client, _) = mock_client(|seen| match seen.is_watch() {
+            false => list(vec![config_map("a", "starting")]),
+            true if seen.query.contains("resourceVersion=1") => Reply::Events(vec![
+                json!({"type": "MODIFIED", "object": config_map("a", "ready")}),
+            ]),
+            true => Reply::Hang,
+        });
+        let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+        let cancel = CancellationToken::new();
+        let found = wait_for_set(&api, "app=x", ready, |n| *n == 1, SHORT, &cancel, "a ready")
+            .await
+            .expect("ready");
+        assert_eq!(found, 1);
+    }
+
+    #[tokio::test]
+    async fn a_set_wait_that_times_out_returns_what_it_saw_last() {
+        let (client, recorded) = mock_client(|seen| match seen.is_watch() {
+            false => list(vec![config_map("a", "starting"), config_map("b", "ready")]),
+            true => Reply::Hang,
+        });
+        let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+        let cancel = CancellationToken::new();
+        let (error, last) = wait_for_set(&api, "app=x", ready, |n| *n == 2, SHORT, &cancel, "both")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, KubeError::Timeout { .. }), "{error}");
+        assert_eq!(last, 1, "the last judgement saw b ready and a not");
+        assert!(recorded.all()[0].query.contains("labelSelector=app%3Dx"));
+    }
+
+    #[tokio::test]
+    async fn a_persistent_watch_error_backs_off_instead_of_spinning() {
+        let (client, recorded) = mock_client(|_| status(403, "Forbidden"));
+        let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+        let cancel = CancellationToken::new();
+        let started = Instant::now();
+        let (error, _) = wait_for_set(&api, "app=x", ready, |n| *n == 1, SHORT, &cancel, "x")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, KubeError::Timeout { .. }), "{error}");
+        assert!(started.elapsed() >= SHORT);
+        // The first retry comes after at least 800 ms (kube-runtime's default backoff);
+        // without backoff the watcher re-lists hundreds of times in the same 300 ms.
+        let requests = recorded.all().len();
+        assert_eq!(requests, 1, "{requests} requests in {SHORT:?}");
+    }
+
+    #[tokio::test]
+    async fn a_wait_on_two_sets_judges_both() {
+        let (client, _) = mock_client(|seen| match (seen.is_watch(), seen.query.as_str()) {
+            (false, query) if query.contains("first") => list(vec![config_map("a", "ready")]),
+            (false, _) => list(vec![config_map("b", "ready"), config_map("c", "ready")]),
+            (true, _) => Reply::Hang,
+        });
+        let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+        let cancel = CancellationToken::new();
+        let both =
+            |first: &[Arc<ConfigMap>], second: &[Arc<ConfigMap>]| ready(first) + ready(second);
+        let total = wait_for_sets(
+            (&api, "set=first"),
+            (&api, "set=second"),
+            both,
+            |n| *n == 3,
+            SHORT,
+            &cancel,
+            "three",
+        )
+        .await
+        .expect("three ready");
+        assert_eq!(total, 3);
+    }
+}

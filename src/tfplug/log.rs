@@ -7,10 +7,12 @@ use std::io::Write as _;
 use serde_json::{Map, Value as Json};
 use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
+use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// The level Terraform asked for: `TF_LOG_PROVIDER`, else `TF_LOG`; off when neither is set.
@@ -48,22 +50,94 @@ pub fn init() {
         .with_target("tower", quiet)
         .with_target("rustls", quiet);
     let _ = tracing_subscriber::registry()
-        .with(HclogLayer.with_filter(filter))
+        .with(HclogLayer::stderr().with_filter(filter))
         .try_init();
 }
 
-struct HclogLayer;
+/// Writes every event, and the opening of every span, as one hclog line that carries the
+/// fields of all spans it happens in (RPC, resource type, cluster step), so a debug log reads as
+/// a story: which RPC, for which resource, which step, what happened.
+struct HclogLayer {
+    sink: Box<dyn Fn(&str) + Send + Sync>,
+}
 
-impl<S: Subscriber> Layer<S> for HclogLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+/// The fields a span was created with (and recorded later), kept in the span's extensions.
+struct SpanFields(Map<String, Json>);
+
+impl HclogLayer {
+    fn stderr() -> Self {
+        HclogLayer {
+            // One write per line so concurrent events never interleave.
+            sink: Box::new(|line| {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }),
+        }
+    }
+
+    /// Lines go into `lines` instead of stderr: for tests of what a log shows.
+    #[cfg(test)]
+    fn capturing(lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> Self {
+        HclogLayer {
+            sink: Box::new(move |line| lines.lock().unwrap().push(line.to_string())),
+        }
+    }
+}
+
+impl<S> Layer<S> for HclogLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attributes: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut visitor = FieldsVisitor::default();
+        attributes.record(&mut visitor);
+        span.extensions_mut().insert(SpanFields(visitor.fields));
+        let fields = scope_fields(span.scope().from_root());
+        let metadata = span.metadata();
+        let line = hclog_line(metadata.level(), metadata.target(), |visitor| {
+            visitor.fields = fields;
+            visitor.message = metadata.name().to_string();
+        });
+        (self.sink)(&line);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut visitor = FieldsVisitor::default();
+        values.record(&mut visitor);
+        if let Some(SpanFields(fields)) = span.extensions_mut().get_mut::<SpanFields>() {
+            fields.extend(visitor.fields);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let fields = ctx
+            .event_scope(event)
+            .map(|scope| scope_fields(scope.from_root()))
+            .unwrap_or_default();
         let line = hclog_line(
             event.metadata().level(),
             event.metadata().target(),
-            |visitor| event.record(visitor),
+            |visitor| {
+                visitor.fields = fields;
+                event.record(visitor);
+            },
         );
-        // One write per line so concurrent events never interleave.
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        (self.sink)(&line);
     }
+}
+
+/// The fields of the spans from the outermost in; an inner span's field wins over an outer one.
+fn scope_fields<'a, R: LookupSpan<'a> + 'a>(
+    spans: impl Iterator<Item = tracing_subscriber::registry::SpanRef<'a, R>>,
+) -> Map<String, Json> {
+    let mut fields = Map::new();
+    for span in spans {
+        if let Some(SpanFields(own)) = span.extensions().get::<SpanFields>() {
+            fields.extend(own.clone());
+        }
+    }
+    fields
 }
 
 /// `{"@level":"debug","@message":"...","@module":"...","@timestamp":"2006-01-02T15:04:05.000000Z", ...fields}`
@@ -179,5 +253,47 @@ mod tests {
         assert_eq!(&ts[10..11], "T");
         assert_eq!(&ts[19..20], ".");
         assert!(ts.ends_with('Z'));
+    }
+
+    #[tracing::instrument(level = "debug", skip(token))]
+    fn issue_token(namespace: &str, token: &str) {
+        tracing::debug!(bytes = token.len(), "token issued");
+    }
+
+    #[test]
+    fn a_line_carries_the_fields_of_its_spans_and_no_skipped_secret() {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(HclogLayer::capturing(lines.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let rpc = tracing::debug_span!(
+                "rpc",
+                tf_rpc = "ApplyResourceChange",
+                tf_resource_type = tracing::field::Empty
+            );
+            let _inside = rpc.enter();
+            rpc.record("tf_resource_type", "example_thing");
+            issue_token("ns1", "s3cr3t-t0ken");
+        });
+        let lines = lines.lock().unwrap();
+        assert!(lines.iter().all(|l| !l.contains("s3cr3t")), "{lines:?}");
+        let parsed: Vec<Json> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let step = parsed
+            .iter()
+            .find(|l| l["@message"] == "issue_token")
+            .expect("a line when the step starts");
+        assert_eq!(step["namespace"], "ns1");
+        assert_eq!(step["tf_rpc"], "ApplyResourceChange");
+        let event = parsed
+            .iter()
+            .find(|l| l["@message"] == "token issued")
+            .expect("the event");
+        assert_eq!(event["tf_rpc"], "ApplyResourceChange");
+        assert_eq!(event["tf_resource_type"], "example_thing");
+        assert_eq!(event["namespace"], "ns1");
+        assert_eq!(event["bytes"], 12);
+        assert_eq!(event["@level"], "debug");
     }
 }

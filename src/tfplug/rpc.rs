@@ -9,6 +9,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::Error;
 use super::codec::{decode_msgpack, encode_msgpack};
@@ -62,6 +63,7 @@ impl ProviderService {
         type_name: &str,
         diags: &mut Diagnostics,
     ) -> Option<(Arc<dyn Resource>, &Schema)> {
+        tracing::Span::current().record("tf_resource_type", type_name);
         match self.resources.get(type_name) {
             Some((resource, schema)) => Some((resource.clone(), schema)),
             None => {
@@ -79,6 +81,7 @@ impl ProviderService {
         type_name: &str,
         diags: &mut Diagnostics,
     ) -> Option<(Arc<dyn DataSource>, &Schema)> {
+        tracing::Span::current().record("tf_resource_type", type_name);
         match self.data_sources.get(type_name) {
             Some((data_source, schema)) => Some((data_source.clone(), schema)),
             None => {
@@ -101,6 +104,21 @@ impl ProviderService {
 
 /// Runs one RPC body; a panic becomes an error diagnostic instead of a dead plugin.
 async fn guarded<T>(
+    rpc: &str,
+    body: impl Future<Output = T>,
+    on_panic: impl FnOnce(Vec<pb::Diagnostic>) -> T,
+) -> T {
+    // One span per RPC; the resource lookup records the type, so every line logged while
+    // serving it names the RPC and the resource type.
+    let span = tracing::debug_span!(
+        "rpc",
+        tf_rpc = rpc,
+        tf_resource_type = tracing::field::Empty
+    );
+    serve_guarded(rpc, body, on_panic).instrument(span).await
+}
+
+async fn serve_guarded<T>(
     rpc: &str,
     body: impl Future<Output = T>,
     on_panic: impl FnOnce(Vec<pb::Diagnostic>) -> T,

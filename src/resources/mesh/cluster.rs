@@ -16,6 +16,7 @@ pub(super) struct MeshFacts {
 
 /// The mesh config, the injector values (optional: not every installation has them) and the
 /// root certificate, all from the control plane's namespace.
+#[tracing::instrument(level = "debug", skip_all, fields(istio_namespace = %configured.istio_namespace, revision))]
 pub(super) async fn read_facts(
     configured: &Configured,
     revision: &str,

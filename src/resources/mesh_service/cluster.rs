@@ -37,15 +37,18 @@ impl Services {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name))]
     pub async fn exists(&self, name: &str) -> Result<bool, ResourceError> {
         Ok(self.get(name).await?.is_some())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name))]
     pub async fn get(&self, name: &str) -> Result<Option<Service>, ResourceError> {
         Ok(self.api.get_opt(name).await?)
     }
 
     /// Server-side apply of the fields the model sets; returns the Service as stored.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name = %model.name))]
     pub async fn apply(
         &self,
         model: &MeshServiceModel,
@@ -56,6 +59,7 @@ impl Services {
         Ok(server_side_apply(&self.api, &model.name, &service, field_manager, force).await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name))]
     pub async fn delete(
         &self,
         name: &str,
@@ -67,6 +71,7 @@ impl Services {
     }
 
     /// Counts what serves now, with one list of each kind.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, service))]
     pub async fn count_endpoints(
         &self,
         service: &str,
@@ -90,6 +95,7 @@ impl Services {
 
     /// Watches the Service's EndpointSlices and the WorkloadEntries its selector matches until
     /// `wanted` endpoints serve; on timeout or cancellation the error comes with what was found.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, service, wanted, timeout_seconds = timeout.as_secs()))]
     pub async fn wait_for_endpoints(
         &self,
         service: &str,

@@ -82,6 +82,7 @@ impl<'a> Registration<'a> {
     }
 
     /// The WorkloadGroup the VM registers from, at the version the cluster serves.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
     pub async fn group(&self) -> Result<Group, ResourceError> {
         let on_group = |error: ResourceError| error.on("workload_group");
         let version = served_version(&self.configured.client)
@@ -109,6 +110,7 @@ impl<'a> Registration<'a> {
 
     /// The Secret the VM's tokens are bound to: deleting it revokes them. Its server-assigned
     /// UID becomes the registration label, unique and valid as a label value.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
     pub async fn create_token_secret(&self, group: &Group) -> Result<Secret, ResourceError> {
         let api: Api<Secret> = self.api();
         let secret = Secret {
@@ -150,6 +152,7 @@ impl<'a> Registration<'a> {
     }
 
     /// The token Secret, `None` when it is gone (or was never recorded).
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, secret = name))]
     pub async fn secret(&self, name: &str) -> Result<Option<Secret>, ResourceError> {
         if name.is_empty() {
             return Ok(None);
@@ -158,6 +161,7 @@ impl<'a> Registration<'a> {
     }
 
     /// A token for the group's service account with istiod's audience, bound to `secret`.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, lifetime_seconds = token_lifetime(model).as_secs()))]
     pub async fn request_token(
         &self,
         group: &Group,
@@ -218,6 +222,7 @@ impl<'a> Registration<'a> {
 
     /// Everything the bundle is rendered from: the group, the mesh config of the revision, the
     /// cluster ID, the root certificate and how the VM reaches istiod.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, revision = %self.revision))]
     pub async fn bundle_inputs(
         &self,
         model: &VmRegistrationModel,
@@ -404,6 +409,7 @@ impl<'a> Registration<'a> {
     }
 
     /// The WorkloadEntry of a manual registration, applied (forcing ownership) from its group.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, entry = entry_name))]
     pub async fn apply_manual_entry(
         &self,
         model: &VmRegistrationModel,
@@ -513,6 +519,7 @@ impl<'a> Registration<'a> {
 
     /// The VM's entry: found by the registration label (auto-registered entries carry it from
     /// the bundle's labels; manual ones from us).
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
     pub async fn find_entry(
         &self,
         model: &VmRegistrationModel,
@@ -530,6 +537,7 @@ impl<'a> Registration<'a> {
 
     /// Watches the VM's entry until istiod reports it healthy; on timeout or cancellation the
     /// error comes with the entry as last seen.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, registration, timeout_seconds = timeout.as_secs()))]
     pub async fn wait_healthy(
         &self,
         registration: &str,
@@ -554,6 +562,7 @@ impl<'a> Registration<'a> {
 
     /// Entries (manual, or auto-registered ones istiod has not removed yet) and the token
     /// Secret; deleting the Secret revokes every token bound to it.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
     pub async fn remove(
         &self,
         model: &VmRegistrationModel,
@@ -624,4 +633,210 @@ fn normalise_rfc3339(text: &str) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::cluster::mock::{Recorded, Reply, Seen, list, mock_client, status};
+    use crate::resources::error::ErrorKind;
+
+    fn registration_with(
+        handler: impl FnMut(&Seen) -> Reply + Send + 'static,
+    ) -> (Configured, VmRegistrationModel, Recorded) {
+        let (client, recorded) = mock_client(handler);
+        let configured = Configured::new(
+            client,
+            "https://mock".into(),
+            "istio-system".into(),
+            None,
+            "terraform-provider-istio".into(),
+        );
+        let model = VmRegistrationModel {
+            workload_group: "shop/product-vm".into(),
+            id: Some("shop/product-vm/uid-1".into()),
+            token_secret_name: Some("product-vm-vm-x".into()),
+            ..Default::default()
+        };
+        (configured, model, recorded)
+    }
+
+    fn group() -> Group {
+        let mut group = WorkloadGroup::new("product-vm", Default::default());
+        group.metadata.namespace = Some("shop".into());
+        Group {
+            group,
+            version: IstioApiVersion::V1,
+        }
+    }
+
+    fn secret() -> Secret {
+        let mut secret = Secret::default();
+        secret.metadata.name = Some("product-vm-vm-x".into());
+        secret.metadata.uid = Some("uid-1".into());
+        secret
+    }
+
+    fn token_response(token: &str) -> Reply {
+        Reply::Json(
+            201,
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"audiences": ["istio-ca"]},
+                   "status": {"token": token, "expirationTimestamp": "2026-01-01T00:00:00Z"}}),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_token_is_bound_to_the_secret_with_istiods_audience() {
+        let (configured, model, recorded) = registration_with(|_| token_response("t0k3n"));
+        let registration = Registration::new(&configured, &model);
+        let issued = registration
+            .request_token(&group(), &secret(), &model)
+            .await
+            .expect("token");
+        assert_eq!(issued.token, "t0k3n");
+        assert_eq!(issued.expires_at, "2026-01-01T00:00:00Z");
+        let request = &recorded.all()[0];
+        assert_eq!(
+            request.line(),
+            "POST /api/v1/namespaces/shop/serviceaccounts/default/token"
+        );
+        let spec = &request.body["spec"];
+        assert_eq!(spec["audiences"], json!(["istio-ca"]));
+        assert_eq!(spec["expirationSeconds"], 3600);
+        assert_eq!(
+            spec["boundObjectRef"],
+            json!({"apiVersion": "v1", "kind": "Secret", "name": "product-vm-vm-x", "uid": "uid-1"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_request_without_token_is_missing_not_a_watch_error() {
+        let (configured, model, _) = registration_with(|_| token_response(""));
+        let registration = Registration::new(&configured, &model);
+        let Err(error) = registration
+            .request_token(&group(), &secret(), &model)
+            .await
+        else {
+            panic!("an empty token must fail");
+        };
+        assert_eq!(error.attribute, Some("token_duration"));
+        assert!(matches!(error.kind, ErrorKind::Missing(_)), "{error}");
+        assert!(error.to_string().contains("returned no token"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_service_account_is_blamed_on_the_group() {
+        let (configured, model, _) = registration_with(|_| status(404, "NotFound"));
+        let registration = Registration::new(&configured, &model);
+        let Err(error) = registration
+            .request_token(&group(), &secret(), &model)
+            .await
+        else {
+            panic!("a missing ServiceAccount must fail");
+        };
+        assert_eq!(error.attribute, Some("workload_group"));
+        assert!(
+            error.to_string().contains("ServiceAccount shop/default"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_group_says_to_create_it() {
+        let (configured, model, recorded) = registration_with(|seen| match seen.path.as_str() {
+            "/apis/networking.istio.io/v1" => Reply::Json(
+                200,
+                json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "networking.istio.io/v1",
+                       "resources": [{"name": "workloadgroups", "singularName": "workloadgroup", "namespaced": true,
+                                      "kind": "WorkloadGroup", "verbs": ["get"]}]}),
+            ),
+            _ => status(404, "NotFound"),
+        });
+        let registration = Registration::new(&configured, &model);
+        let Err(error) = registration.group().await else {
+            panic!("a missing group must fail");
+        };
+        assert_eq!(error.attribute, Some("workload_group"));
+        assert!(error.to_string().contains("create it first"), "{error}");
+        assert_eq!(
+            recorded.lines(),
+            [
+                "GET /apis/networking.istio.io/v1",
+                "GET /apis/networking.istio.io/v1/namespaces/shop/workloadgroups/product-vm"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gateway_with_a_host_name_becomes_the_discovery_address() {
+        let (configured, model, recorded) = registration_with(|_| {
+            Reply::Json(
+                200,
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "istio-eastwestgateway"},
+                       "status": {"loadBalancer": {"ingress": [{"hostname": "gw.example.com"}]}}}),
+            )
+        });
+        let registration = Registration::new(&configured, &model);
+        let reach = registration.istiod_reach(&model).await.expect("reach");
+        assert_eq!(
+            reach,
+            IstiodReach::DiscoveryAddress {
+                host: "gw.example.com".into(),
+                port: 15012
+            }
+        );
+        assert_eq!(
+            recorded.lines(),
+            ["GET /api/v1/namespaces/istio-system/services/istio-eastwestgateway"]
+        );
+    }
+
+    #[tokio::test]
+    async fn remove_deletes_each_entry_and_then_the_secret() {
+        let entry = json!({"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
+                           "metadata": {"name": "product-vm-10.0.0.5", "namespace": "shop", "uid": "e-uid",
+                                        "resourceVersion": "1"},
+                           "spec": {"address": "10.0.0.5"}});
+        let (configured, model, recorded) =
+            registration_with(
+                move |seen| match (seen.method.as_str(), seen.query.as_str()) {
+                    ("GET", query) if query.contains("labelSelector") => list(vec![entry.clone()]),
+                    ("DELETE", _)
+                        if seen.path.ends_with("/workloadentries/product-vm-10.0.0.5") =>
+                    {
+                        Reply::Json(200, entry.clone())
+                    }
+                    ("GET", query) if query.contains("fieldSelector") && !seen.is_watch() => {
+                        list(vec![])
+                    }
+                    // The Secret is already gone: not an error.
+                    ("DELETE", _) => status(404, "NotFound"),
+                    _ => Reply::Hang,
+                },
+            );
+        let registration = Registration::new(&configured, &model);
+        let cancel = CancellationToken::new();
+        registration
+            .remove(&model, Duration::from_secs(5), &cancel)
+            .await
+            .expect("removed");
+        let entries = "/apis/networking.istio.io/v1/namespaces/shop/workloadentries";
+        assert_eq!(
+            recorded.lines(),
+            [
+                format!("GET {entries}"),
+                format!("DELETE {entries}/product-vm-10.0.0.5"),
+                format!("GET {entries}"),
+                "DELETE /api/v1/namespaces/shop/secrets/product-vm-vm-x".to_string(),
+            ]
+        );
+        assert!(
+            recorded.all()[0]
+                .query
+                .contains("terraform-provider-istio%2Fregistration%3Duid-1")
+        );
+    }
 }

@@ -24,6 +24,7 @@ pub(super) struct Groups {
 
 impl Groups {
     /// At the version the cluster serves now (create, import).
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %namespace))]
     pub async fn discover(
         configured: &Configured,
         namespace: String,
@@ -43,10 +44,12 @@ impl Groups {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name))]
     pub async fn exists(&self, name: &str) -> Result<bool, ResourceError> {
         Ok(self.api.get_opt(name).await?.is_some())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name))]
     pub async fn get(&self, name: &str) -> Result<Option<WorkloadGroup>, ResourceError> {
         match self.api.get_opt(name).await? {
             Some(object) => Ok(Some(from_dynamic(object)?)),
@@ -55,6 +58,7 @@ impl Groups {
     }
 
     /// Server-side apply of the fields the model sets; returns the group as stored.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name = %model.name))]
     pub async fn apply(
         &self,
         model: &WorkloadGroupModel,
@@ -68,6 +72,7 @@ impl Groups {
         Ok(from_dynamic(applied)?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name))]
     pub async fn delete(
         &self,
         name: &str,
