@@ -39,9 +39,6 @@ type istiod struct {
 
 func (d *istiod) name() string { return d.deployment.Name }
 
-// podName stands in for the generated Pod name (<deployment>-<hash>-<id>).
-func (d *istiod) podName() string { return d.deployment.Name + "-local" }
-
 // container is the Deployment's "discovery" container.
 func (d *istiod) container() (*corev1.Container, error) {
 	for i, c := range d.deployment.Spec.Template.Spec.Containers {
@@ -59,15 +56,21 @@ func (d *istiod) selectedBy(selector map[string]string) bool {
 
 // outOfCluster is everything istiod gets from the harness beyond the
 // rendered Deployment, with the reason; README.md "Local control plane"
-// shows the same table. Flags come after the rendered args, so they win
-// (the last value of a flag counts).
+// shows the same table and istiod's log starts with it. Flags come after the
+// rendered args, so they win (the last value of a flag counts); fieldRef
+// rows are the values the kubelet would give those fields of the Pod.
 var outOfCluster = []struct {
-	flag, env string
-	value     func(d *istiod) string
-	why       string
+	flag, env, fieldRef string
+	value               func(d *istiod) string
+	why                 string
 }{
 	{env: "KUBECONFIG", value: func(d *istiod) string { return d.kubeconfig },
-		why: "the rendered value names the optional istio-kubeconfig Secret's mount; without it a Pod uses its ServiceAccount token. Here: a kubeconfig with a client certificate for system:serviceaccount:istio-system:<deployment> (same user and groups, so the rendered RBAC applies)"},
+		why: "the rendered value names the optional istio-kubeconfig Secret's mount; without it a Pod uses its ServiceAccount token. Here: a client certificate for system:serviceaccount:istio-system:<service account> with the ServiceAccount groups, so the rendered RBAC applies"},
+	{fieldRef: "metadata.name", value: func(d *istiod) string { return d.deployment.Name + "-local" },
+		why: "stands in for the generated Pod name <deployment>-<hash>-<id>"},
+	{fieldRef: "metadata.namespace", value: func(d *istiod) string { return d.deployment.Namespace }, why: "the Deployment's namespace, as in a cluster"},
+	{fieldRef: "spec.serviceAccountName", value: func(d *istiod) string { return d.deployment.Spec.Template.Spec.ServiceAccountName },
+		why: "the Pod template's, as in a cluster"},
 	{flag: "--grpcAddr", value: func(d *istiod) string { return d.listen[15010] }, why: "container port 15010 (plaintext XDS) on a free loopback port: several control planes share this host"},
 	{flag: "--secureGRPCAddr", value: func(d *istiod) string { return d.listen[15012] }, why: "container port 15012 (XDS and CA over TLS), likewise"},
 	{flag: "--httpsAddr", value: func(d *istiod) string { return d.listen[15017] }, why: "container port 15017 (webhooks), likewise"},
@@ -75,6 +78,20 @@ var outOfCluster = []struct {
 	{flag: "--monitoringAddr", value: func(d *istiod) string { return d.listen[15014] }, why: "replaces the rendered --monitoringAddr=:15014, likewise"},
 	{flag: "--ctrlz_address", value: func(*istiod) string { return "127.0.0.1" }, why: "ControlZ listens on loopback only"},
 	{flag: "--ctrlz_port", value: func(d *istiod) string { _, p, _ := net.SplitHostPort(d.listen[9876]); return p }, why: "ControlZ (9876 in a Pod) on a free port"},
+}
+
+// outOfClusterSummary is outOfCluster as text, for istiod's log.
+func (d *istiod) outOfClusterSummary() string {
+	var b strings.Builder
+	b.WriteString("# Out of cluster, the harness gives istiod (acceptance-tests/controlplane/istiod.go outOfCluster):\n")
+	for _, o := range outOfCluster {
+		name := o.flag + o.env
+		if o.fieldRef != "" {
+			name = "fieldRef " + o.fieldRef
+		}
+		fmt.Fprintf(&b, "#   %s = %s: %s\n", name, o.value(d), o.why)
+	}
+	return b.String()
 }
 
 // containerPorts are the ports istiod serves in a Pod, each moved to a
@@ -102,50 +119,38 @@ func istiodsFrom(steps []rendered) ([]*istiod, error) {
 	return out, nil
 }
 
-// podFields resolves a fieldRef the way the kubelet does for this
-// Deployment's Pod (pkg/kubelet/kubelet_pods.go podFieldSelectorRuntimeValue).
+// podFields resolves a fieldRef from outOfCluster's fieldRef rows.
 func (d *istiod) podFields(path string) (string, error) {
-	spec := d.deployment.Spec.Template.Spec
-	switch path {
-	case "metadata.name":
-		return d.podName(), nil
-	case "metadata.namespace":
-		return d.deployment.Namespace, nil
-	case "spec.serviceAccountName":
-		return spec.ServiceAccountName, nil
-	case "spec.nodeName":
-		host, _ := os.Hostname()
-		return host, nil
-	case "status.podIP", "status.hostIP":
-		return "127.0.0.1", nil
+	for _, o := range outOfCluster {
+		if o.fieldRef == path {
+			return o.value(d), nil
+		}
 	}
 	return "", fmt.Errorf("fieldRef %s is not resolved by this control plane", path)
 }
 
 // resourceField resolves a resourceFieldRef as the kubelet does: the
-// container's limit divided by the divisor, rounded up; without a limit the
-// node's allocatable amount, which here is this machine's.
+// container's limit (or request) divided by the divisor, rounded up; a CPU
+// limit that is not set is the node's allocatable CPUs, here this machine's.
 func resourceField(c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
 	divisor := ref.Divisor
 	if divisor.IsZero() {
 		divisor = resource.MustParse("1")
 	}
-	name := corev1.ResourceName(strings.TrimPrefix(ref.Resource, "limits."))
-	if strings.HasPrefix(ref.Resource, "requests.") {
-		q, ok := c.Resources.Requests[corev1.ResourceName(strings.TrimPrefix(ref.Resource, "requests."))]
-		if !ok {
-			return "0", nil
+	kind, name, _ := strings.Cut(ref.Resource, ".")
+	var q resource.Quantity
+	var ok bool
+	switch kind {
+	case "limits":
+		q, ok = c.Resources.Limits[corev1.ResourceName(name)]
+		if !ok && name == string(corev1.ResourceCPU) {
+			q, ok = *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI), true
 		}
-		return strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(divisor.MilliValue()))), 10), nil
+	case "requests":
+		q, ok = c.Resources.Requests[corev1.ResourceName(name)]
 	}
-	q, ok := c.Resources.Limits[name]
 	if !ok {
-		switch name {
-		case corev1.ResourceCPU:
-			q = *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI)
-		default:
-			return "", fmt.Errorf("resourceFieldRef %s without a limit is not resolved by this control plane", ref.Resource)
-		}
+		return "", fmt.Errorf("resourceFieldRef %s is not resolved by this control plane", ref.Resource)
 	}
 	return strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(divisor.MilliValue()))), 10), nil
 }
@@ -238,6 +243,9 @@ func (cp *ControlPlane) startIstiod(ctx context.Context, pilotBin string, d *ist
 		return err
 	}
 	cp.progress("starting %s (revision %s) from its rendered Deployment, XDS %s", name, d.revision, d.listen[15012])
+	if err := os.WriteFile(filepath.Join(cp.RunDir, name+".log"), []byte(d.outOfClusterSummary()), 0o644); err != nil {
+		return err
+	}
 	p, err := cp.startProcess(name, workDir, env, pilotBin, d.args(c)...)
 	if err != nil {
 		return err
