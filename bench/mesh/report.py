@@ -314,8 +314,13 @@ def main(raw, results, plot_path):
         (n1, t1), (n2, t2), (n3, t3) = points[-3:]
         early, late = (t2 - t1) / (n2 - n1), (t3 - t2) / (n3 - n2)
         linear = late <= 1.5 * early
+        floor = ""
+        if "floor" in slopes and len(slopes["floor"][3]) >= 3:
+            (_, f1), (_, f2), (_, f3) = slopes["floor"][3][-3:]
+            floor = (f"; the floor's (Terraform alone): {(f2 - f1) / (n2 - n1) * 1000:.1f} → "
+                     f"{(f3 - f2) / (n3 - n2) * 1000:.1f} ms/VM")
         w(f"| apply time linear in N | slope {slope * 1000:.1f} ms per VM, R² {r2:.4f}; marginal cost {early * 1000:.1f} ms/VM "
-          f"({n1}→{n2}), {late * 1000:.1f} ms/VM ({n2}→{n3}) | {verdict(linear)} (marginal cost growing ≤ 1.5×) |")
+          f"({n1}→{n2}), {late * 1000:.1f} ms/VM ({n2}→{n3}){floor} | {verdict(linear)} (criterion: the marginal cost grows ≤ 1.5×) |")
     w("")
     w("MB is 10^6 bytes. A target is met only by this run's medians; see `bench/README.md` for the method.")
     with open(results, "w") as f:
