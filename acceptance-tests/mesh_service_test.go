@@ -188,16 +188,18 @@ func TestAccMeshService_validation(t *testing.T) {
 	for _, c := range cases {
 		steps = append(steps, resource.TestStep{Config: service(c.body), PlanOnly: true, ExpectError: regexp.MustCompile(c.want)})
 	}
-	accTest(t, resource.TestCase{
-		Steps: steps,
-		CheckDestroy: func(*terraform.State) error {
-			_, err := kubeClient(t).CoreV1().Services("default").Get(context.Background(), "product", metav1.GetOptions{})
-			if err == nil {
-				return fmt.Errorf("a failed validation created Service default/product")
-			}
-			return nil
-		},
-	})
+	accTest(t, resource.TestCase{Steps: steps})
+	// Checked here, not in CheckDestroy: terraform-plugin-testing runs
+	// CheckDestroy only when the state is non-empty, never after plan-only steps.
+	if err := func() error {
+		_, err := kubeClient(t).CoreV1().Services("default").Get(context.Background(), "product", metav1.GetOptions{})
+		if err == nil {
+			return fmt.Errorf("a failed validation created Service default/product")
+		}
+		return nil
+	}(); err != nil {
+		t.Error(err)
+	}
 }
 
 func checkServiceSpec(t *testing.T, ns string, check func(spec map[string]any) error) resource.TestCheckFunc {

@@ -249,19 +249,21 @@ func TestAccVmRegistration_validation(t *testing.T) {
 			ExpectError: regexp.MustCompile(c.want),
 		})
 	}
-	accTest(t, resource.TestCase{
-		Steps: steps,
-		CheckDestroy: func(*terraform.State) error {
-			secrets, err := kubeClient(t).CoreV1().Secrets(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=terraform-provider-istio"})
-			if err != nil {
-				return err
-			}
-			if len(secrets.Items) != 0 {
-				return fmt.Errorf("validation failures created %d token Secret(s)", len(secrets.Items))
-			}
-			return nil
-		},
-	})
+	accTest(t, resource.TestCase{Steps: steps})
+	// Checked here, not in CheckDestroy: terraform-plugin-testing runs
+	// CheckDestroy only when the state is non-empty, never after plan-only steps.
+	if err := func() error {
+		secrets, err := kubeClient(t).CoreV1().Secrets(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=terraform-provider-istio"})
+		if err != nil {
+			return err
+		}
+		if len(secrets.Items) != 0 {
+			return fmt.Errorf("validation failures created %d token Secret(s)", len(secrets.Items))
+		}
+		return nil
+	}(); err != nil {
+		t.Error(err)
+	}
 }
 
 // ---- helpers -------------------------------------------------------------------------------

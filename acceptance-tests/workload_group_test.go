@@ -261,19 +261,21 @@ func TestAccWorkloadGroup_validation(t *testing.T) {
 			ExpectError: regexp.MustCompile(c.want),
 		})
 	}
-	accTest(t, resource.TestCase{
-		Steps: steps,
-		CheckDestroy: func(*terraform.State) error {
-			list, err := resourceClient(gvrWorkloadGroup, ns).List(context.Background(), metav1.ListOptions{})
-			if err != nil {
-				return err
-			}
-			if len(list.Items) != 0 {
-				return fmt.Errorf("validation failures left %d WorkloadGroup(s) in %s", len(list.Items), ns)
-			}
-			return nil
-		},
-	})
+	accTest(t, resource.TestCase{Steps: steps})
+	// Checked here, not in CheckDestroy: terraform-plugin-testing runs
+	// CheckDestroy only when the state is non-empty, never after plan-only steps.
+	if err := func() error {
+		list, err := resourceClient(gvrWorkloadGroup, ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		if len(list.Items) != 0 {
+			return fmt.Errorf("validation failures left %d WorkloadGroup(s) in %s", len(list.Items), ns)
+		}
+		return nil
+	}(); err != nil {
+		t.Error(err)
+	}
 }
 
 // manyPorts is an HCL map body of n ports p0 = 1000, p1 = 1001, ...

@@ -63,7 +63,10 @@ impl std::fmt::Debug for ConnectionSettings {
             )
             .field("insecure", &self.insecure)
             .field("tls_server_name", &self.tls_server_name)
-            .field("proxy_url", &self.proxy_url)
+            .field(
+                "proxy_url",
+                &self.proxy_url.as_deref().map(without_credentials),
+            )
             .field("exec", &self.exec.as_ref().map(|e| &e.command))
             .finish()
     }
@@ -142,11 +145,32 @@ impl ConnectionSettings {
             if !scheme_ok {
                 return Err(KubeError::InvalidSetting {
                     attribute: "proxy_url",
-                    message: format!("{proxy:?} must start with http://, https:// or socks5://"),
+                    message: format!(
+                        "{:?} must start with http://, https:// or socks5://",
+                        without_credentials(proxy)
+                    ),
                 });
             }
         }
         Ok(())
+    }
+}
+
+/// A URL with its `user:password@` part replaced, so a proxy's credentials never reach a log
+/// line or a diagnostic.
+pub fn without_credentials(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let prefix = if scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{scheme}://")
+            };
+            format!("{prefix}<redacted>@{}", &rest[at + 1..])
+        }
+        None => url.to_string(),
     }
 }
 
@@ -435,6 +459,22 @@ mod tests {
             Err(KubeError::InvalidSetting { attribute, .. }) => assert_eq!(attribute, "client_key"),
             other => panic!("expected InvalidSetting, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn proxy_credentials_never_reach_logs_or_diagnostics() {
+        let settings = ConnectionSettings {
+            proxy_url: Some("ftp://tfuser:s3cret@proxy.example:3128".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{settings:?}").contains("s3cret"));
+        assert!(format!("{settings:?}").contains("<redacted>@proxy.example:3128"));
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(!error.contains("s3cret"), "{error}");
+        assert_eq!(
+            without_credentials("http://proxy.example:3128/path@x"),
+            "http://proxy.example:3128/path@x"
+        );
     }
 
     #[test]
