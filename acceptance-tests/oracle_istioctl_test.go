@@ -1,6 +1,6 @@
 package acceptance
 
-// istioctl as the oracle of the VM bundle (issue 9 §5): for a registration the provider applied,
+// istioctl as the oracle of the VM bundle (issue 9 item 5): for a registration the provider applied,
 // `istioctl x workload entry configure` runs with the same group and the flags a user would
 // pass for the same attributes, against the same cluster, and the two bundles are compared key
 // by key: cluster.env as KEY=value pairs, mesh.yaml parsed, hosts and root-cert.pem byte for

@@ -45,13 +45,13 @@ func init() {
 			oracleKnownDefects[id] = item
 		}
 	}
-	defect("issue 10 §5: Istio rejects more than 256 labels on an entry (the group's and the registration's together)",
+	defect("issue 10 item 5: Istio rejects more than 256 labels on an entry (the group's and the registration's together)",
 		"registration/manual/labels/count-256", "registration/manual/labels/count-257", "registration/auto/labels/count-256", "registration/auto/labels/count-257")
-	defect("issue 10 §5 (remaining cases the oracle settles): an address longer than the CRD allows (256 bytes)", "group/template.address/257")
-	defect("issue 10 §5 (remaining cases the oracle settles): a unix:// address must be absolute, not a directory, and have no ports",
+	defect("issue 10 item 5 (remaining cases the oracle settles): an address longer than the CRD allows (256 bytes)", "group/template.address/257")
+	defect("issue 10 item 5 (remaining cases the oracle settles): a unix:// address must be absolute, not a directory, and have no ports",
 		"group/template.address/unix-absolute", "group/template.address/unix-abstract", "group/template.address/unix-relative",
 		"group/template.address/unix-dir", "group/template.address-no-ports/unix-relative")
-	defect("issue 10 §5 (remaining cases the oracle settles): the plan does not check the template labels an entry inherits from a group created outside Terraform",
+	defect("issue 10 item 5 (remaining cases the oracle settles): the plan does not check the template labels an entry inherits from a group created outside Terraform",
 		"registration/manual/group/reg-bad-template-label", "registration/auto/group/reg-bad-template-label")
 }
 
@@ -72,7 +72,7 @@ var liveKnownDefects = map[string]string{
 // (pilot/cmd/pilot-agent/options/security.go applies ISTIOD_SAN only when CA_ADDR is empty,
 // and istio-start.sh never leaves it empty): istiod must carry the name (ISTIOD_CUSTOM_HOST,
 // as the istiod_address docs say), and no install profile here sets it.
-const issue10CAAddr = "issue 10 §2: no certificate through a DNS name: x509 \"certificate is valid for istiod.istio-system.svc, not <the name>\"; " +
+const issue10CAAddr = "issue 10 item 2: no certificate through a DNS name: x509 \"certificate is valid for istiod.istio-system.svc, not <the name>\"; " +
 	"istiod's certificate must carry the name (ISTIOD_CUSTOM_HOST), which no install profile sets yet"
 
 // checkKnownDefectNames fails for an entry of list that names no variant, so a renamed or

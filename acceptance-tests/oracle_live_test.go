@@ -1,6 +1,6 @@
 package acceptance
 
-// A live VM from every bundle variant (issue 9 §7): the simulated VM (vmsim: the real
+// A live VM from every bundle variant (issue 9 item 7): the simulated VM (vmsim: the real
 // pilot-agent started by the real istio-start.sh) boots from the files each registration wrote
 // and must get its workload certificate, register (its WorkloadEntry exists: created by istiod
 // in auto mode, by the provider in manual mode) and turn Healthy=True from its HTTP probe.

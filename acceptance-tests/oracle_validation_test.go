@@ -1,6 +1,6 @@
 package acceptance
 
-// istiod's validation as the oracle of the provider's plan-time verdict (issue 9 §6). Every case
+// istiod's validation as the oracle of the provider's plan-time verdict (issue 9 item 6). Every case
 // of oracle_cases_test.go is judged twice on the same cluster:
 //   - ours: `terraform validate -json` over all cases at once, then `terraform plan -json` over
 //     the cases validate accepted (each case is its own file, so every diagnostic names its case);

@@ -95,7 +95,7 @@ fn default_config(bundle: &Bundle) -> Value {
     assert_eq!(
         keys,
         ["defaultConfig"],
-        "mesh.yaml holds only defaultConfig (§1.3 step 6)"
+        "mesh.yaml holds only defaultConfig (`istioctl/pkg/workload/workload.go` (`createMeshConfig`) step 6)"
     );
     mesh["defaultConfig"].clone()
 }
@@ -104,7 +104,7 @@ fn proxy_metadata(bundle: &Bundle) -> BTreeMap<String, String> {
     serde_json::from_value(default_config(bundle)["proxyMetadata"].clone()).unwrap()
 }
 
-/// §1.3 step 5 and §1.4, every key, for an auto-registering, unrevisioned VM.
+/// `istioctl/pkg/workload/workload.go` (`createMeshConfig`) step 5 and `istioctl/pkg/workload/workload.go` (`createClusterEnv`), every key, for an auto-registering, unrevisioned VM.
 #[test]
 fn auto_mode_sets_every_istioctl_key() {
     let bundle = render_bundle(&base()).unwrap();
@@ -184,7 +184,7 @@ fn template_labels_override_group_metadata_labels_in_the_bundle_as_istioctl_does
     assert!(md["ISTIO_METAJSON_LABELS"].contains(r#""app":"from-template""#));
 }
 
-/// §3.4: a manual entry is attached to by name; there is no auto-register key.
+/// `pilot/pkg/autoregistration/controller.go` (`isHealthCheckedWorkloadEntry`): a manual entry is attached to by name; there is no auto-register key.
 #[test]
 fn manual_mode_names_the_entry_and_does_not_auto_register() {
     let inputs = BundleInputs {
@@ -200,7 +200,7 @@ fn manual_mode_names_the_entry_and_does_not_auto_register() {
     assert_eq!(env(&bundle)["ISTIO_META_WORKLOAD_ENTRY"], "product-vm-1");
 }
 
-/// §1.3 step 2, §1.4 `CA_ADDR`, §1.7 hosts name.
+/// `istioctl/pkg/workload/workload.go` (`createMeshConfig`) step 2, `istioctl/pkg/workload/workload.go` (`createClusterEnv`) `CA_ADDR`, `istioctl/pkg/workload/workload.go` (`createHosts`) hosts name.
 #[test]
 fn revisioned_control_plane_uses_istiod_rev_names() {
     let inputs = BundleInputs {
@@ -218,7 +218,7 @@ fn revisioned_control_plane_uses_istiod_rev_names() {
     );
     assert_eq!(bundle.hosts, "192.0.2.10 istiod-canary.istio-system.svc\n");
 
-    // "default" is not a revision (§1.2 isRevisioned).
+    // "default" is not a revision (`istioctl/pkg/workload/workload.go` (entry configure flags) isRevisioned).
     let bundle = render_bundle(&BundleInputs {
         revision: "default".into(),
         ..base()
@@ -246,7 +246,7 @@ fn revisioned_mesh_config_with_its_own_discovery_address_keeps_it() {
     );
 }
 
-/// §1.7 alternative and §7: a gateway with a DNS name.
+/// `istioctl/pkg/workload/workload.go` (`createHosts`) alternative and `samples/multicluster/` and the `--network`/`--externalIP` handling in `istioctl/pkg/workload/workload.go`: a gateway with a DNS name.
 #[test]
 fn dns_gateway_uses_discovery_address_and_istiod_san_instead_of_hosts() {
     let inputs = BundleInputs {
@@ -394,7 +394,7 @@ fn discovery_address_brackets_ipv6() {
     );
 }
 
-/// §1.4 `--internalIP` / `--externalIP`.
+/// `istioctl/pkg/workload/workload.go` (`createClusterEnv`) `--internalIP` / `--externalIP`.
 #[test]
 fn internal_and_external_ip() {
     let internal = render_bundle(&BundleInputs {
@@ -421,7 +421,7 @@ fn internal_and_external_ip() {
     assert!(!proxy_metadata(&external).contains_key("ISTIO_SVC_IP"));
 }
 
-/// §1.2 `--capture-dns`, §8.
+/// `istioctl/pkg/workload/workload.go` (entry configure flags) `--capture-dns`, `pkg/dns/client` (DNS proxy).
 #[test]
 fn capture_dns_false_omits_the_key_but_keeps_a_mesh_config_value() {
     let bundle = render_bundle(&BundleInputs {
@@ -475,7 +475,7 @@ fn empty_service_account_falls_back_to_default() {
     assert_eq!(proxy_metadata(&bundle)["SERVICE_ACCOUNT"], "default");
 }
 
-/// §1.3 step 3: object annotation first, then spec.metadata; proxyMetadata merges, other
+/// `istioctl/pkg/workload/workload.go` (`createMeshConfig`) step 3: object annotation first, then spec.metadata; proxyMetadata merges, other
 /// top-level fields replace.
 #[test]
 fn proxy_config_annotations_apply_in_istioctl_order() {
@@ -511,7 +511,7 @@ fn snake_case_mesh_config_fields_are_read_like_proto_json() {
     assert!(default_config(&bundle).get("mesh_id").is_none());
 }
 
-/// §1.3 step 4: the group's probe replaces whatever the mesh config had, even with nothing.
+/// `istioctl/pkg/workload/workload.go` (`createMeshConfig`) step 4: the group's probe replaces whatever the mesh config had, even with nothing.
 #[test]
 fn readiness_probe_comes_only_from_the_group() {
     let mesh = "defaultConfig:\n  readinessProbe:\n    tcpSocket:\n      port: 1\n".to_string();
@@ -718,7 +718,7 @@ fn inputs_that_cannot_work_are_rejected() {
     ));
 }
 
-/// §2.2: the bundle's network is the one istiod appends to the auto-registered entry's name.
+/// `pilot/pkg/autoregistration/controller.go` (`autoregisteredWorkloadEntryName`): the bundle's network is the one istiod appends to the auto-registered entry's name.
 #[test]
 fn auto_registered_entry_name_matches_the_bundles_network() {
     let inputs = BundleInputs {

@@ -17,7 +17,7 @@ import (
 )
 
 // ListenerType is the LDS type URL: the first request after which the agent
-// forwards health (istio-vm.md §3.2).
+// forwards health (`pkg/istio-agent/xds_proxy.go`).
 const ListenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
 
 // XDSStatus is the downstream ADS client's view of its stream through the

@@ -14,7 +14,7 @@
 // With Envoy disabled the agent only opens its upstream XDS stream to istiod
 // when a downstream ADS client connects to its UDS (./etc/istio/proxy/XDS),
 // and only forwards probe results after that client's first LDS request
-// (docs/reference istio-vm.md §3.2, §4). VM plays that client: it sends the
+// (`pkg/istio-agent/xds_proxy.go`, `pilot/cmd/pilot-agent/options` (`DISABLE_ENVOY`)). VM plays that client: it sends the
 // Node the agent wrote into its gRPC bootstrap (with the proxyless "grpc"
 // generator removed, so istiod sees the node as the Envoy sidecar a real VM
 // runs), requests LDS, keeps the stream open and ACKs every response. That is

@@ -170,7 +170,7 @@ func newFixture(ctx context.Context, t *testing.T, rev, tokenSA string) *fixture
 	}
 
 	// The five bundle files, made as istioctl x workload entry configure
-	// --autoregister makes them (istio-vm.md §1.3–1.7).
+	// --autoregister makes them (`istioctl/pkg/workload/workload.go` (`createMeshConfig`, `createClusterEnv`, `createCertsTokens`, `createHosts`)).
 	f.bundle, f.workDir = testDirs(t)
 	writeBundle(ctx, t, f.kc, env, f.bundle, bundleSpec{
 		rev: rev, ns: f.ns, sa: f.sa, tokenSA: tokenSA, group: f.group, network: f.network, labels: labels, probe: probe,
@@ -178,7 +178,7 @@ func newFixture(ctx context.Context, t *testing.T, rev, tokenSA string) *fixture
 	return f
 }
 
-// entryName is the auto-registered WorkloadEntry's name: <group>-<ip>[-<network>] (§2.2).
+// entryName is the auto-registered WorkloadEntry's name: <group>-<ip>[-<network>] (`pilot/pkg/autoregistration/controller.go` (`autoregisteredWorkloadEntryName`)).
 func (f *fixture) entryName() string {
 	n := f.group + "-" + f.vmIP
 	if f.network != "" {
@@ -205,7 +205,7 @@ func (f *fixture) startVM(ctx context.Context, t *testing.T) *vmsim.VM {
 
 // TestSimulatedVMAutoRegistersAndReportsHealth proves the simulator against a
 // running control plane with a bundle made by hand from the reference
-// (istio-vm.md §1): the agent gets a workload certificate with the group's
+// (`istioctl/pkg/workload/workload.go`): the agent gets a workload certificate with the group's
 // SPIFFE identity, auto-registers a WorkloadEntry, and its readinessProbe
 // against a local HTTP server drives the entry's Healthy condition True, then
 // False when the server stops.
@@ -263,7 +263,7 @@ func testAutoRegistersAndReportsHealth(t *testing.T, rev string) {
 	t.Logf("WorkloadEntry %s Healthy=False after the app stopped (message %q)", weName, msg)
 
 	// 5. Stop ends the VM's stream: istiod marks the entry disconnected and
-	// deletes it after PILOT_WORKLOAD_ENTRY_GRACE_PERIOD (10s, §2.4).
+	// deletes it after PILOT_WORKLOAD_ENTRY_GRACE_PERIOD (10s, `pilot/pkg/autoregistration/controller.go` (disconnect and cleanup)).
 	vm.Stop()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -282,7 +282,7 @@ func testAutoRegistersAndReportsHealth(t *testing.T, rev string) {
 // TestSimulatedVMRejectsWrongIdentity shows the simulator fails a broken
 // bundle: the token belongs to another ServiceAccount than the group's, so
 // the certificate carries that identity and istiod rejects the XDS stream
-// (identity check, istio-vm.md §2.5): no response, no WorkloadEntry.
+// (identity check, `pilot/pkg/autoregistration/controller.go` (identity check)): no response, no WorkloadEntry.
 func TestSimulatedVMRejectsWrongIdentity(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -355,7 +355,7 @@ func shellQuote(s string) string {
 func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env map[string]string, dir string, b bundleSpec) {
 	t.Helper()
 	// mesh.yaml: defaultConfig of ConfigMap istio-system/istio key mesh,
-	// readinessProbe = group probe, proxyMetadata (§1.3).
+	// readinessProbe = group probe, proxyMetadata (`istioctl/pkg/workload/workload.go` (`createMeshConfig`)).
 	// Revisioned: ConfigMap istio-<rev>, discoveryAddress and CA_ADDR
 	// istiod-<rev>.istio-system.svc:15012, hosts for that name.
 	istiod, meshCM := "istiod", "istio"
@@ -415,7 +415,7 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 		t.Fatal(err)
 	}
 
-	// cluster.env: every proxyMetadata entry plus the overrides (§1.4).
+	// cluster.env: every proxyMetadata entry plus the overrides (`istioctl/pkg/workload/workload.go` (`createClusterEnv`)).
 	ce := map[string]string{}
 	for k, v := range pm {
 		ce[k] = fmt.Sprint(v)
@@ -439,7 +439,7 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 		fmt.Fprintf(&clusterEnv, "%s=%s\n", k, shellQuote(ce[k]))
 	}
 
-	// root-cert.pem from the group namespace's istio-ca-root-cert (§1.5),
+	// root-cert.pem from the group namespace's istio-ca-root-cert (`istioctl/pkg/workload/workload.go` (`createCertsTokens`, root-cert.pem)),
 	// created by istiod shortly after the namespace.
 	var rootCert string
 	deadline := time.Now().Add(60 * time.Second)
@@ -456,7 +456,7 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 	}
 
 	// istio-token: TokenRequest for the group's ServiceAccount, audience
-	// istio-ca (§1.6).
+	// istio-ca (`istioctl/pkg/workload/workload.go` (`createCertsTokens`, istio-token)).
 	exp := int64(3600)
 	tr, err := kc.CoreV1().ServiceAccounts(b.ns).CreateToken(ctx, b.tokenSA, &authv1.TokenRequest{
 		Spec: authv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: &exp},
@@ -465,7 +465,7 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 		t.Fatal(err)
 	}
 
-	// hosts: the east-west gateway's load balancer IP for istiod (§1.7).
+	// hosts: the east-west gateway's load balancer IP for istiod (`istioctl/pkg/workload/workload.go` (`createHosts`)).
 	svc, err := kc.CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

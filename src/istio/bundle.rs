@@ -1,17 +1,17 @@
 //! The VM bootstrap bundle: the five files `istioctl x workload entry configure` writes
-//! (`mesh.yaml`, `cluster.env`, `root-cert.pem`, `istio-token`, `hosts`, reference §1), rendered
+//! (`mesh.yaml`, `cluster.env`, `root-cert.pem`, `istio-token`, `hosts`, `istioctl/pkg/workload/workload.go`), rendered
 //! from data the caller has already read from the cluster.
 //!
 //! Where istioctl's output is deterministic we reproduce it byte for byte. Where it is not
 //! (`ISTIO_INBOUND_PORTS` follows Go map order) we sort. What we add beyond istioctl, and why:
 //! - `ISTIO_META_WORKLOAD_ENTRY=<name>` in manual mode, so istiod attaches the VM's health to the
-//!   entry we created (§3.4, Istio ≥ 1.19);
+//!   entry we created (`pilot/pkg/autoregistration/controller.go` (`isHealthCheckedWorkloadEntry`), Istio ≥ 1.19);
 //! - `discoveryAddress` + `ISTIOD_SAN` + `CA_ADDR` instead of a hosts line when istiod is reached
-//!   through a DNS name (§1.7 "Alternative to /etc/hosts"); istioctl cannot do this (its `TODO`);
+//!   through a DNS name (`istioctl/pkg/workload/workload.go` (`createHosts`) "Alternative to /etc/hosts"); istioctl cannot do this (its `TODO`);
 //! - `CA_ADDR` and `ISTIO_SYSTEM_NAMESPACE` wherever `istio-start.sh`'s default CA address would
 //!   be wrong (see [`start_script_overrides`]);
 //! - registration labels and `istio-locality` in `ISTIO_METAJSON_LABELS`, so the provider can find
-//!   the auto-registered entry and istiod sets its locality (§2.3).
+//!   the auto-registered entry and istiod sets its locality (`pilot/pkg/autoregistration/controller.go` (`workloadEntryFromGroup`)).
 //!
 //! Two documented differences from istioctl: the mesh config's `defaultConfig` is carried over
 //! as written (istioctl round-trips it through the ProxyConfig proto, which drops zero values and
@@ -27,7 +27,7 @@ use super::crd::{ReadinessProbe, WorkloadGroupSpec};
 use super::install::{is_revisioned, istiod_addr, istiod_host, mesh_configmap_name};
 use super::{IstioError, MESH_CONFIG_KEY, PROXY_CONFIG_ANNOTATION, goyaml, shell};
 
-/// Label the agent reads its own locality from (§2.3); istiod drops it from an auto-registered
+/// Label the agent reads its own locality from (`pilot/pkg/autoregistration/controller.go` (`workloadEntryFromGroup`)); istiod drops it from an auto-registered
 /// entry's labels and sets `spec.locality` instead, so `/` in the value is harmless.
 const LOCALITY_LABEL: &str = "istio-locality";
 pub(crate) const CANONICAL_NAME_LABEL: &str = "service.istio.io/canonical-name";
@@ -39,33 +39,33 @@ pub struct BundleInputs {
     pub group_name: String,
     pub group_namespace: String,
     /// `metadata.annotations` of the WorkloadGroup object; its `proxy.istio.io/config` is applied
-    /// before the one in `spec.metadata.annotations` (§1.3 step 3).
+    /// before the one in `spec.metadata.annotations` (`istioctl/pkg/workload/workload.go` (`createMeshConfig`) step 3).
     pub group_annotations: BTreeMap<String, String>,
     pub group_spec: WorkloadGroupSpec,
     /// Namespace of the control plane (`-i`, default `istio-system`).
     pub istio_namespace: String,
-    /// Control-plane revision; `""` and `"default"` both mean "not revisioned" (§1.2).
+    /// Control-plane revision; `""` and `"default"` both mean "not revisioned" (`istioctl/pkg/workload/workload.go` (entry configure flags)).
     pub revision: String,
     /// `ISTIO_META_CLUSTER_ID`; see [`injector_values`](super::injector_values) for istioctl's default.
     pub cluster_id: String,
     /// Value of key `mesh` of ConfigMap [`mesh_configmap_name`] in `istio_namespace`.
     pub mesh_config_yaml: String,
-    /// `root-cert.pem` of ConfigMap `istio-ca-root-cert` in the group's namespace (§1.5).
+    /// `root-cert.pem` of ConfigMap `istio-ca-root-cert` in the group's namespace (`istioctl/pkg/workload/workload.go` (`createCertsTokens`, root-cert.pem)).
     pub root_cert: String,
-    /// TokenRequest token for [`service_account`] with audience `istio-ca` (§1.6).
+    /// TokenRequest token for [`service_account`] with audience `istio-ca` (`istioctl/pkg/workload/workload.go` (`createCertsTokens`, istio-token)).
     pub token: String,
     pub istiod: IstiodReach,
     /// `--internalIP` / `--externalIP`; the type makes them mutually exclusive as istioctl does.
     pub workload_ip: Option<WorkloadIp>,
-    /// `--capture-dns` (istioctl's default is true, §8).
+    /// `--capture-dns` (istioctl's default is true, `pkg/dns/client` (DNS proxy)).
     pub capture_dns: bool,
     pub mode: RegistrationMode,
-    /// Overrides `template.network` as the VM's `ISTIO_META_NETWORK` (§7).
+    /// Overrides `template.network` as the VM's `ISTIO_META_NETWORK` (`samples/multicluster/` and the `--network`/`--externalIP` handling in `istioctl/pkg/workload/workload.go`).
     pub network: Option<String>,
     /// `region/zone/subzone` of the VM, sent as label `istio-locality` (see module docs).
     pub locality: Option<String>,
     /// Extra proxy labels (`ISTIO_METAJSON_LABELS`); istiod copies them onto an auto-registered
-    /// entry with the highest precedence (§2.3), which is how the provider finds that entry.
+    /// entry with the highest precedence (`pilot/pkg/autoregistration/controller.go` (`workloadEntryFromGroup`)), which is how the provider finds that entry.
     pub extra_labels: BTreeMap<String, String>,
 }
 
@@ -73,28 +73,28 @@ pub struct BundleInputs {
 #[derive(Clone, Debug, PartialEq)]
 pub enum IstiodReach {
     /// istioctl's way: `hosts` maps `istiod[-<rev>].<ns>.svc` to this IP (usually the east-west
-    /// gateway's load-balancer IP, §1.7, §7).
+    /// gateway's load-balancer IP, `istioctl/pkg/workload/workload.go` (`createHosts`), `samples/multicluster/` and the `--network`/`--externalIP` handling in `istioctl/pkg/workload/workload.go`).
     HostsEntry(IpAddr),
     /// A DNS name or IP that forwards to istiod (e.g. a gateway with a hostname): becomes
     /// `discoveryAddress`, with `ISTIOD_SAN` so TLS still checks istiod's own name; no hosts line.
     DiscoveryAddress { host: String, port: u16 },
 }
 
-/// istioctl's `--internalIP` / `--externalIP` (§1.2, §1.4).
+/// istioctl's `--internalIP` / `--externalIP` (`istioctl/pkg/workload/workload.go` (entry configure flags), `istioctl/pkg/workload/workload.go` (`createClusterEnv`)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WorkloadIp {
     Internal(IpAddr),
     /// Also sets `REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION=true`, so probes go to localhost
-    /// rather than a public IP the VM may not own (§9 item 5).
+    /// rather than a public IP the VM may not own (istio/istio issues on VM onboarding item 5).
     External(IpAddr),
 }
 
 /// How the VM's WorkloadEntry comes to exist.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RegistrationMode {
-    /// istiod creates `<group>-<ip>[-<network>]` when the VM connects (§2).
+    /// istiod creates `<group>-<ip>[-<network>]` when the VM connects (`pilot/pkg/autoregistration/controller.go`).
     Auto,
-    /// The provider creates the entry named here; the VM attaches to it (§3.4).
+    /// The provider creates the entry named here; the VM attaches to it (`pilot/pkg/autoregistration/controller.go` (`isHealthCheckedWorkloadEntry`)).
     Manual { entry_name: String },
 }
 
@@ -266,7 +266,7 @@ fn validate(inputs: &BundleInputs) -> Result<(), IstioError> {
 }
 
 /// `trustDomain` and `defaultConfig` of the mesh config; istioctl starts from an empty
-/// MeshConfig, so nothing is defaulted here (§1.3 step 1).
+/// MeshConfig, so nothing is defaulted here (`istioctl/pkg/workload/workload.go` (`createMeshConfig`) step 1).
 fn parse_mesh_config(inputs: &BundleInputs) -> Result<(String, Map<String, Value>), IstioError> {
     let error = |message: String| IstioError::MeshConfig {
         namespace: inputs.istio_namespace.clone(),
@@ -344,7 +344,7 @@ fn check_proxy_metadata(config: &Map<String, Value>) -> Result<(), String> {
 }
 
 /// Applies `proxy.istio.io/config` from the object's annotations, then from `spec.metadata`:
-/// top-level fields replace, `proxyMetadata` entries merge (§1.3 step 3).
+/// top-level fields replace, `proxyMetadata` entries merge (`istioctl/pkg/workload/workload.go` (`createMeshConfig`) step 3).
 fn apply_proxy_config_annotations(
     inputs: &BundleInputs,
     default_config: &mut Map<String, Value>,
@@ -382,7 +382,7 @@ fn apply_proxy_config_annotations(
 }
 
 /// `defaultConfig.readinessProbe = WorkloadGroup.spec.probe` — including removing one the mesh
-/// config had when the group has none (§1.3 step 4).
+/// config had when the group has none (`istioctl/pkg/workload/workload.go` (`createMeshConfig`) step 4).
 fn set_readiness_probe(default_config: &mut Map<String, Value>, probe: Option<&ReadinessProbe>) {
     match probe {
         Some(probe) => {
@@ -421,7 +421,7 @@ fn is_proto_default(value: &Value) -> bool {
 }
 
 /// The final `defaultConfig.proxyMetadata`: the mesh config's and annotations' entries, then
-/// the keys istioctl sets (§1.3 step 5), then ours (module docs).
+/// the keys istioctl sets (`istioctl/pkg/workload/workload.go` (`createMeshConfig`) step 5), then ours (module docs).
 fn proxy_metadata(
     inputs: &BundleInputs,
     default_config: &Map<String, Value>,
@@ -482,7 +482,7 @@ fn proxy_metadata(
 }
 
 /// Labels the VM presents: `spec.metadata.labels` overridden by `template.labels` (istioctl's
-/// order, §1.3), then our locality and registration labels.
+/// order, `istioctl/pkg/workload/workload.go` (`createMeshConfig`)), then our locality and registration labels.
 fn proxy_labels(inputs: &BundleInputs) -> BTreeMap<String, String> {
     let spec = &inputs.group_spec;
     let mut labels = spec
@@ -499,7 +499,7 @@ fn proxy_labels(inputs: &BundleInputs) -> BTreeMap<String, String> {
 }
 
 /// `labels.CanonicalService`: the first present label of each list, else the group name and
-/// `latest` (§1.3). A present label counts even when its value is empty, as in Istio.
+/// `latest` (`istioctl/pkg/workload/workload.go` (`createMeshConfig`)). A present label counts even when its value is empty, as in Istio.
 pub(crate) fn canonical_service(
     labels: &BTreeMap<String, String>,
     workload_name: &str,
@@ -545,7 +545,7 @@ fn go_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
 }
 
 /// `cluster.env`: every proxyMetadata entry plus istioctl's overrides, one `KEY=quoted` line
-/// each, lines sorted as strings (§1.4).
+/// each, lines sorted as strings (`istioctl/pkg/workload/workload.go` (`createClusterEnv`)).
 fn cluster_env(
     inputs: &BundleInputs,
     metadata: &BTreeMap<String, String>,
@@ -630,7 +630,7 @@ fn inbound_ports(ports: &BTreeMap<String, u32>) -> String {
         .join(",")
 }
 
-/// SSH, Prometheus and the agent's ports stay reachable even if capture is broken (§1.4).
+/// SSH, Prometheus and the agent's ports stay reachable even if capture is broken (`istioctl/pkg/workload/workload.go` (`createClusterEnv`)).
 fn local_exclude_ports(status_port: i64) -> String {
     let mut ports = "22,15090,15021".to_string();
     match status_port {
@@ -650,7 +650,7 @@ fn status_port(default_config: &Map<String, Value>) -> i64 {
     }
 }
 
-/// `hosts`: one line mapping istiod's service name to the gateway IP, or empty (§1.7).
+/// `hosts`: one line mapping istiod's service name to the gateway IP, or empty (`istioctl/pkg/workload/workload.go` (`createHosts`)).
 fn hosts(inputs: &BundleInputs) -> String {
     match &inputs.istiod {
         IstiodReach::HostsEntry(ip) => {
@@ -687,7 +687,7 @@ fn host_port(host: &str, port: u16) -> String {
 }
 
 /// The service account the VM runs as and its token is issued for: `template.serviceAccount`,
-/// or `default` when empty (what istioctl does for a group read from a file, §1.3).
+/// or `default` when empty (what istioctl does for a group read from a file, `istioctl/pkg/workload/workload.go` (`createMeshConfig`)).
 pub fn service_account(spec: &WorkloadGroupSpec) -> &str {
     match spec.template.service_account.as_str() {
         "" => "default",

@@ -1,11 +1,11 @@
 //! Typed `WorkloadGroup` and `WorkloadEntry` (`networking.istio.io`), field names exactly as in
-//! Istio's CRDs (`manifests/charts/base/files/crd-all.gen.yaml`, reference §6).
+//! Istio's CRDs (`manifests/charts/base/files/crd-all.gen.yaml`, `acceptance-tests/tools/istio/go.mod`).
 //!
 //! Every optional field is skipped when unset or empty, so a server-side apply built from these
 //! types claims only the fields we actually set. Numbers follow proto3: Istio treats 0 as unset,
 //! but we keep `Option` so that what the user wrote is what we send.
 //!
-//! The spec is the same in `v1`, `v1beta1` and `v1alpha3` (one proto, §6). The derived types use
+//! The spec is the same in `v1`, `v1beta1` and `v1alpha3` (one proto, `acceptance-tests/tools/istio/go.mod`). The derived types use
 //! `v1`; for a cluster that does not serve `v1`, address the same objects through
 //! [`IstioApiVersion::api_resource`] with a `DynamicObject` ([`to_dynamic`] / [`from_dynamic`]).
 
@@ -40,7 +40,7 @@ pub struct WorkloadGroupSpec {
     /// WorkloadEntry fields shared by every member (required by the CRD, so always sent).
     #[serde(default)]
     pub template: WorkloadEntrySpec,
-    /// Readiness probe the VM's agent runs; it travels to the VM only through mesh.yaml (§1.3).
+    /// Readiness probe the VM's agent runs; it travels to the VM only through mesh.yaml (`istioctl/pkg/workload/workload.go` (`createMeshConfig`)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<ReadinessProbe>,
 }
@@ -82,7 +82,7 @@ pub struct WorkloadEntrySpec {
     pub ports: BTreeMap<String, u32>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Network (L3 domain) of the endpoint; see reference §7.
+    /// Network (L3 domain) of the endpoint; see `samples/multicluster/` and the `--network`/`--externalIP` handling in `istioctl/pkg/workload/workload.go`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub network: String,
     /// `region/zone/subzone`.
@@ -204,7 +204,7 @@ pub struct IstioStatus {
 }
 
 /// One `status.conditions` item. istiod writes `type: Healthy`, `status: "True"|"False"`, a
-/// `message` only when False, no `reason`, and both times set to now (§3.3).
+/// `message` only when False, no `reason`, and both times set to now (`pilot/pkg/serviceregistry/serviceentry/conversion.go`).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IstioCondition {
@@ -234,7 +234,7 @@ impl IstioCondition {
 }
 
 /// The entry's `Healthy` condition, if istiod has written one. Absent means unknown — and, with
-/// `health-checks-enabled`, unhealthy for traffic (§3.3).
+/// `health-checks-enabled`, unhealthy for traffic (`pilot/pkg/serviceregistry/serviceentry/conversion.go`).
 pub fn healthy_condition(entry: &WorkloadEntry) -> Option<IstioCondition> {
     entry
         .status
@@ -246,7 +246,7 @@ pub fn healthy_condition(entry: &WorkloadEntry) -> Option<IstioCondition> {
 }
 
 /// A served version of `networking.istio.io` that carries WorkloadGroup/WorkloadEntry.
-/// All three versions are served from 1.24 to HEAD (§6); we use `v1` and fall back to `v1beta1`.
+/// All three versions are served from 1.24 to HEAD (`acceptance-tests/tools/istio/go.mod`); we use `v1` and fall back to `v1beta1`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum IstioApiVersion {
     #[default]
@@ -305,7 +305,7 @@ fn plural_of(kind: &str) -> String {
 }
 
 /// Re-expresses a typed object at `version` so it can go through a `DynamicObject` API.
-/// Lossless because the spec is identical in every served version (§6).
+/// Lossless because the spec is identical in every served version (`acceptance-tests/tools/istio/go.mod`).
 pub fn to_dynamic<K>(obj: &K, version: IstioApiVersion) -> Result<DynamicObject, IstioError>
 where
     K: kube::Resource<DynamicType = ()> + Serialize,

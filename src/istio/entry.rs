@@ -1,6 +1,6 @@
-//! The WorkloadEntry of one VM: its name as istiod derives it for auto-registration (§2.2) and,
-//! for manual registration, the object istiod's `workloadEntryFromGroup` would build (§2.3),
-//! adapted so that istiod treats it as a manually created, health-checked entry (§3.4).
+//! The WorkloadEntry of one VM: its name as istiod derives it for auto-registration (`pilot/pkg/autoregistration/controller.go` (`autoregisteredWorkloadEntryName`)) and,
+//! for manual registration, the object istiod's `workloadEntryFromGroup` would build (`pilot/pkg/autoregistration/controller.go` (`workloadEntryFromGroup`)),
+//! adapted so that istiod treats it as a manually created, health-checked entry (`pilot/pkg/autoregistration/controller.go` (`isHealthCheckedWorkloadEntry`)).
 
 use std::collections::BTreeMap;
 
@@ -10,11 +10,11 @@ use super::bundle::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, canonical_se
 use super::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup};
 use super::{HEALTH_CHECKS_ENABLED_ANNOTATION, IstioError};
 
-/// Kubernetes' limit on object names; istiod keeps the *end* of a longer name (§2.2).
+/// Kubernetes' limit on object names; istiod keeps the *end* of a longer name (`pilot/pkg/autoregistration/controller.go` (`autoregisteredWorkloadEntryName`)).
 const MAX_NAME_LEN: usize = 253;
 
 /// `<group>-<ip>[-<network>]` with `:` of an IPv6 address replaced by `-`, cut from the front to
-/// 253 characters — the name istiod gives an auto-registered entry (§2.2). `ip` is the VM's first
+/// 253 characters — the name istiod gives an auto-registered entry (`pilot/pkg/autoregistration/controller.go` (`autoregisteredWorkloadEntryName`)). `ip` is the VM's first
 /// address as the agent reports it (`ISTIO_SVC_IP` / `INSTANCE_IP`).
 pub fn workload_entry_name(group: &str, ip: &str, network: Option<&str>) -> String {
     let mut parts = vec![group.to_string(), ip.replace(':', "-")];
@@ -56,15 +56,15 @@ pub struct ManualRegistration {
 }
 
 /// Builds the entry for a manually registered VM from its group, as istiod builds an
-/// auto-registered one (§2.3): spec copied from `template` with the VM's address (and network,
+/// auto-registered one (`pilot/pkg/autoregistration/controller.go` (`workloadEntryFromGroup`)): spec copied from `template` with the VM's address (and network,
 /// locality, weight when given); labels `template.labels` ← `spec.metadata.labels` ← the
 /// registration's; annotations from `spec.metadata.annotations`; a controller owner reference to
 /// the group, so deleting the group garbage-collects the entry.
 ///
 /// Unlike istiod we do not set `istio.io/autoRegistrationGroup`: with it istiod would treat the
-/// entry as auto-registered and delete it when the VM disconnects (§2.4). We add
+/// entry as auto-registered and delete it when the VM disconnects (`pilot/pkg/autoregistration/controller.go` (disconnect and cleanup)). We add
 /// `proxy.istio.io/health-checks-enabled: "true"` when the group has a probe, without which istiod
-/// ignores the VM's health reports for a manual entry (§3.4).
+/// ignores the VM's health reports for a manual entry (`pilot/pkg/autoregistration/controller.go` (`isHealthCheckedWorkloadEntry`)).
 pub fn manual_workload_entry(
     group: &WorkloadGroup,
     reg: &ManualRegistration,
@@ -89,7 +89,7 @@ pub fn manual_workload_entry(
     if reg.weight.is_some() {
         spec.weight = reg.weight;
     }
-    // istiod writes the merged labels to both `spec.labels` and `metadata.labels` (§2.3);
+    // istiod writes the merged labels to both `spec.labels` and `metadata.labels` (`pilot/pkg/autoregistration/controller.go` (`workloadEntryFromGroup`));
     // the service registry merges the two anyway, so the copy only keeps us identical.
     let mut labels = spec.labels.clone();
     labels.extend(spec_metadata.labels.clone());

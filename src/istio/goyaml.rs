@@ -1,7 +1,7 @@
 //! A YAML writer for JSON values that produces what istioctl writes for mesh.yaml.
 //!
 //! istioctl turns the ProxyConfig into a JSON map and hands it to `sigs.k8s.io/yaml`, which
-//! re-parses the JSON and emits it with go-yaml v2 (§1.3 step 6). To give byte-identical files we
+//! re-parses the JSON and emits it with go-yaml v2 (`istioctl/pkg/workload/workload.go` (`createMeshConfig`) step 6). To give byte-identical files we
 //! follow go-yaml v2's visible rules:
 //! - block style, two-space indent for maps, sequences not indented under their key, `{}`/`[]`
 //!   for empty collections;

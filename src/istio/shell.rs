@@ -1,4 +1,4 @@
-//! Shell quoting for `cluster.env`, as istioctl's `pkg/util/shellescape.Quote` does it (§1.4).
+//! Shell quoting for `cluster.env`, as istioctl's `pkg/util/shellescape.Quote` does it (`istioctl/pkg/workload/workload.go` (`createClusterEnv`)).
 //!
 //! Istio's pattern is the Go raw string `[^\\w@%+=:,./-]`; inside a raw string `\\` is a literal
 //! backslash, so the class is "backslash, the letter w, and `@%+=:,./-`" rather than "word
@@ -30,7 +30,7 @@ mod tests {
 
     #[test]
     fn quotes_like_istioctl() {
-        // Values taken from istioctl's golden cluster.env (reference §1.4).
+        // Values taken from istioctl's golden cluster.env (`istioctl/pkg/workload/workload.go` (`createClusterEnv`)).
         assert_eq!(quote("latest"), "'latest'");
         assert_eq!(quote("*"), "'*'");
         assert_eq!(quote(""), "''");
