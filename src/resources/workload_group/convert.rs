@@ -224,30 +224,8 @@ pub(super) fn object_from_model(model: &WorkloadGroupModel, namespace: &str) -> 
 
 #[cfg(test)]
 mod tests {
+    use super::super::seed_group;
     use super::*;
-
-    fn seed_group() -> WorkloadGroupModel {
-        WorkloadGroupModel {
-            name: "product-vm".into(),
-            namespace: Some("default".into()),
-            metadata: Some(GroupMetadataModel {
-                labels: Some(BTreeMap::from([("app".into(), "product".into())])),
-                annotations: None,
-            }),
-            template: Some(TemplateModel {
-                service_account: Some("default".into()),
-                ..Default::default()
-            }),
-            probe: Some(ProbeModel {
-                http_get: Some(HttpGetModel {
-                    port: 8080,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn model_and_spec_round_trip() {

@@ -176,31 +176,9 @@ fn validate_probe(probe: &ProbeModel, diags: &mut Diagnostics) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ExecModel, GroupMetadataModel, GrpcModel, HttpGetModel, TcpSocketModel};
+    use super::super::seed_group;
+    use super::super::{ExecModel, GrpcModel, TcpSocketModel};
     use super::*;
-
-    fn seed_group() -> WorkloadGroupModel {
-        WorkloadGroupModel {
-            name: "product-vm".into(),
-            namespace: Some("default".into()),
-            metadata: Some(GroupMetadataModel {
-                labels: Some(BTreeMap::from([("app".into(), "product".into())])),
-                annotations: None,
-            }),
-            template: Some(TemplateModel {
-                service_account: Some("default".into()),
-                ..Default::default()
-            }),
-            probe: Some(ProbeModel {
-                http_get: Some(HttpGetModel {
-                    port: 8080,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
 
     fn errors_for(model: &WorkloadGroupModel) -> Vec<(String, Option<AttributePath>)> {
         let mut diags = Diagnostics::new();
