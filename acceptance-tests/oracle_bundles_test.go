@@ -89,12 +89,7 @@ func TestAccOracle_istioctlBundles(t *testing.T) {
 
 	all := bundleVariants()
 	checkKnownDefectNames(t, bundleKnownDefects, variantNames(all, func(v bundleVariant) string { return v.Name }))
-	var variants []bundleVariant
-	for _, v := range all {
-		if !v.Canary || hasCanary() {
-			variants = append(variants, v)
-		}
-	}
+	variants := runnableVariants(all, func(v bundleVariant) bool { return v.Canary })
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "provider.tf"), terraformHeader()+fmt.Sprintf(`
 resource "istio_workload_group" "product" {
@@ -243,4 +238,16 @@ func flatten(out map[string]string, key string, v any) {
 	default:
 		out[key] = fmt.Sprint(v)
 	}
+}
+
+// runnableVariants keeps the variants this control plane can serve: those that need the
+// canary revision only when the profile installs it.
+func runnableVariants[V any](all []V, needsCanary func(V) bool) []V {
+	var variants []V
+	for _, v := range all {
+		if !needsCanary(v) || hasCanary() {
+			variants = append(variants, v)
+		}
+	}
+	return variants
 }

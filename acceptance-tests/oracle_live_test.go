@@ -77,12 +77,7 @@ func TestAccOracle_liveVMs(t *testing.T) {
 
 	all := liveVariants()
 	checkKnownDefectNames(t, liveKnownDefects, variantNames(all, func(v liveVariant) string { return v.Name }))
-	var variants []liveVariant
-	for _, v := range all {
-		if !v.Canary || hasCanary() {
-			variants = append(variants, v)
-		}
-	}
+	variants := runnableVariants(all, func(v liveVariant) bool { return v.Canary })
 	ips := make([]string, len(variants))
 	base := 20 + time.Now().UnixNano()%200
 	for i := range variants {
