@@ -35,14 +35,15 @@ CLIS             := terraform-1.0.3 terraform-1.13.3 tofu-1.6.3 tofu-1.12.6
 MATRIX_CLIS      := terraform-1.0.3 terraform-1.5.7 terraform-1.13.3 tofu-1.6.3 tofu-1.12.6
 CONTROLPLANE_SRC := $(wildcard acceptance-tests/go.mod acceptance-tests/go.sum acceptance-tests/controlplane/*.go acceptance-tests/cmd/controlplane/*.go)
 
-.PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test test-matrix cargo-test schema-check acceptance demo \
+.PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test test-matrix lint cargo-test acceptance demo \
         examples-check release release-check bench-mesh
 
 help:
 	@echo "make demo                 set up, start the local control plane, terraform apply examples/quickstart (KEEP=1 keeps it running)"
-	@echo "make test                 set up, cargo test (+ tfplug-test-provider), schema snapshot check, examples check, release install check, acceptance tests"
+	@echo "make test                 set up, fmt + clippy, cargo test (+ tfplug-test-provider, schema and docs snapshots), examples check, release install check, acceptance tests"
 	@echo "                          (Terraform 1.0.3 and 1.13.3, OpenTofu 1.6.3 and 1.12.6; install profiles $(ACC_PROFILES))"
 	@echo "make test-matrix          make test with every CLI (adds Terraform 1.5.7) and the VM tests on every install profile ($(MATRIX_PROFILES))"
+	@echo "make lint                 cargo fmt --check, cargo clippy -D warnings (with and without tfplug-test-provider)"
 	@echo "make setup                build/fetch every tool into $(TFPI_CACHE) (cached by version)"
 	@echo "make provider             cargo build --release and install into the filesystem mirror"
 	@echo "make release VERSION=x.y.z  release zips (linux_amd64, linux_arm64), SHA256SUMS, manifest, mirrors into RELEASE_DIR=$(RELEASE_DIR)"
@@ -93,24 +94,22 @@ controlplane-env:
 
 # ---- tests ------------------------------------------------------------------
 
-test: setup provider cargo-test schema-check examples-check release-check acceptance
+test: lint setup provider cargo-test examples-check release-check acceptance
+
+# Formatting and lints, with and without the test provider's feature.
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features tfplug-test-provider -- -D warnings
 
 # Unit and integration tests; the tfplug test provider runs against Terraform 1.0.3.
+# tests/generated_files.rs checks that schemas/ and docs/ match the models (no release build).
 cargo-test: setup
 	set -a; . $(TOOLS_ENV); set +a; \
 	cargo test; \
 	if grep -q '^tfplug-test-provider' Cargo.toml; then \
 	  cargo test --features tfplug-test-provider; \
 	else echo "make test: Cargo feature tfplug-test-provider not defined yet, skipped"; fi
-
-# The checked-in schema snapshot and reference docs must match the provider's models.
-schema-check: provider
-	$(CARGO_TARGET_DIR)/release/terraform-provider-istio --write-schema schemas/
-	$(CARGO_TARGET_DIR)/release/terraform-provider-istio --write-docs docs/
-	@if [[ -n "$$(git status --porcelain -- schemas/ docs/)" ]]; then \
-	  git status --short -- schemas/ docs/; \
-	  echo "make test: schemas/ or docs/ differ from the provider's models; run: cargo run -- --write-schema schemas/ && cargo run -- --write-docs docs/ and commit" >&2; exit 1; \
-	fi; echo "schema snapshot and docs up to date"
 
 # Every configuration under examples/ is formatted and, unless it needs another provider,
 # validates with Terraform 1.0.3 and the provider from the mirror; the snippets of the

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::PROVIDER_SOURCE;
 use crate::provider::IstioProvider;
@@ -53,22 +53,29 @@ pub fn write_schema(dir: &Path) -> std::io::Result<()> {
     std::fs::write(dir.join("provider.json"), schema_snapshot())
 }
 
-pub fn write_docs(dir: &Path) -> std::io::Result<()> {
+/// Every page of the reference docs: its path inside the docs directory and its text.
+pub fn docs_pages() -> Vec<(PathBuf, String)> {
     let schemas = provider_schemas();
-    std::fs::create_dir_all(dir.join("resources"))?;
-    std::fs::create_dir_all(dir.join("data-sources"))?;
-    std::fs::write(dir.join("index.md"), provider_page(&schemas.provider))?;
-    for (name, schema) in &schemas.resources {
-        std::fs::write(
-            dir.join("resources").join(format!("{}.md", short(name))),
-            page(name, "Resource", schema),
-        )?;
+    let mut pages = vec![(PathBuf::from("index.md"), provider_page(&schemas.provider))];
+    for (folder, kind, schemas) in [
+        ("resources", "Resource", &schemas.resources),
+        ("data-sources", "Data Source", &schemas.data_sources),
+    ] {
+        for (name, schema) in schemas {
+            let path = Path::new(folder).join(format!("{}.md", short(name)));
+            pages.push((path, page(name, kind, schema)));
+        }
     }
-    for (name, schema) in &schemas.data_sources {
-        std::fs::write(
-            dir.join("data-sources").join(format!("{}.md", short(name))),
-            page(name, "Data Source", schema),
-        )?;
+    pages
+}
+
+pub fn write_docs(dir: &Path) -> std::io::Result<()> {
+    for (path, text) in docs_pages() {
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, text)?;
     }
     Ok(())
 }
@@ -116,10 +123,13 @@ fn page(name: &str, kind: &str, schema: &Schema) -> String {
     out
 }
 
+/// Picks the attributes of one group of the reference (required, optional, read-only).
+type AttributeGroup = fn(&crate::tfplug::Attribute) -> bool;
+
 /// Required, optional and read-only attributes, then each nested block in its own section.
 fn block_reference(block: &Block, heading: &str) -> String {
     let mut out = format!("{heading}\n\n");
-    let groups: [(&str, fn(&crate::tfplug::Attribute) -> bool); 3] = [
+    let groups: [(&str, AttributeGroup); 3] = [
         ("Required", |a| a.required),
         ("Optional", |a| a.optional),
         ("Read-Only", |a| a.computed && !a.optional && !a.required),

@@ -163,19 +163,19 @@ fn validate_model(model: &ProviderModel, diags: &mut Diagnostics) {
             AttributePath::new("config_paths"),
         );
     }
-    if let Some(namespace) = &model.istio_namespace {
-        if let Err(problem) = crate::validation::dns1123_label(namespace) {
-            diags.error(
-                "Invalid istio_namespace",
-                problem,
-                AttributePath::new("istio_namespace"),
-            );
-        }
+    if let Some(namespace) = &model.istio_namespace
+        && let Err(problem) = crate::validation::dns1123_label(namespace)
+    {
+        diags.error(
+            "Invalid istio_namespace",
+            problem,
+            AttributePath::new("istio_namespace"),
+        );
     }
-    if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty()) {
-        if let Err(problem) = crate::validation::dns1123_label(revision) {
-            diags.error("Invalid revision", problem, AttributePath::new("revision"));
-        }
+    if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty())
+        && let Err(problem) = crate::validation::dns1123_label(revision)
+    {
+        diags.error("Invalid revision", problem, AttributePath::new("revision"));
     }
     if model.field_manager.as_deref() == Some("") {
         diags.error(

@@ -40,12 +40,12 @@ pub fn qualified_name(key: &str) -> Result<(), String> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        if prefix.is_empty() || dns1123_subdomain(prefix).is_err() {
-            return Err(format!(
-                "key {key:?} has an invalid prefix: it must be a DNS-1123 subdomain such as example.com"
-            ));
-        }
+    if let Some(prefix) = prefix
+        && (prefix.is_empty() || dns1123_subdomain(prefix).is_err())
+    {
+        return Err(format!(
+            "key {key:?} has an invalid prefix: it must be a DNS-1123 subdomain such as example.com"
+        ));
     }
     if name.is_empty() || name.len() > 63 || !LABEL_NAME.is_match(name) {
         return Err(format!(

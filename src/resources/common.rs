@@ -36,14 +36,14 @@ impl TimeoutsModel {
             ("update", &self.update),
             ("delete", &self.delete),
         ] {
-            if let Some(text) = value {
-                if let Err(problem) = validation::duration(text) {
-                    diags.error(
-                        "Invalid timeout",
-                        problem,
-                        AttributePath::new("timeouts").attr(name),
-                    );
-                }
+            if let Some(text) = value
+                && let Err(problem) = validation::duration(text)
+            {
+                diags.error(
+                    "Invalid timeout",
+                    problem,
+                    AttributePath::new("timeouts").attr(name),
+                );
             }
         }
     }

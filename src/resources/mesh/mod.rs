@@ -80,10 +80,10 @@ impl DataSource for MeshDataSource {
         let Some(model) = decode::<MeshModel>(config, UnknownAs::Null, diags) else {
             return;
         };
-        if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty()) {
-            if let Err(problem) = crate::validation::dns1123_label(revision) {
-                diags.error("Invalid revision", problem, AttributePath::new("revision"));
-            }
+        if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty())
+            && let Err(problem) = crate::validation::dns1123_label(revision)
+        {
+            diags.error("Invalid revision", problem, AttributePath::new("revision"));
         }
     }
 

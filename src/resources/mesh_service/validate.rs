@@ -9,10 +9,10 @@ use crate::tfplug::{AttributePath, Diagnostics, Value};
 use crate::validation;
 
 pub(super) fn check(model: &MeshServiceModel, config: &Value, diags: &mut Diagnostics) {
-    if config.get_attr("name").is_some_and(Value::is_known) {
-        if let Err(problem) = validation::dns1123_label(&model.name) {
-            diags.error("Invalid name", problem, AttributePath::new("name"));
-        }
+    if config.get_attr("name").is_some_and(Value::is_known)
+        && let Err(problem) = validation::dns1123_label(&model.name)
+    {
+        diags.error("Invalid name", problem, AttributePath::new("name"));
     }
     if let Some(namespace) = &model.namespace {
         validate_namespace(namespace, AttributePath::new("namespace"), diags);
@@ -58,14 +58,14 @@ pub(super) fn check(model: &MeshServiceModel, config: &Value, diags: &mut Diagno
             AttributePath::new("session_affinity"),
         );
     }
-    if let Some(domain) = &model.cluster_domain {
-        if let Err(problem) = validation::dns1123_subdomain(domain) {
-            diags.error(
-                "Invalid cluster_domain",
-                problem,
-                AttributePath::new("cluster_domain"),
-            );
-        }
+    if let Some(domain) = &model.cluster_domain
+        && let Err(problem) = validation::dns1123_subdomain(domain)
+    {
+        diags.error(
+            "Invalid cluster_domain",
+            problem,
+            AttributePath::new("cluster_domain"),
+        );
     }
     if let Some(wait) = &model.wait {
         if wait.min_healthy_endpoints < 1 {
@@ -181,7 +181,8 @@ mod tests {
             port: number,
             ..Default::default()
         };
-        let cases: Vec<(fn(&mut MeshServiceModel), AttributePath)> = vec![
+        type BreakIt = fn(&mut MeshServiceModel);
+        let cases: Vec<(BreakIt, AttributePath)> = vec![
             (|m| m.selector.clear(), AttributePath::new("selector")),
             (
                 |m| m.ports[0].port = 0,

@@ -402,11 +402,11 @@ impl Resource for VmRegistrationResource {
         if let Err(error) = registration.remove(&model, timeout, &ctx.cancelled).await {
             error.report(FAILED, diags);
         }
-        if let Some(dir) = &model.output_dir {
-            if let Err(error) = files::remove(Path::new(dir)) {
-                ResourceError::new(Some("output_dir"), error)
-                    .report("Cannot remove bundle files", diags);
-            }
+        if let Some(dir) = &model.output_dir
+            && let Err(error) = files::remove(Path::new(dir))
+        {
+            ResourceError::new(Some("output_dir"), error)
+                .report("Cannot remove bundle files", diags);
         }
     }
 }

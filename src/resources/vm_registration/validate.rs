@@ -40,14 +40,14 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
         ("external_ip", &model.external_ip),
         ("ingress_ip", &model.ingress_ip),
     ] {
-        if let Some(text) = value.as_deref().filter(|_| known(name)) {
-            if text.parse::<IpAddr>().is_err() {
-                diags.error(
-                    "Invalid IP address",
-                    format!("{text:?} is not an IPv4 or IPv6 address"),
-                    AttributePath::new(name),
-                );
-            }
+        if let Some(text) = value.as_deref().filter(|_| known(name))
+            && text.parse::<IpAddr>().is_err()
+        {
+            diags.error(
+                "Invalid IP address",
+                format!("{text:?} is not an IPv4 or IPv6 address"),
+                AttributePath::new(name),
+            );
         }
     }
     if known("internal_ip") && known("external_ip") {
@@ -119,10 +119,10 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
     {
         diags.error("Invalid locality", problem, AttributePath::new("locality"));
     }
-    if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty()) {
-        if let Err(problem) = validation::dns1123_label(revision) {
-            diags.error("Invalid revision", problem, AttributePath::new("revision"));
-        }
+    if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty())
+        && let Err(problem) = validation::dns1123_label(revision)
+    {
+        diags.error("Invalid revision", problem, AttributePath::new("revision"));
     }
     validate_token_durations(model, diags);
     if let Some(timeouts) = &model.timeouts {

@@ -312,6 +312,31 @@ fn recorded_version(model: &WorkloadGroupModel) -> IstioApiVersion {
         .unwrap_or_default()
 }
 
+/// The group the unit tests of every step start from.
+#[cfg(test)]
+fn seed_group() -> WorkloadGroupModel {
+    WorkloadGroupModel {
+        name: "product-vm".into(),
+        namespace: Some("default".into()),
+        metadata: Some(GroupMetadataModel {
+            labels: Some(BTreeMap::from([("app".into(), "product".into())])),
+            annotations: None,
+        }),
+        template: Some(TemplateModel {
+            service_account: Some("default".into()),
+            ..Default::default()
+        }),
+        probe: Some(ProbeModel {
+            http_get: Some(HttpGetModel {
+                port: 8080,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,30 +360,5 @@ mod tests {
             schema.block.attribute("labels").unwrap().r#type,
             Type::map(Type::String)
         );
-    }
-}
-
-/// The group the unit tests of every step start from.
-#[cfg(test)]
-fn seed_group() -> WorkloadGroupModel {
-    WorkloadGroupModel {
-        name: "product-vm".into(),
-        namespace: Some("default".into()),
-        metadata: Some(GroupMetadataModel {
-            labels: Some(BTreeMap::from([("app".into(), "product".into())])),
-            annotations: None,
-        }),
-        template: Some(TemplateModel {
-            service_account: Some("default".into()),
-            ..Default::default()
-        }),
-        probe: Some(ProbeModel {
-            http_get: Some(HttpGetModel {
-                port: 8080,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
     }
 }
