@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::client::build_config;
+use crate::cluster::client::{build_config, new_client};
 use crate::cluster::{ConnectionSettings, ExecSettings, KubeError};
 use crate::istio::DEFAULT_ISTIO_NAMESPACE;
 use crate::provider_data::{Configured, ProviderHandle, ProviderState};
@@ -202,7 +202,7 @@ async fn configure_from_model(model: &ProviderModel) -> Result<Configured, KubeE
     tracing::debug!(?settings, "configuring Kubernetes connection");
     let config = build_config(&settings).await?;
     let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).map_err(KubeError::Client)?;
+    let client = new_client(config)?;
     Ok(Configured::new(
         client,
         server,

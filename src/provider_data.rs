@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{OnceCell, RwLock};
 
+use crate::cluster::cache::ClusterCache;
 use crate::cluster::client::check_connection;
 use crate::tfplug::{AttributePath, Diagnostics};
 
@@ -17,6 +18,8 @@ pub struct Configured {
     pub istio_namespace: String,
     pub revision: Option<String>,
     pub field_manager: String,
+    /// Reads and watches shared by every resource of this provider process.
+    pub cache: ClusterCache,
     connection: OnceCell<Result<(), String>>,
 }
 
@@ -29,6 +32,7 @@ impl Configured {
         field_manager: String,
     ) -> Self {
         Configured {
+            cache: ClusterCache::new(client.clone()),
             client,
             server,
             istio_namespace,
