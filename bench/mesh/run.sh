@@ -27,11 +27,11 @@ RESULTS=${RESULTS:-$ROOT/bench/mesh-results.md}
 RAW=${RESULTS%.md}-raw.tsv
 PLOT=${RESULTS%.md}.png
 KEEP=${KEEP:-0}
-# User agents in the audit log: kube-rs sends none; B's SDKv2 half sends "HashiCorp/1.0
-# Terraform/…", its kubernetes_manifest half client-go's default (the binary's name) and, for
-# /openapi/v2, Go's plain HTTP client. Nothing else on the control plane sends an empty or a
-# Go-http-client agent while a command runs (the helper sends "meshbench").
-AGENT_A='^$'
+# User agents in the audit log: A sends "terraform-provider-istio/<version>"; B's SDKv2 half
+# sends "HashiCorp/1.0 Terraform/…", its kubernetes_manifest half client-go's default (the
+# binary's name) and, for /openapi/v2, Go's plain HTTP client. Nothing else on the control plane
+# sends a Go-http-client agent while a command runs (the helper sends "meshbench").
+AGENT_A='^terraform-provider-istio/'
 AGENT_B='^(HashiCorp/|terraform-provider-kubernetes|Go-http-client/)'
 
 log() { printf '[bench-mesh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }

@@ -10,8 +10,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DynamicObject};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::{Client, Resource};
 use tokio::sync::OnceCell;
 
@@ -90,6 +90,7 @@ pub struct ClusterCache {
     revisions: TtlCache<String>,
     services: TtlCache<Service>,
     groups: TtlCache<DynamicObject>,
+    secrets: TtlCache<Arc<Vec<Secret>>>,
     entry_watches: Mutex<HashMap<String, Arc<SharedWatch<WorkloadEntry>>>>,
 }
 
@@ -102,6 +103,7 @@ impl ClusterCache {
             revisions: TtlCache::new(FACTS_TTL),
             services: TtlCache::new(FACTS_TTL),
             groups: TtlCache::new(FACTS_TTL),
+            secrets: TtlCache::new(FACTS_TTL),
             entry_watches: Mutex::new(HashMap::new()),
         }
     }
@@ -174,6 +176,25 @@ impl ClusterCache {
                 Ok(api.get_opt(name).await?)
             })
             .await
+    }
+
+    /// The Secrets with `label_selector` in `namespace`: one LIST shared by the refresh of every
+    /// registration there. A Secret created after the list is not in it: callers confirm an
+    /// absence with a GET.
+    pub async fn secrets(
+        &self,
+        namespace: &str,
+        label_selector: &str,
+    ) -> Result<Arc<Vec<Secret>>, KubeError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let listed = self
+            .secrets
+            .get_or_fetch(&format!("{namespace}/{label_selector}"), || async {
+                let params = ListParams::default().labels(label_selector);
+                Ok::<_, KubeError>(Some(Arc::new(api.list(&params).await?.items)))
+            })
+            .await?;
+        Ok(listed.unwrap_or_default())
     }
 
     /// A WorkloadGroup at `version`, shared by the registrations made from it.

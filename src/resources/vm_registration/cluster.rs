@@ -152,6 +152,25 @@ impl<'a> Registration<'a> {
         Ok(self.api::<Secret>().get_opt(name).await?)
     }
 
+    /// Like [`Self::secret`] for a refresh: looked up in one LIST of the provider's Secrets
+    /// shared by every registration of the namespace; only a Secret missing there costs a GET.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, secret = name))]
+    pub async fn secret_exists(&self, name: &str) -> Result<bool, ResourceError> {
+        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+        let listed = self
+            .configured
+            .cache
+            .secrets(&self.namespace, &selector)
+            .await?;
+        if listed
+            .iter()
+            .any(|s| s.metadata.name.as_deref() == Some(name))
+        {
+            return Ok(true);
+        }
+        Ok(self.secret(name).await?.is_some())
+    }
+
     /// A token for the group's service account with istiod's audience, bound to `secret`.
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, lifetime_seconds = token_lifetime(model).as_secs()))]
     pub async fn request_token(

@@ -262,10 +262,10 @@ impl Resource for VmRegistrationResource {
         let configured = self.handle.configured(diags).await?;
         let registration = Registration::new(&configured, &model);
         let secret_name = model.token_secret_name.clone().unwrap_or_default();
-        match registration.secret(&secret_name).await {
-            Ok(Some(_)) => {}
+        match registration.secret_exists(&secret_name).await {
+            Ok(true) => {}
             // Without its Secret the token is revoked: the registration is gone.
-            Ok(None) => return None,
+            Ok(false) => return None,
             Err(error) => {
                 error.report(FAILED, diags);
                 return Some(state);
