@@ -191,7 +191,12 @@ impl ClusterCache {
             .secrets
             .get_or_fetch(&format!("{namespace}/{label_selector}"), || async {
                 let params = ListParams::default().labels(label_selector);
-                Ok::<_, KubeError>(Some(Arc::new(api.list(&params).await?.items)))
+                let mut items = api.list(&params).await?.items;
+                // Only names are looked up: a thousand Secrets' managedFields would be dead weight.
+                items
+                    .iter_mut()
+                    .for_each(|s| s.metadata.managed_fields = None);
+                Ok::<_, KubeError>(Some(Arc::new(items)))
             })
             .await?;
         Ok(listed.unwrap_or_default())
