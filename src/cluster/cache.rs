@@ -2,8 +2,8 @@
 //! command the served API versions, the control plane's ConfigMaps and Services, and the
 //! WorkloadGroup many registrations come from do not change, so N registrations cost one read
 //! of each instead of N. Entries expire after [`FACTS_TTL`], so a long apply still notices a
-//! change made meanwhile; only found objects are kept (a missing one is asked for again), and
-//! the provider's own writes replace or drop what they change.
+//! change made meanwhile; a missing ConfigMap or Service is asked for again (istiod may publish
+//! it any moment), and the provider's own writes replace what they change.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -89,7 +89,9 @@ pub struct ClusterCache {
     texts: TtlCache<String>,
     revisions: TtlCache<String>,
     services: TtlCache<Service>,
-    groups: TtlCache<DynamicObject>,
+    /// `None` is kept too: at plan, a group created later in the run is absent for every
+    /// registration; at apply, creating it replaces the `None`.
+    groups: TtlCache<Option<DynamicObject>>,
     secrets: TtlCache<Arc<Vec<Secret>>>,
     entry_watches: Mutex<HashMap<String, Arc<SharedWatch<WorkloadEntry>>>>,
 }
@@ -212,11 +214,13 @@ impl ClusterCache {
         let resource = version.api_resource(WorkloadGroup::KIND);
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, &resource);
-        self.groups
+        let cached = self
+            .groups
             .get_or_fetch(&group_key(version, namespace, name), || async {
-                Ok(api.get_opt(name).await?)
+                Ok::<_, KubeError>(Some(api.get_opt(name).await?))
             })
-            .await
+            .await?;
+        Ok(cached.flatten())
     }
 
     /// After the provider applied a WorkloadGroup: registrations read what it wrote.
@@ -224,13 +228,13 @@ impl ClusterCache {
         let namespace = object.meta().namespace.clone().unwrap_or_default();
         let name = object.meta().name.clone().unwrap_or_default();
         self.groups
-            .put(&group_key(version, &namespace, &name), object.clone());
+            .put(&group_key(version, &namespace, &name), Some(object.clone()));
     }
 
     /// After the provider deleted a WorkloadGroup.
     pub fn forget_workload_group(&self, namespace: &str, name: &str) {
         for version in IstioApiVersion::PREFERENCE {
-            self.groups.forget(&group_key(version, namespace, name));
+            self.groups.put(&group_key(version, namespace, name), None);
         }
     }
 

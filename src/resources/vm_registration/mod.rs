@@ -37,8 +37,8 @@ mod validate;
 
 /// Label put on the entries of a registration (its manual entry and, through the bundle, the
 /// entry istiod auto-registers): how the provider finds them again. Its value is the
-/// registration ID, the UID of the token Secret. (Secrets made before 0.1.0's request budget
-/// carry it too.)
+/// registration ID, the UID of the token Secret. (Token Secrets made by earlier builds carry it
+/// too.)
 pub const REGISTRATION_LABEL: &str = "terraform-provider-istio/registration";
 /// The token Secret's label saying who made it; import looks among these Secrets.
 const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
