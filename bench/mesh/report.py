@@ -300,6 +300,11 @@ def main(raw, results, plot_path):
         values = [(n, p["total"]) for n, p in values if p]
         if values:
             text = ", ".join(f"N={n}: {v:.2f}" for n, v in values)
+            if len(values) >= 2:
+                # What one more registration costs, without the fixed requests of the command
+                # (configure, discovery, the group, the mesh facts, the Service).
+                (n1, v1), (n2, v2) = values[0], values[-1]
+                text += f"; per added registration (N={n1}→{n2}): {(v2 * n2 - v1 * n1) / (n2 - n1):.2f}"
             w(f"| ≤ {limit} API request(s) per registration on {label} | {text} | {verdict(all(v <= limit for _, v in values))} |")
     r100 = d.react.get(("a", 100))
     watches = d.per_registration("a", 100, "apply")
