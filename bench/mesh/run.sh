@@ -67,8 +67,12 @@ T_START=$EPOCHREALTIME
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- builds (all cached) -----------------------------------------------------------------------
-log "cargo build: tfplug test provider (the floor); the provider itself comes from make provider"
-(cd "$ROOT" && cargo build --release --features tfplug-test-provider --bin terraform-provider-tfplugtest)
+if [[ ${SKIP_CARGO:-0} == 1 ]]; then
+  log "SKIP_CARGO=1: the floor's test provider in $CARGO_TARGET_DIR/release as it is"
+else
+  log "cargo build: tfplug test provider (the floor); the provider itself comes from make provider"
+  (cd "$ROOT" && cargo build --release --features tfplug-test-provider --bin terraform-provider-tfplugtest)
+fi
 if [[ ! -x $LOCAL_BIN ]]; then
   log "go install hashicorp/local v$LOCAL_VERSION from the Go module proxy (once)"
   GOBIN=$(dirname "$LOCAL_BIN") go install -p 2 -trimpath "github.com/terraform-providers/terraform-provider-local@v$LOCAL_VERSION"
