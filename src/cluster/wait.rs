@@ -134,6 +134,9 @@ fn reflect<K: Watched>(
 pub struct SharedWatch<K: Watched> {
     objects: Store<K>,
     changes: tokio::sync::watch::Receiver<u64>,
+    /// True once the first list is in the store. (`Store::wait_until_ready` wakes only the
+    /// last of several concurrent waiters: it keeps a single waker.)
+    listed: tokio::sync::watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -141,6 +144,7 @@ impl<K: Watched> SharedWatch<K> {
     pub fn start(api: Api<K>, label_selector: &str) -> Self {
         let (objects, writer) = reflector::store();
         let (announce, changes) = tokio::sync::watch::channel(0u64);
+        let (mark_listed, listed) = tokio::sync::watch::channel(false);
         let selector = label_selector.to_string();
         let config = watcher::Config::default().labels(label_selector);
         // Nobody reads managedFields: dropping them keeps a store of 1000 entries small.
@@ -151,15 +155,21 @@ impl<K: Watched> SharedWatch<K> {
         let task = tokio::spawn(async move {
             let mut events = pin!(events);
             while let Some(event) = events.next().await {
-                if let Err(error) = event {
-                    tracing::debug!(%error, %selector, "shared watch error; retrying");
-                }
+                match event {
+                    Ok(watcher::Event::InitDone) => mark_listed.send_replace(true),
+                    Ok(_) => false,
+                    Err(error) => {
+                        tracing::debug!(%error, %selector, "shared watch error; retrying");
+                        false
+                    }
+                };
                 announce.send_modify(|generation| *generation = generation.wrapping_add(1));
             }
         });
         SharedWatch {
             objects,
             changes,
+            listed,
             task,
         }
     }
@@ -184,8 +194,9 @@ impl<K: Watched> SharedWatch<K> {
     /// The objects as of now, once the first list has arrived; `None` when it has not within
     /// `timeout` (the watch keeps failing, e.g. for want of RBAC).
     pub async fn current(&self, timeout: Duration) -> Option<Vec<Arc<K>>> {
-        let ready = tokio::time::timeout(timeout, self.objects.wait_until_ready()).await;
-        matches!(ready, Ok(Ok(()))).then(|| self.objects.state())
+        let mut listed = self.listed.clone();
+        let ready = tokio::time::timeout(timeout, listed.wait_for(|listed| *listed)).await;
+        matches!(ready, Ok(Ok(_))).then(|| self.objects.state())
     }
 }
 
@@ -424,6 +435,28 @@ mod tests {
         );
         let current = shared.current(long).await.expect("listed");
         assert_eq!(ready(&current), 2);
+    }
+
+    #[tokio::test]
+    async fn every_reader_waiting_for_the_first_list_gets_it() {
+        let (client, _) = mock_client(|seen| match seen.is_watch() {
+            false => list(vec![config_map("a", "ready")]),
+            true => Reply::Hang,
+        });
+        let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+        let shared = SharedWatch::start(api, "app=x");
+        let started = Instant::now();
+        let readers = (0..5).map(|_| shared.current(Duration::from_secs(5)));
+        let lists = futures::future::join_all(readers).await;
+        assert!(
+            lists
+                .iter()
+                .all(|l| l.as_ref().is_some_and(|l| ready(l) == 1))
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a reader waited for its timeout"
+        );
     }
 
     #[tokio::test]
