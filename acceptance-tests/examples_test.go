@@ -2,6 +2,7 @@ package acceptance
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
-	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"terraform-provider-istio/acceptance-tests/vmsim"
@@ -47,11 +46,12 @@ var notAppliedExamples = map[string]string{
 }
 
 // TestAccExamples applies the examples written for this control plane's install profile, as a
-// user would: the example's own files, called as a module with its variables set, while
+// user would: `terraform init` and `apply` in the example's directory with its variables set
+// (the fleet module, which has no provider block, from a calling configuration), while
 // simulated VMs (a real pilot-agent started through istio-start.sh) boot from the bundle files
 // the apply writes, like new VMs from their user-data. Each example waits on an
 // istio_mesh_service until its VMs serve, so an apply returns only when istiod reports them
-// healthy.
+// healthy; the plan after it must be empty, and destroy must remove the WorkloadGroup.
 func TestAccExamples(t *testing.T) {
 	checkEveryExampleIsAccountedFor(t)
 	profile := cp.Get("PROFILE")
@@ -106,10 +106,9 @@ func makefileProfiles(t *testing.T, variable string) []string {
 	return strings.Fields(string(match[1]))
 }
 
-// copyExamples copies examples/ into a fresh directory, so the bundles an example writes under
-// its path.module stay out of the clone; it returns the copy. Terraform's working directory is
-// a subdirectory of its parent (exampleCase), so a configuration there calls an example as
-// "../examples/<dir>" and the example's own "../fleet" resolves inside the copy.
+// copyExamples copies examples/ into a fresh directory, so the bundles and Terraform files
+// an apply writes stay out of the clone; it returns the copy. An example is applied in its
+// directory there, so its own "../fleet" resolves inside the copy.
 func copyExamples(t *testing.T) string {
 	t.Helper()
 	copied := filepath.Join(t.TempDir(), "examples")
@@ -119,15 +118,89 @@ func copyExamples(t *testing.T) string {
 	return copied
 }
 
-// exampleCase is one apply of config next to the examples copy, then a destroy. The
-// configurations output nothing that changes when the VMs turn healthy: the post-apply plan
-// must stay empty; health is checked in the cluster, where istiod reports it.
-func exampleCase(examples, config string, check resource.TestCheckFunc, checkDestroy resource.TestCheckFunc) resource.TestCase {
-	return resource.TestCase{
-		WorkingDir:   filepath.Dir(examples),
-		CheckDestroy: checkDestroy,
-		Steps:        []resource.TestStep{{Config: config, Check: check}},
+// callingConfiguration writes a configuration that calls an example module (the fleet
+// module has no provider block of its own) next to the examples copy and returns its
+// directory.
+func callingConfiguration(t *testing.T, examples, text string) string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(examples), "caller")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
+	required := fmt.Sprintf("terraform {\n  required_providers {\n    %s = {\n      source  = %q\n      version = %q\n    }\n  }\n}\n\n",
+		providerName, providerSource, providerVersion)
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(required+text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// applyExample runs the Terraform CLI of the acceptance tests (TF_ACC_TERRAFORM_PATH, with
+// the provider from TF_CLI_CONFIG_FILE's mirror) in dir as a user does: init, apply with
+// vars, then a plan that must change no resource (outputs may change: an auto-registered
+// VM's entry name is known only after the VM connected); then the checks; at the end
+// destroy, and checkDestroy. terraform-plugin-testing is not used here: its state checks do not support
+// modules, and every example is built from modules.
+func applyExample(t *testing.T, dir string, vars map[string]string, checkDestroy func() error, checks ...func(outputs map[string]any) error) {
+	t.Helper()
+	testAccPreCheck(t)
+	var varArgs []string
+	for name, value := range vars {
+		varArgs = append(varArgs, "-var", name+"="+value)
+	}
+	runTerraform(t, dir, "init", "-input=false", "-no-color")
+	t.Cleanup(func() {
+		if _, err := terraformOutput(t, dir, append([]string{"destroy", "-input=false", "-auto-approve", "-no-color"}, varArgs...)...); err != nil {
+			t.Errorf("destroy: %v", err)
+			return
+		}
+		if err := checkDestroy(); err != nil {
+			t.Errorf("after destroy: %v", err)
+		}
+	})
+	runTerraform(t, dir, append([]string{"apply", "-input=false", "-auto-approve", "-no-color"}, varArgs...)...)
+	runTerraform(t, dir, append([]string{"plan", "-input=false", "-no-color", "-out=after-apply.tfplan"}, varArgs...)...)
+	if changes := resourceChanges(t, dir, "after-apply.tfplan"); len(changes) > 0 {
+		t.Errorf("the plan after apply changes resources: %v", changes)
+	}
+	var outputs map[string]struct {
+		Value any `json:"value"`
+	}
+	if err := json.Unmarshal(runTerraform(t, dir, "output", "-json"), &outputs); err != nil {
+		t.Fatalf("terraform output -json: %v", err)
+	}
+	values := map[string]any{}
+	for name, output := range outputs {
+		values[name] = output.Value
+	}
+	for _, check := range checks {
+		if err := check(values); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// resourceChanges lists "address: actions" of every resource the saved plan would change.
+func resourceChanges(t *testing.T, dir, plan string) []string {
+	t.Helper()
+	var shown struct {
+		ResourceChanges []struct {
+			Address string `json:"address"`
+			Change  struct {
+				Actions []string `json:"actions"`
+			} `json:"change"`
+		} `json:"resource_changes"`
+	}
+	if err := json.Unmarshal(runTerraform(t, dir, "show", "-json", plan), &shown); err != nil {
+		t.Fatalf("terraform show -json %s: %v", plan, err)
+	}
+	var changes []string
+	for _, change := range shown.ResourceChanges {
+		if !slices.Equal(change.Change.Actions, []string{"no-op"}) && !slices.Equal(change.Change.Actions, []string{"read"}) {
+			changes = append(changes, fmt.Sprintf("%s: %v", change.Address, change.Change.Actions))
+		}
+	}
+	return changes
 }
 
 // bootVMs starts a simulated VM for each name => IP once its bundle is in bundleDir/<name>,
@@ -211,17 +284,11 @@ func hclMap(values map[string]string) string {
 func applyQuickstart(t *testing.T, examples string) {
 	ns := testNamespace(t, "ex-quickstart")
 	waitForDefaultServiceAccount(t, ns)
-	bootWhenBundleWritten(t, filepath.Join(examples, "quickstart", "bundle"), "vm-1", loopbackIPs("vm-1")["vm-1"])
-	config := fmt.Sprintf(`
-module "example" {
-  source     = "../examples/quickstart"
-  kubeconfig = %q
-  namespace  = %q
-}
-`, cp.Kubeconfig, ns)
-	accTest(t, exampleCase(examples, config,
-		checkHealthyEntries(ns, 1),
-		checkGroupGone(ns)))
+	dir := filepath.Join(examples, "quickstart")
+	bootWhenBundleWritten(t, filepath.Join(dir, "bundle"), "vm-1", loopbackIPs("vm-1")["vm-1"])
+	applyExample(t, dir, map[string]string{"kubeconfig": cp.Kubeconfig, "namespace": ns},
+		groupGone(ns),
+		healthyEntries(ns, 1))
 }
 
 // applyFleet calls the fleet module with one VM of known address (a WorkloadEntry the
@@ -233,7 +300,7 @@ func applyFleet(t *testing.T, examples string) {
 	ips := loopbackIPs("vm-1", "vm-2")
 	bundleDir := filepath.Join(filepath.Dir(examples), "fleet-bundles")
 	bootVMs(t, bundleDir, ips)
-	config := providerConfig() + fmt.Sprintf(`
+	dir := callingConfiguration(t, examples, providerConfig()+fmt.Sprintf(`
 module "product" {
   source     = "../examples/fleet"
   service    = "product"
@@ -256,73 +323,47 @@ resource "istio_mesh_service" "product" {
   }
   depends_on = [module.product]
 }
-`, ns, ips["vm-1"], bundleDir)
-	accTest(t, exampleCase(examples, config,
-		resource.ComposeAggregateTestCheckFunc(
-			checkHealthyEntries(ns, 2),
-			checkManualEntryAddress(ns, ips["vm-1"]),
-		),
-		checkGroupGone(ns)))
+`, ns, ips["vm-1"], bundleDir))
+	applyExample(t, dir, nil,
+		groupGone(ns),
+		healthyEntries(ns, 2),
+		manualEntryAddress(ns, ips["vm-1"]))
 }
 
 // applyMultiNetwork applies examples/multi-network: the VMs on their own network reach istiod
 // through the east-west gateway the profile installed.
 func applyMultiNetwork(t *testing.T, examples string) {
 	ips := loopbackIPs("vm-1")
-	bootVMs(t, filepath.Join(examples, "multi-network", "bundle"), ips)
-	config := fmt.Sprintf(`
-module "example" {
-  source     = "../examples/multi-network"
-  kubeconfig = %q
-  vm_ips     = %s
-}
-
-output "networks" {
-  value = module.example.networks
-}
-`, cp.Kubeconfig, hclMap(ips))
-	accTest(t, exampleCase(examples, config,
-		resource.ComposeAggregateTestCheckFunc(
-			checkHealthyEntries("default", 1),
-			checkOutputField("networks", "cluster", cp.Get("NETWORK")),
-			checkOutputField("networks", "vms", "vm-network"),
-			checkEntriesOnNetwork("default", "vm-network"),
-		),
-		checkGroupGone("default")))
+	dir := filepath.Join(examples, "multi-network")
+	bootVMs(t, filepath.Join(dir, "bundle"), ips)
+	applyExample(t, dir, map[string]string{"kubeconfig": cp.Kubeconfig, "vm_ips": hclMap(ips)},
+		groupGone("default"),
+		healthyEntries("default", 1),
+		outputField("networks", "cluster", cp.Get("NETWORK")),
+		outputField("networks", "vms", "vm-network"),
+		entriesOnNetwork("default", "vm-network"))
 }
 
 // applyRevision applies examples/revision: vm-1 on the stable (default) revision, vm-2 moved
 // to the canary; each VM's files point at its revision's istiod.
 func applyRevision(t *testing.T, examples string) {
 	ips := loopbackIPs("vm-1", "vm-2")
-	bundleDir := filepath.Join(examples, "revision", "bundle")
+	dir := filepath.Join(examples, "revision")
+	bundleDir := filepath.Join(dir, "bundle")
 	bootVMs(t, bundleDir, ips)
-	config := fmt.Sprintf(`
-module "example" {
-  source     = "../examples/revision"
-  kubeconfig = %q
-  vm_ips     = %s
+	applyExample(t, dir, map[string]string{"kubeconfig": cp.Kubeconfig, "vm_ips": hclMap(ips)},
+		groupGone("default"),
+		healthyEntries("default", 2),
+		outputField("istiod", "stable", istiodHost("default")),
+		outputField("istiod", "canary", istiodHost("canary")),
+		bundleDiscoveryAddress(filepath.Join(bundleDir, "vm-1"), istiodHost("default")),
+		bundleDiscoveryAddress(filepath.Join(bundleDir, "vm-2"), istiodHost("canary")))
 }
 
-output "istiod" {
-  value = module.example.istiod
-}
-`, cp.Kubeconfig, hclMap(ips))
-	accTest(t, exampleCase(examples, config,
-		resource.ComposeAggregateTestCheckFunc(
-			checkHealthyEntries("default", 2),
-			checkOutputField("istiod", "stable", istiodHost("default")),
-			checkOutputField("istiod", "canary", istiodHost("canary")),
-			checkBundleDiscoveryAddress(filepath.Join(bundleDir, "vm-1"), istiodHost("default")),
-			checkBundleDiscoveryAddress(filepath.Join(bundleDir, "vm-2"), istiodHost("canary")),
-		),
-		checkGroupGone("default")))
-}
-
-// checkHealthyEntries: istiod's verdict, read from the cluster: n WorkloadEntries of the
-// product service in ns, each with Healthy=True.
-func checkHealthyEntries(ns string, n int) resource.TestCheckFunc {
-	return func(*terraform.State) error {
+// healthyEntries: istiod's verdict, read from the cluster: n WorkloadEntries of the product
+// service in ns, each with Healthy=True.
+func healthyEntries(ns string, n int) func(map[string]any) error {
+	return func(map[string]any) error {
 		entries, err := productEntries(ns)
 		if err != nil {
 			return err
@@ -352,8 +393,8 @@ func productEntries(ns string) ([]map[string]any, error) {
 	return entries, nil
 }
 
-func checkManualEntryAddress(ns, ip string) resource.TestCheckFunc {
-	return func(*terraform.State) error {
+func manualEntryAddress(ns, ip string) func(map[string]any) error {
+	return func(map[string]any) error {
 		entries, err := productEntries(ns)
 		if err != nil {
 			return err
@@ -367,8 +408,8 @@ func checkManualEntryAddress(ns, ip string) resource.TestCheckFunc {
 	}
 }
 
-func checkEntriesOnNetwork(ns, network string) resource.TestCheckFunc {
-	return func(*terraform.State) error {
+func entriesOnNetwork(ns, network string) func(map[string]any) error {
+	return func(map[string]any) error {
 		entries, err := productEntries(ns)
 		if err != nil {
 			return err
@@ -382,13 +423,13 @@ func checkEntriesOnNetwork(ns, network string) resource.TestCheckFunc {
 	}
 }
 
-func checkOutputField(output, field, want string) resource.TestCheckFunc {
-	return func(s *terraform.State) error {
-		value, ok := s.RootModule().Outputs[output]
+func outputField(output, field, want string) func(map[string]any) error {
+	return func(outputs map[string]any) error {
+		value, ok := outputs[output]
 		if !ok {
 			return fmt.Errorf("no output %s", output)
 		}
-		object, _ := value.Value.(map[string]any)
+		object, _ := value.(map[string]any)
 		if got := fmt.Sprint(object[field]); got != want {
 			return fmt.Errorf("output %s.%s = %q, want %q", output, field, got, want)
 		}
@@ -396,9 +437,9 @@ func checkOutputField(output, field, want string) resource.TestCheckFunc {
 	}
 }
 
-// checkBundleDiscoveryAddress: the VM's mesh config names its revision's istiod.
-func checkBundleDiscoveryAddress(dir, istiod string) resource.TestCheckFunc {
-	return func(*terraform.State) error {
+// bundleDiscoveryAddress: the VM's mesh config names its revision's istiod.
+func bundleDiscoveryAddress(dir, istiod string) func(map[string]any) error {
+	return func(map[string]any) error {
 		mesh, err := os.ReadFile(filepath.Join(dir, "mesh.yaml"))
 		if err != nil {
 			return err
@@ -410,8 +451,8 @@ func checkBundleDiscoveryAddress(dir, istiod string) resource.TestCheckFunc {
 	}
 }
 
-func checkGroupGone(ns string) resource.TestCheckFunc {
-	return func(*terraform.State) error {
+func groupGone(ns string) func() error {
+	return func() error {
 		return checkObjectGone(gvrWorkloadGroup, ns, "product-vm")
 	}
 }
