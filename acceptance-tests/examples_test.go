@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,10 +216,14 @@ func bootVMs(t *testing.T, bundleDir string, ips map[string]string) {
 }
 
 // bootWhenBundleWritten starts a simulated VM, in the background, as soon as the five
-// bundle files exist in dir, as a new VM boots once its user-data is written.
+// bundle files exist in dir, as a new VM boots once its user-data is written. Its application
+// on ip:8080 answers the probe only once the VM has its certificate, as in the live VM oracle
+// (bootVM in oracle_live_test.go): the agent then reports its transition to healthy while
+// connected; with the application ready earlier, istiod sometimes never records a manual
+// entry's first health report.
 func bootWhenBundleWritten(t *testing.T, dir, name, ip string) {
 	t.Helper()
-	startProbedAppOn(t, ip, 8080)
+	appReady := startGatedApp(t, ip, 8080)
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan *vmsim.VM, 1)
 	workDir := t.TempDir()
@@ -231,6 +238,11 @@ func bootWhenBundleWritten(t *testing.T, dir, name, ip string) {
 			return
 		}
 		started <- vm
+		if _, err := vm.WaitForWorkloadCert(ctx, 60*time.Second); err != nil {
+			t.Errorf("VM %s: no workload certificate: %v\n%s", name, err, vm.LogTail(15))
+			return
+		}
+		appReady.Store(true)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -238,6 +250,24 @@ func bootWhenBundleWritten(t *testing.T, dir, name, ip string) {
 			_ = vm.Stop()
 		}
 	})
+}
+
+// startGatedApp serves the VM's application on ip:port: 503 until the returned switch is on.
+func startGatedApp(t *testing.T, ip string, port int) *atomic.Bool {
+	t.Helper()
+	listener, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
+	if err != nil {
+		t.Fatalf("listening on the VM address %s:%d: %v", ip, port, err)
+	}
+	ready := &atomic.Bool{}
+	server := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})}
+	go func() { _ = server.Serve(listener) }()
+	t.Cleanup(func() { _ = server.Close() })
+	return ready
 }
 
 func waitForBundle(ctx context.Context, dir string) error {

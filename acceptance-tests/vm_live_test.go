@@ -162,13 +162,7 @@ type probedApp struct {
 
 func startProbedApp(t *testing.T, ip string) *probedApp {
 	t.Helper()
-	return startProbedAppOn(t, ip, 0)
-}
-
-// startProbedAppOn serves the application on ip:port (0: a free port).
-func startProbedAppOn(t *testing.T, ip string, port int) *probedApp {
-	t.Helper()
-	listener, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
+	listener, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatalf("listening on the VM address %s: %v", ip, err)
 	}
