@@ -35,7 +35,10 @@ type appliedExample struct {
 var appliedExamples = []appliedExample{
 	{dir: "quickstart", profiles: []string{"default"}, apply: applyQuickstart},
 	{dir: "fleet", profiles: []string{"default"}, apply: applyFleet},
-	{dir: "multi-network", profiles: []string{"multi-network", "multi-network-hostname"}, apply: applyMultiNetwork},
+	// Not on multi-network-hostname: a VM reaching istiod through the load balancer's DNS name
+	// gets no certificate until istiod's certificate carries that name (liveKnownDefects,
+	// issue10CAAddr in oracle_known_defects_test.go).
+	{dir: "multi-network", profiles: []string{"multi-network"}, apply: applyMultiNetwork},
 	{dir: "revision", profiles: []string{"named-cluster"}, apply: applyRevision},
 }
 
