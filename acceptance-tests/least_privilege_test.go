@@ -305,7 +305,6 @@ func TestAccLeastPrivilege_auditShowsExactlyTheRoles(t *testing.T) {
 				ImportStateId:           ns + "/product-vm",
 				ImportStateVerify:       true,
 				ImportStateVerifyIgnore: []string{"force_conflicts", "timeouts.%", "timeouts"},
-				Config:                  asUser(allResourcesConfig(ns, httpPort+"  labels = { tier = \"backend\" }\n"), kubeconfig),
 			},
 		},
 	})

@@ -409,7 +409,7 @@ func TestAccProviderSettings_istioNamespace(t *testing.T) {
 	}})
 }
 
-// copyControlPlaneConfigMaps copies istio-system's Istio ConfigMaps into namespace, with
+// copyControlPlaneConfigMaps copies istio-system's mesh config and injector ConfigMaps into namespace, with
 // trustDomain set in each mesh config.
 func copyControlPlaneConfigMaps(t *testing.T, namespace, trustDomain string) {
 	t.Helper()
@@ -419,10 +419,10 @@ func copyControlPlaneConfigMaps(t *testing.T, namespace, trustDomain string) {
 		t.Fatal(err)
 	}
 	for _, cm := range list.Items {
-		if !strings.HasPrefix(cm.Name, "istio") || cm.Name == "istio-ca-root-cert" {
-			continue // istiod publishes istio-ca-root-cert into every namespace itself
-		}
 		data := cm.Data
+		if _, injector := data["values"]; !injector && data["mesh"] == "" {
+			continue // not a mesh config or injector ConfigMap (istiod publishes the root cert itself)
+		}
 		if mesh, ok := data["mesh"]; ok {
 			var config map[string]any
 			if err := yaml.Unmarshal([]byte(mesh), &config); err != nil {
