@@ -397,7 +397,7 @@ func TestAccProviderSettings_istioNamespace(t *testing.T) {
 			Check: resource.ComposeAggregateTestCheckFunc(
 				resource.TestCheckResourceAttr("istio_vm_registration.vm", "hosts", "10.0.0.40 "+istiod+"\n"),
 				resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "mesh_config", containsAll(
-					"discoveryAddress: "+istiod+":15012", "trustDomain: alt.example")),
+					"discoveryAddress: "+istiod+":15012", "TRUST_DOMAIN: alt.example")),
 				resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "cluster_env", containsAll(
 					"ISTIO_SYSTEM_NAMESPACE='"+alt+"'")),
 			),
@@ -424,12 +424,11 @@ func copyControlPlaneConfigMaps(t *testing.T, namespace, trustDomain string) {
 			continue // not a mesh config or injector ConfigMap (istiod publishes the root cert itself)
 		}
 		if mesh, ok := data["mesh"]; ok {
-			var config map[string]any
+			// As istioctl installs it into that namespace: istiod's address names it.
+			mesh = strings.ReplaceAll(mesh, ".istio-system.svc", "."+namespace+".svc")
+			config := map[string]any{}
 			if err := yaml.Unmarshal([]byte(mesh), &config); err != nil {
 				t.Fatalf("ConfigMap istio-system/%s: %v", cm.Name, err)
-			}
-			if config == nil {
-				config = map[string]any{}
 			}
 			config["trustDomain"] = trustDomain
 			out, _ := yaml.Marshal(config)
