@@ -374,18 +374,20 @@ func TestAccProviderSettings_istioNamespace(t *testing.T) {
 	empty := testNamespace(t, "no-istio")
 	ns := testNamespace(t, "vmalt")
 	waitForDefaultServiceAccount(t, ns)
+	revision := cp.Get("DEFAULT_REVISION")
 	provider := func(istioNamespace string) string {
-		return fmt.Sprintf("provider %q {\n  config_path = %q\n  istio_namespace = %q\n}\n", providerName, cp.Kubeconfig, istioNamespace)
+		return fmt.Sprintf("provider %q {\n  config_path = %q\n  istio_namespace = %q\n  revision = %q\n}\n",
+			providerName, cp.Kubeconfig, istioNamespace, revision)
 	}
 	registration := strings.Replace(registrationConfig(ns, `
   mode       = "manual"
   address    = "10.40.0.3"
   ingress_ip = "10.0.0.40"
 `), providerConfig(), provider(alt), 1)
-	istiod := "istiod." + alt + ".svc"
+	istiod := strings.Replace(istiodHost(revision), ".istio-system.", "."+alt+".", 1)
 	accTest(t, resource.TestCase{Steps: []resource.TestStep{
 		{
-			Config: provider(alt) + "data \"istio_mesh\" \"this\" {\n  revision = \"default\"\n}\n",
+			Config: provider(alt) + "data \"istio_mesh\" \"this\" {}\n",
 			Check: resource.ComposeAggregateTestCheckFunc(
 				resource.TestCheckResourceAttr("data.istio_mesh.this", "istio_namespace", alt),
 				resource.TestCheckResourceAttr("data.istio_mesh.this", "trust_domain", "alt.example"),
