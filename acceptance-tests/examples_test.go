@@ -49,10 +49,11 @@ var notAppliedExamples = map[string]string{
 	"new-vm":       "needs hashicorp/aws; make examples-check validates its module, examples/fleet, applied here",
 	"resources":    "reference-page snippets; make examples-check validates them together",
 	"data-sources": "reference-page snippets; make examples-check validates them together",
+	"rbac":         "Kubernetes roles, no Terraform: every acceptance test runs the provider under them (least_privilege_test.go), these examples included",
 }
 
 // TestAccExamples applies the examples written for this control plane's install profile, as a
-// user would: `terraform init` and `apply` in the example's directory with its variables set
+// user would, with the least-privilege kubeconfig of examples/rbac: `terraform init` and `apply` in the example's directory with its variables set
 // (the fleet module, which has no provider block, from a calling configuration), while
 // simulated VMs (a real pilot-agent started through istio-start.sh) boot from the bundle files
 // the apply writes, like new VMs from their user-data. Each example waits on an
@@ -319,7 +320,7 @@ func applyQuickstart(t *testing.T, examples string) {
 	waitForDefaultServiceAccount(t, ns)
 	dir := filepath.Join(examples, "quickstart")
 	bootWhenBundleWritten(t, filepath.Join(dir, "bundle"), "vm-1", loopbackIPs("vm-1")["vm-1"])
-	applyExample(t, dir, map[string]string{"kubeconfig": cp.Kubeconfig, "namespace": ns},
+	applyExample(t, dir, map[string]string{"kubeconfig": leastPrivilegeKubeconfig, "namespace": ns},
 		groupGone(ns),
 		healthyEntries(ns, 1))
 }
@@ -369,7 +370,7 @@ func applyMultiNetwork(t *testing.T, examples string) {
 	ips := loopbackIPs("vm-1")
 	dir := filepath.Join(examples, "multi-network")
 	bootVMs(t, filepath.Join(dir, "bundle"), ips)
-	applyExample(t, dir, map[string]string{"kubeconfig": cp.Kubeconfig, "vm_ips": hclMap(ips)},
+	applyExample(t, dir, map[string]string{"kubeconfig": leastPrivilegeKubeconfig, "vm_ips": hclMap(ips)},
 		groupGone("default"),
 		healthyEntries("default", 1),
 		outputField("networks", "cluster", cp.Get("NETWORK")),
@@ -384,7 +385,7 @@ func applyRevision(t *testing.T, examples string) {
 	dir := filepath.Join(examples, "revision")
 	bundleDir := filepath.Join(dir, "bundle")
 	bootVMs(t, bundleDir, ips)
-	applyExample(t, dir, map[string]string{"kubeconfig": cp.Kubeconfig, "vm_ips": hclMap(ips)},
+	applyExample(t, dir, map[string]string{"kubeconfig": leastPrivilegeKubeconfig, "vm_ips": hclMap(ips)},
 		groupGone("default"),
 		healthyEntries("default", 2),
 		outputField("istiod", "stable", istiodHost("default")),
