@@ -13,6 +13,7 @@ use crate::cluster::client::build_config;
 use crate::cluster::{ConnectionSettings, ExecSettings, KubeError};
 use crate::istio::DEFAULT_ISTIO_NAMESPACE;
 use crate::provider_data::{Configured, ProviderHandle, ProviderState};
+use crate::resources::common::validate_revision;
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Provider, Resource, Schema, UnknownAs, Value,
     decode,
@@ -172,11 +173,7 @@ fn validate_model(model: &ProviderModel, diags: &mut Diagnostics) {
             AttributePath::new("istio_namespace"),
         );
     }
-    if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty())
-        && let Err(problem) = crate::validation::dns1123_label(revision)
-    {
-        diags.error("Invalid revision", problem, AttributePath::new("revision"));
-    }
+    validate_revision(&model.revision, diags);
     if model.field_manager.as_deref() == Some("") {
         diags.error(
             "Invalid field_manager",

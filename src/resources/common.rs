@@ -164,6 +164,15 @@ pub fn parse_import_id(id: &str, diags: &mut Diagnostics) -> Option<(String, Str
     }
 }
 
+/// A control-plane revision: empty (the default revision) or a DNS-1123 label.
+pub fn validate_revision(revision: &Option<String>, diags: &mut Diagnostics) {
+    if let Some(revision) = revision.as_deref().filter(|r| !r.is_empty())
+        && let Err(problem) = validation::dns1123_label(revision)
+    {
+        diags.error("Invalid revision", problem, AttributePath::new("revision"));
+    }
+}
+
 pub fn validate_name(name: &str, path: AttributePath, diags: &mut Diagnostics) {
     if let Err(problem) = validation::dns1123_subdomain(name) {
         diags.error("Invalid name", problem, path);

@@ -6,7 +6,7 @@ use super::{MINIMUM_TOKEN_SECONDS, VmRegistrationModel, token_lifetime};
 use crate::istio::ISTIOD_TLS_PORT;
 use crate::istio::control_plane::{ingress_service_location, is_plaintext_discovery};
 use crate::istio::rules;
-use crate::resources::common::validate_labels;
+use crate::resources::common::{validate_labels, validate_revision};
 use crate::tfplug::{AttributePath, Diagnostics, Value};
 use crate::validation;
 
@@ -119,11 +119,7 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
     {
         diags.error("Invalid locality", problem, AttributePath::new("locality"));
     }
-    if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty())
-        && let Err(problem) = validation::dns1123_label(revision)
-    {
-        diags.error("Invalid revision", problem, AttributePath::new("revision"));
-    }
+    validate_revision(&model.revision, diags);
     validate_token_durations(model, diags);
     if let Some(timeouts) = &model.timeouts {
         timeouts.validate(diags);
