@@ -22,6 +22,16 @@ pub struct TimeoutsModel {
     pub delete: Option<String>,
 }
 
+/// How create and update apply an object with server-side apply: whether to take over fields
+/// other managers own, and how long operations may take. Flattened into such resources' models.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+pub struct ApplyModel {
+    /// Take ownership of fields another field manager owns instead of failing with a conflict.
+    pub force_conflicts: Option<bool>,
+    #[schemars(extend("x-tf" = {"block": "single"}))]
+    pub timeouts: Option<TimeoutsModel>,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub enum Operation {
     Create,

@@ -6,9 +6,16 @@ use super::{MINIMUM_TOKEN_SECONDS, VmRegistrationModel, token_lifetime};
 use crate::istio::ISTIOD_TLS_PORT;
 use crate::istio::control_plane::{ingress_service_location, is_plaintext_discovery};
 use crate::istio::rules;
-use crate::resources::common::{validate_labels, validate_revision};
+use crate::resources::common::{validate_config, validate_labels, validate_revision};
 use crate::tfplug::{AttributePath, Diagnostics, Value};
 use crate::validation;
+
+/// Plan-time validation of a configuration; judgements on values not known yet are dropped.
+pub(super) fn config(config: &Value, diags: &mut Diagnostics) {
+    validate_config::<VmRegistrationModel>(config, diags, |model, diags| {
+        check(model, config, diags)
+    });
+}
 
 pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Diagnostics) {
     let known = |name: &str| {
