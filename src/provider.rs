@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::client::build_config;
 use crate::cluster::{ConnectionSettings, ExecSettings, KubeError};
-use crate::istio::DEFAULT_ISTIO_NAMESPACE;
+use crate::istio::{DEFAULT_ISTIO_NAMESPACE, is_revisioned};
 use crate::provider_data::{Configured, ProviderHandle, ProviderState};
 use crate::resources::common::validate_revision;
 use crate::tfplug::{
@@ -207,10 +207,7 @@ async fn configure_from_model(model: &ProviderModel) -> Result<Configured, KubeE
             .istio_namespace
             .clone()
             .unwrap_or_else(|| DEFAULT_ISTIO_NAMESPACE.into()),
-        model
-            .revision
-            .clone()
-            .filter(|r| !r.is_empty() && r != "default"),
+        model.revision.clone().filter(|r| is_revisioned(r)),
         model
             .field_manager
             .clone()

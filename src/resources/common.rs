@@ -244,6 +244,19 @@ pub fn non_empty(map: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<Stri
     map.filter(|m| !m.is_empty()).cloned()
 }
 
+/// Annotations of a live object for import: those Kubernetes tools write for themselves
+/// (`kubectl.kubernetes.io/...`) are not part of the user's configuration.
+pub fn imported_annotations(
+    live: Option<&BTreeMap<String, String>>,
+) -> Option<BTreeMap<String, String>> {
+    let annotations: BTreeMap<String, String> = live?
+        .iter()
+        .filter(|(key, _)| !key.starts_with("kubectl.kubernetes.io/"))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    Some(annotations).filter(|a| !a.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

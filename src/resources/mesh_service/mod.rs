@@ -28,7 +28,6 @@ mod endpoints;
 mod plan;
 mod validate;
 
-const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Summary of a `wait` that ended before enough endpoints served.
 const NOT_ENOUGH: &str = "Not enough healthy endpoints";
