@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::reflector::{self, Store};
@@ -18,8 +19,23 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::KubeError;
+use crate::istio::crd::WorkloadEntry;
 
-/// Objects a wait can watch.
+/// When a wait gives up: after `timeout`, or as soon as Terraform cancels (StopProvider).
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline<'a> {
+    pub timeout: Duration,
+    pub cancel: &'a CancellationToken,
+}
+
+impl<'a> Deadline<'a> {
+    pub fn new(timeout: Duration, cancel: &'a CancellationToken) -> Self {
+        Deadline { timeout, cancel }
+    }
+}
+
+/// Objects a wait can watch: a reflector store and its watch need these bounds. Each kind the
+/// provider waits on says so below.
 pub trait Watched:
     kube::Resource<DynamicType = ()>
     + Clone
@@ -31,31 +47,24 @@ pub trait Watched:
 {
 }
 
-impl<K> Watched for K where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static
-{
-}
+impl Watched for EndpointSlice {}
+impl Watched for WorkloadEntry {}
+#[cfg(test)]
+impl Watched for k8s_openapi::api::core::v1::ConfigMap {}
 
 /// Deletes the named object and waits until it is gone, finalizers included (kube-runtime's
 /// `delete_and_finalize`), within `timeout` and until cancelled. An object that is already
-/// gone is not an error. `what` names the object in errors, e.g. "Service default/product".
+/// gone is not an error. `kind` names the object in errors, e.g. "Service".
 pub async fn delete_and_wait<K>(
     api: &Api<K>,
+    kind: &str,
     name: &str,
-    timeout: Duration,
-    cancel: &CancellationToken,
-    what: &str,
+    deadline: Deadline<'_>,
 ) -> Result<(), KubeError>
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    let what = format!("{what} to be deleted");
+    let what = format!("{kind} {name} to be deleted");
     let deleted = async {
         match delete_and_finalize(api.clone(), name, &DeleteParams::default()).await {
             Ok(()) => Ok(()),
@@ -69,7 +78,7 @@ where
             }),
         }
     };
-    within(timeout, cancel, &what, deleted).await
+    within(deadline, &what, deleted).await
 }
 
 /// Watches the objects matching `label_selector` until `done(judge(objects))`; returns that
@@ -80,13 +89,12 @@ pub async fn wait_for_set<K: Watched, T>(
     label_selector: &str,
     judge: impl Fn(&[Arc<K>]) -> T,
     done: impl Fn(&T) -> bool,
-    timeout: Duration,
-    cancel: &CancellationToken,
+    deadline: Deadline<'_>,
     what: &str,
 ) -> Result<T, (KubeError, T)> {
     let (objects, changes) = reflect(api, label_selector, what);
     let judge_now = || judge(&objects.state());
-    wait_on(changes, judge_now, done, timeout, cancel, what).await
+    wait_on(changes, judge_now, done, deadline, what).await
 }
 
 /// Like [`wait_for_set`] over two sets at once (e.g. EndpointSlices and WorkloadEntries).
@@ -95,15 +103,14 @@ pub async fn wait_for_sets<A: Watched, B: Watched, T>(
     second: (&Api<B>, &str),
     judge: impl Fn(&[Arc<A>], &[Arc<B>]) -> T,
     done: impl Fn(&T) -> bool,
-    timeout: Duration,
-    cancel: &CancellationToken,
+    deadline: Deadline<'_>,
     what: &str,
 ) -> Result<T, (KubeError, T)> {
     let (first_objects, first_changes) = reflect(first.0, first.1, what);
     let (second_objects, second_changes) = reflect(second.0, second.1, what);
     let changes = futures::stream::select(first_changes, second_changes);
     let judge_now = || judge(&first_objects.state(), &second_objects.state());
-    wait_on(changes, judge_now, done, timeout, cancel, what).await
+    wait_on(changes, judge_now, done, deadline, what).await
 }
 
 /// A store of the objects matching `label_selector`, kept current by a watch with backoff, and
@@ -179,8 +186,7 @@ impl<K: Watched> SharedWatch<K> {
         &self,
         judge: impl Fn(&[Arc<K>]) -> T,
         done: impl Fn(&T) -> bool,
-        timeout: Duration,
-        cancel: &CancellationToken,
+        deadline: Deadline<'_>,
         what: &str,
     ) -> Result<T, (KubeError, T)> {
         let changes = futures::stream::unfold(self.changes.clone(), |mut changes| async move {
@@ -188,7 +194,7 @@ impl<K: Watched> SharedWatch<K> {
             Some(((), changes))
         });
         let judge_now = || judge(&self.objects.state());
-        wait_on(changes, judge_now, done, timeout, cancel, what).await
+        wait_on(changes, judge_now, done, deadline, what).await
     }
 
     /// The objects as of now, once the first list has arrived; `None` when it has not within
@@ -211,20 +217,19 @@ async fn wait_on<T>(
     changes: impl Stream<Item = ()>,
     judge: impl Fn() -> T,
     done: impl Fn(&T) -> bool,
-    timeout: Duration,
-    cancel: &CancellationToken,
+    deadline: Deadline<'_>,
     what: &str,
 ) -> Result<T, (KubeError, T)> {
     let mut changes = pin!(changes);
-    let mut deadline = pin!(tokio::time::sleep(timeout));
+    let mut expired = pin!(tokio::time::sleep(deadline.timeout));
     loop {
         let judgement = judge();
         if done(&judgement) {
             return Ok(judgement);
         }
         tokio::select! {
-            _ = cancel.cancelled() => return Err((cancelled(what), judgement)),
-            _ = &mut deadline => return Err((timed_out(what, timeout), judgement)),
+            _ = deadline.cancel.cancelled() => return Err((cancelled(what), judgement)),
+            _ = &mut expired => return Err((timed_out(what, deadline.timeout), judgement)),
             change = changes.next() => if change.is_none() {
                 let ended = KubeError::Watch { what: what.to_string(), detail: "watch ended".into() };
                 return Err((ended, judgement));
@@ -235,14 +240,15 @@ async fn wait_on<T>(
 
 /// Runs `work` until it finishes, the deadline passes or Terraform cancels.
 async fn within<T>(
-    timeout: Duration,
-    cancel: &CancellationToken,
+    deadline: Deadline<'_>,
     what: &str,
     work: impl Future<Output = Result<T, KubeError>>,
 ) -> Result<T, KubeError> {
     tokio::select! {
-        _ = cancel.cancelled() => Err(cancelled(what)),
-        result = tokio::time::timeout(timeout, work) => result.unwrap_or_else(|_| Err(timed_out(what, timeout))),
+        _ = deadline.cancel.cancelled() => Err(cancelled(what)),
+        result = tokio::time::timeout(deadline.timeout, work) => {
+            result.unwrap_or_else(|_| Err(timed_out(what, deadline.timeout)))
+        }
     }
 }
 
@@ -294,7 +300,7 @@ mod tests {
         });
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
-        delete_and_wait(&api, "a", SHORT, &cancel, "ConfigMap a")
+        delete_and_wait(&api, "ConfigMap", "a", Deadline::new(SHORT, &cancel))
             .await
             .expect("deleted");
         assert_eq!(
@@ -311,7 +317,7 @@ mod tests {
         let (client, recorded) = mock_client(|_| status(404, "NotFound"));
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
-        delete_and_wait(&api, "a", SHORT, &cancel, "ConfigMap a")
+        delete_and_wait(&api, "ConfigMap", "a", Deadline::new(SHORT, &cancel))
             .await
             .expect("already gone");
         assert_eq!(recorded.lines().len(), 1);
@@ -325,7 +331,7 @@ mod tests {
         });
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
-        let error = delete_and_wait(&api, "a", SHORT, &cancel, "ConfigMap a")
+        let error = delete_and_wait(&api, "ConfigMap", "a", Deadline::new(SHORT, &cancel))
             .await
             .unwrap_err();
         assert!(
@@ -340,9 +346,14 @@ mod tests {
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
         cancel.cancel();
-        let error = delete_and_wait(&api, "a", Duration::from_secs(60), &cancel, "ConfigMap a")
-            .await
-            .unwrap_err();
+        let error = delete_and_wait(
+            &api,
+            "ConfigMap",
+            "a",
+            Deadline::new(Duration::from_secs(60), &cancel),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(error, KubeError::Cancelled(_)), "{error}");
     }
 
@@ -357,9 +368,16 @@ mod tests {
         });
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
-        let found = wait_for_set(&api, "app=x", ready, |n| *n == 1, SHORT, &cancel, "a ready")
-            .await
-            .expect("ready");
+        let found = wait_for_set(
+            &api,
+            "app=x",
+            ready,
+            |n| *n == 1,
+            Deadline::new(SHORT, &cancel),
+            "a ready",
+        )
+        .await
+        .expect("ready");
         assert_eq!(found, 1);
     }
 
@@ -371,9 +389,16 @@ mod tests {
         });
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
-        let (error, last) = wait_for_set(&api, "app=x", ready, |n| *n == 2, SHORT, &cancel, "both")
-            .await
-            .unwrap_err();
+        let (error, last) = wait_for_set(
+            &api,
+            "app=x",
+            ready,
+            |n| *n == 2,
+            Deadline::new(SHORT, &cancel),
+            "both",
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(error, KubeError::Timeout { .. }), "{error}");
         assert_eq!(last, 1, "the last judgement saw b ready and a not");
         assert!(recorded.all()[0].query.contains("labelSelector=app%3Dx"));
@@ -385,9 +410,16 @@ mod tests {
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
         let started = Instant::now();
-        let (error, _) = wait_for_set(&api, "app=x", ready, |n| *n == 1, SHORT, &cancel, "x")
-            .await
-            .unwrap_err();
+        let (error, _) = wait_for_set(
+            &api,
+            "app=x",
+            ready,
+            |n| *n == 1,
+            Deadline::new(SHORT, &cancel),
+            "x",
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(error, KubeError::Timeout { .. }), "{error}");
         assert!(started.elapsed() >= SHORT);
         // The first retry comes after at least 800 ms (kube-runtime's default backoff);
@@ -424,8 +456,8 @@ mod tests {
         };
         let long = Duration::from_secs(5);
         let (a, b) = tokio::join!(
-            shared.wait_for(named("a"), |n| *n == 1, long, &cancel, "a"),
-            shared.wait_for(named("b"), |n| *n == 1, long, &cancel, "b"),
+            shared.wait_for(named("a"), |n| *n == 1, Deadline::new(long, &cancel), "a"),
+            shared.wait_for(named("b"), |n| *n == 1, Deadline::new(long, &cancel), "b"),
         );
         assert_eq!((a.expect("a ready"), b.expect("b ready")), (1, 1));
         assert_eq!(
@@ -474,8 +506,7 @@ mod tests {
             (&api, "set=second"),
             both,
             |n| *n == 3,
-            SHORT,
-            &cancel,
+            Deadline::new(SHORT, &cancel),
             "three",
         )
         .await

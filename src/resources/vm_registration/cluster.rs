@@ -4,13 +4,11 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
-use tokio_util::sync::CancellationToken;
 
 use super::validate::parse_host_port;
 use super::{
@@ -21,7 +19,7 @@ use crate::cluster::KubeError;
 use crate::cluster::apply::server_side_apply;
 use crate::cluster::error::ignore_not_found;
 use crate::cluster::mesh;
-use crate::cluster::wait::{SharedWatch, delete_and_wait};
+use crate::cluster::wait::{Deadline, SharedWatch, delete_and_wait};
 use crate::istio::control_plane::{
     AUTOREGISTRATION_ENV, autoregistration_enabled, ingress_service_location, vm_cluster_id,
 };
@@ -37,7 +35,7 @@ use crate::resources::common::DEFAULT_NAMESPACE;
 use crate::resources::error::ResourceError;
 
 /// How long a refresh waits for the shared watch's first list before it lists by itself.
-const SHARED_LIST_PATIENCE: Duration = Duration::from_secs(10);
+const SHARED_LIST_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The registration's WorkloadGroup and the API version it was read at.
 pub(super) struct Group {
@@ -589,12 +587,11 @@ impl<'a> Registration<'a> {
 
     /// Watches the VM's entry until istiod reports it healthy; on timeout or cancellation the
     /// error comes with the entry as last seen. All waits of a namespace share one watch.
-    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, registration, timeout_seconds = timeout.as_secs()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, registration, timeout_seconds = deadline.timeout.as_secs()))]
     pub async fn wait_healthy(
         &self,
         registration: &str,
-        timeout: Duration,
-        cancel: &CancellationToken,
+        deadline: Deadline<'_>,
     ) -> Result<WorkloadEntry, (KubeError, Option<WorkloadEntry>)> {
         let what = format!(
             "istiod to report the VM of WorkloadGroup {}/{} healthy",
@@ -605,10 +602,7 @@ impl<'a> Registration<'a> {
         };
         let healthy = |entry: &Option<WorkloadEntry>| entry.as_ref().is_some_and(is_healthy);
         let entries = self.entries();
-        match entries
-            .wait_for(entry, healthy, timeout, cancel, &what)
-            .await
-        {
+        match entries.wait_for(entry, healthy, deadline, &what).await {
             Ok(entry) => Ok(entry.expect("a healthy entry exists")),
             Err(failed) => Err(failed),
         }
@@ -620,8 +614,7 @@ impl<'a> Registration<'a> {
     pub async fn remove(
         &self,
         model: &VmRegistrationModel,
-        timeout: Duration,
-        cancel: &CancellationToken,
+        deadline: Deadline<'_>,
     ) -> Result<(), ResourceError> {
         if let Some(registration) = registration_label(model) {
             let selector = format!("{REGISTRATION_LABEL}={registration}");
@@ -631,8 +624,7 @@ impl<'a> Registration<'a> {
                 .await?;
             for entry in list.items {
                 let name = entry.metadata.name.clone().unwrap_or_default();
-                let what = format!("WorkloadEntry {name}");
-                delete_and_wait(&entries, &name, timeout, cancel, &what).await?;
+                delete_and_wait(&entries, WorkloadEntry::KIND, &name, deadline).await?;
             }
         }
         if let Some(secret) = model.token_secret_name.as_deref().filter(|s| !s.is_empty()) {
@@ -706,7 +698,10 @@ fn normalise_rfc3339(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use serde_json::json;
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
     use crate::cluster::mock::{Recorded, Reply, Seen, list, mock_client, status};
@@ -957,7 +952,7 @@ mod tests {
         let registration = Registration::new(&configured, &model);
         let cancel = CancellationToken::new();
         registration
-            .remove(&model, Duration::from_secs(5), &cancel)
+            .remove(&model, Deadline::new(Duration::from_secs(5), &cancel))
             .await
             .expect("removed");
         let entries = "/apis/networking.istio.io/v1/namespaces/shop/workloadentries";
