@@ -308,7 +308,7 @@ func TestAccLeastPrivilege_auditShowsExactlyTheRoles(t *testing.T) {
 				ImportStateVerifyIgnore: []string{"force_conflicts", "timeouts.%", "timeouts"},
 			},
 			{
-				// Import finds the registration's Secret by label.
+				// Import finds the registration's Secret among the provider's by its UID.
 				ResourceName: "istio_vm_registration.vm",
 				ImportState:  true,
 				ImportStateIdFunc: func(s *terraform.State) (string, error) {
