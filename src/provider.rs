@@ -14,7 +14,7 @@ use crate::cluster::{ConnectionSettings, ExecSettings, KubeError};
 use crate::istio::DEFAULT_ISTIO_NAMESPACE;
 use crate::provider_data::{Configured, ProviderHandle, ProviderState};
 use crate::tfplug::{
-    AttributePath, Ctx, DataSource, Diagnostics, Provider, Resource, Schema, UnknownAs, Value,
+    AttributePath, Ctx, DataSource, Diagnostics, EphemeralResource, Provider, Resource, Schema, UnknownAs, Value,
     decode,
 };
 
@@ -152,6 +152,10 @@ impl Provider for IstioProvider {
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
         crate::resources::all_data_sources(self.handle.clone())
+    }
+
+    fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource>> {
+        crate::resources::all_ephemeral_resources(self.handle.clone())
     }
 }
 

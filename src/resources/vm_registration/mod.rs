@@ -28,8 +28,10 @@ use crate::istio::{Bundle, DEFAULT_TOKEN_SECONDS, RegistrationMode, render_bundl
 use crate::provider_data::ProviderHandle;
 use crate::tfplug::{Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
 use crate::validation;
+pub(crate) use bootstrap::{check_settings, group_of_registration, mint_bootstrap};
 use cluster::{Group, Registration, registration_id};
 
+mod bootstrap;
 mod cluster;
 mod files;
 mod plan;
