@@ -128,6 +128,13 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
     if let Some(timeouts) = &model.timeouts {
         timeouts.validate(diags);
     }
+    if model.issue_token == Some(false) && known("output_dir") {
+        diags.error(
+            "Conflicting attributes",
+            "With issue_token = false the registration has no token to write: deliver the files of the ephemeral istio_vm_bootstrap instead of `output_dir`.",
+            AttributePath::new("output_dir"),
+        );
+    }
     if let Some(dir) = model.output_dir.as_deref().filter(|d| d.is_empty()) {
         diags.error(
             "Invalid output_dir",
