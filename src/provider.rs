@@ -14,8 +14,8 @@ use crate::cluster::{ConnectionSettings, ExecSettings, KubeError};
 use crate::istio::DEFAULT_ISTIO_NAMESPACE;
 use crate::provider_data::{Configured, ProviderHandle, ProviderState};
 use crate::tfplug::{
-    AttributePath, Ctx, DataSource, Diagnostics, EphemeralResource, Provider, Resource, Schema, UnknownAs, Value,
-    decode,
+    AttributePath, Ctx, DataSource, Diagnostics, EphemeralResource, Provider, Resource, Schema,
+    UnknownAs, Value, decode,
 };
 
 pub const DEFAULT_FIELD_MANAGER: &str = "terraform-provider-istio";

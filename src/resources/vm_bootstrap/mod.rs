@@ -223,7 +223,10 @@ mod tests {
         let schema = Schema::from_model::<VmBootstrapModel>(0);
         for name in ["istio_token", "files"] {
             let attribute = schema.block.attribute(name).unwrap();
-            assert!(attribute.sensitive && attribute.computed && !attribute.optional, "{name}");
+            assert!(
+                attribute.sensitive && attribute.computed && !attribute.optional,
+                "{name}"
+            );
         }
         assert!(schema.block.attribute("registration").unwrap().required);
         assert!(!schema.block.attribute("root_cert").unwrap().sensitive);
@@ -235,7 +238,9 @@ mod tests {
             errors_of(serde_json::json!({"registration": "shop/product-vm"})),
             vec!["Invalid registration"]
         );
-        assert!(errors_of(serde_json::json!({"registration": "shop/product-vm/0b6c-uid"})).is_empty());
+        assert!(
+            errors_of(serde_json::json!({"registration": "shop/product-vm/0b6c-uid"})).is_empty()
+        );
     }
 
     #[test]
@@ -246,8 +251,15 @@ mod tests {
             "internal_ip": "10.0.0.1",
             "external_ip": "not-an-ip",
         }));
-        for expected in ["Invalid token_duration", "Invalid IP address", "Conflicting attributes"] {
-            assert!(errors.iter().any(|e| e == expected), "{expected} in {errors:?}");
+        for expected in [
+            "Invalid token_duration",
+            "Invalid IP address",
+            "Conflicting attributes",
+        ] {
+            assert!(
+                errors.iter().any(|e| e == expected),
+                "{expected} in {errors:?}"
+            );
         }
     }
 
@@ -264,7 +276,10 @@ mod tests {
         assert_eq!(settings.workload_group, "shop/product-vm");
         assert_eq!(settings.id.as_deref(), Some("shop/product-vm/uid-1"));
         assert_eq!(settings.network.as_deref(), Some("net-1"));
-        assert_eq!(settings.istiod_address.as_deref(), Some("istiod.example.com:15012"));
+        assert_eq!(
+            settings.istiod_address.as_deref(),
+            Some("istiod.example.com:15012")
+        );
         assert_eq!(settings.token_duration.as_deref(), Some("30m"));
         assert_eq!(settings.istio_token, None);
     }

@@ -23,7 +23,11 @@ pub(super) fn refine(plan: &mut Plan) {
         return;
     }
     plan_default(plan, "mode", Value::string("auto"));
-    let issue_token = plan.planned.get_attr("issue_token").and_then(Value::as_bool) != Some(false);
+    let issue_token = plan
+        .planned
+        .get_attr("issue_token")
+        .and_then(Value::as_bool)
+        != Some(false);
     if !issue_token {
         for name in ["istio_token", "token_expires_at"] {
             plan.planned.set_attr(name, Value::Null);

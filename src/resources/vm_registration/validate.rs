@@ -248,6 +248,10 @@ mod tests {
                 "istiod_address",
             ),
             (
+                serde_json::json!({"workload_group": "default/g", "issue_token": false, "output_dir": "/tmp/b"}),
+                "output_dir",
+            ),
+            (
                 serde_json::json!({"workload_group": "default/g", "token_duration": "5m"}),
                 "token_duration",
             ),
