@@ -7,7 +7,8 @@ package acceptance
 // provisioner, the one place an ephemeral value may go) passes TokenReview, and
 // it appears in none of: the state file, `show -json` of the state and of a
 // saved plan, the CLI's output, the trace log. Destroying the registration
-// revokes it.
+// revokes it. A control registration with issue_token left at its default
+// keeps its token in state, and the same search finds it there.
 //
 // Ephemeral resources need Terraform >= 1.10 or OpenTofu >= 1.11. This test
 // is limited to those CLIs: on older ones (Terraform 1.0.3, 1.5.7, OpenTofu
@@ -77,6 +78,12 @@ resource "istio_vm_registration" "vm" {
   cluster_id     = %[5]q
   labels         = { vm = "vm-1" }
   issue_token    = false
+}
+
+# The control: a registration that keeps its token, which the search below must find.
+resource "istio_vm_registration" "control" {
+  workload_group = istio_workload_group.product.id
+  cluster_id     = %[5]q
 }
 
 ephemeral "istio_vm_bootstrap" "vm" {
@@ -160,11 +167,21 @@ func TestAccVmBootstrap_tokenNeverStored(t *testing.T) {
 			t.Errorf("the ephemeral %s differs from the registration's %s:\n%s\nvs\n%v", file, attribute, got, want)
 		}
 	}
-	if strings.Contains(state, "istio_vm_bootstrap") {
-		t.Errorf("the ephemeral resource appears in the state:\n%s", state)
+	if strings.Contains(state, `"address":"ephemeral.`) {
+		t.Errorf("the ephemeral resource is stored in the state:\n%s", state)
 	}
 	texts["the state file"] = readFile(t, filepath.Join(dir, "terraform.tfstate"))
 	texts["show -json (state)"] = state
+	// The search works: a token kept in state (the default) is found where it is.
+	control, _ := stateResource(t, state, "istio_vm_registration.control")["istio_token"].(string)
+	if err := expectTokenAccepted(t, control, ns); err != nil {
+		t.Fatalf("the control registration's token: %v", err)
+	}
+	for _, where := range []string{"the state file", "show -json (state)"} {
+		if !strings.Contains(texts[where], control) {
+			t.Fatalf("the control registration's token is not found in %s: the search proves nothing", where)
+		}
+	}
 
 	// A plan that opens the ephemeral resource again (a new token) and replaces
 	// the delivery: its saved plan must not hold either token.
