@@ -103,7 +103,7 @@ main() {
 
   local dir
   while IFS= read -r dir; do
-    case "$dir" in examples/resources/* | examples/data-sources/*) continue ;; esac
+    case "$dir" in examples/resources/* | examples/data-sources/* | examples/ephemeral-resources/*) continue ;; esac
     check_configuration "$dir"
   done < <(cd "$repo" && find examples -name '*.tf' -printf '%h\n' | sort -u)
   check_snippets
