@@ -113,9 +113,11 @@ cargo-test: setup
 
 # Every configuration under examples/ is formatted and, unless it needs another provider,
 # validates with Terraform 1.0.3 and the provider from the mirror; the snippets of the
-# reference pages validate together; docs/guides/ shows the example files unchanged.
+# reference pages validate together (the ephemeral-resource ones with Terraform 1.13.3);
+# docs/guides/ shows the example files unchanged.
 examples-check: setup provider
-	TERRAFORM=$(TERRAFORM) TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) acceptance-tests/tools/examples-check.sh
+	set -a; . $(TOOLS_ENV); set +a; \
+	TERRAFORM=$(TERRAFORM) TERRAFORM_EPHEMERAL=$${TFPI_TERRAFORM_1_13_3:-} TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) acceptance-tests/tools/examples-check.sh
 
 # Acceptance tests against the real control plane. Each run starts its own
 # control plane with one install profile (TFPI_PROFILE, README.md "Local

@@ -15,8 +15,8 @@ use crate::istio::{DEFAULT_ISTIO_NAMESPACE, is_revisioned};
 use crate::provider_data::{Configured, ProviderHandle, ProviderState};
 use crate::resources::common::validate_revision;
 use crate::tfplug::{
-    AttributePath, Ctx, DataSource, Diagnostics, Provider, Resource, Schema, UnknownAs, Value,
-    decode,
+    AttributePath, Ctx, DataSource, Diagnostics, EphemeralResource, Provider, Resource, Schema,
+    UnknownAs, Value, decode,
 };
 
 pub const DEFAULT_FIELD_MANAGER: &str = "terraform-provider-istio";
@@ -153,6 +153,10 @@ impl Provider for IstioProvider {
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
         crate::resources::all_data_sources(self.handle.clone())
+    }
+
+    fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource>> {
+        crate::resources::all_ephemeral_resources(self.handle.clone())
     }
 }
 

@@ -29,8 +29,10 @@ use crate::istio::{Bundle, DEFAULT_TOKEN_SECONDS, RegistrationMode, render_bundl
 use crate::provider_data::ProviderHandle;
 use crate::tfplug::{Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
 use crate::validation;
+pub(crate) use bootstrap::{check_settings, group_of_registration, mint_bootstrap};
 use cluster::{Group, Registration, registration_id};
 
+mod bootstrap;
 mod cluster;
 mod files;
 mod plan;
@@ -134,6 +136,12 @@ pub struct VmRegistrationModel {
     /// `ISTIOD_CUSTOM_HOST`. Port 15010 (plaintext) is refused. The same holds for a gateway
     /// whose load balancer reports only a hostname.
     pub istiod_address: Option<String>,
+    /// Issue the VM's token here and keep it in state (`istio_token`, the `istio-token` file).
+    /// Default true. Set false when the VM gets its token from the ephemeral
+    /// `istio_vm_bootstrap` (Terraform ≥ 1.10, OpenTofu ≥ 1.11): then no token ever enters this
+    /// registration's plan or state, `istio_token` and `token_expires_at` stay null, the bundle
+    /// attributes hold an empty `istio-token`, and `output_dir` cannot be used.
+    pub issue_token: Option<bool>,
     /// Lifetime of the bootstrap token, e.g. `1h` (default). At least `10m`.
     pub token_duration: Option<String>,
     /// Renew the token when it expires sooner than this (default `15m`): the next plan shows an
@@ -337,7 +345,10 @@ impl Resource for VmRegistrationResource {
         };
         model.token_secret_name = Some(secret_name);
         model.id = prior.id.clone();
-        if planned.get_attr("istio_token").is_some_and(Value::is_known) {
+        if !issues_token(&model) {
+            model.istio_token = None;
+            model.token_expires_at = None;
+        } else if planned.get_attr("istio_token").is_some_and(Value::is_known) {
             model.istio_token = prior.istio_token.clone();
             model.token_expires_at = prior.token_expires_at.clone();
         } else {
@@ -424,7 +435,7 @@ async fn register(
     operation: Operation,
 ) -> Result<(), ResourceError> {
     let id = registration_id(secret);
-    if model.istio_token.is_none() {
+    if model.istio_token.is_none() && issues_token(model) {
         let issued = registration.request_token(group, secret, model).await?;
         model.istio_token = Some(issued.token);
         model.token_expires_at = Some(issued.expires_at);
@@ -568,6 +579,11 @@ async fn rerender(
 /// The registration label of this registration: the last part of its ID.
 pub(super) fn registration_label(model: &VmRegistrationModel) -> Option<&str> {
     model.id.as_deref().and_then(|id| id.rsplit('/').next())
+}
+
+/// False when the VM's token comes from the ephemeral `istio_vm_bootstrap` instead.
+pub(super) fn issues_token(model: &VmRegistrationModel) -> bool {
+    model.issue_token.unwrap_or(true)
 }
 
 /// `token_duration`, or istioctl's default lifetime.

@@ -131,6 +131,13 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
     if let Some(timeouts) = &model.timeouts {
         timeouts.validate(diags);
     }
+    if model.issue_token == Some(false) && known("output_dir") {
+        diags.error(
+            "Conflicting attributes",
+            "With issue_token = false the registration has no token to write: deliver the files of the ephemeral istio_vm_bootstrap instead of `output_dir`.",
+            AttributePath::new("output_dir"),
+        );
+    }
     if let Some(dir) = model.output_dir.as_deref().filter(|d| d.is_empty()) {
         diags.error(
             "Invalid output_dir",
@@ -242,6 +249,10 @@ mod tests {
             (
                 serde_json::json!({"workload_group": "default/g", "ingress_ip": "10.0.0.1", "istiod_address": "x:1"}),
                 "istiod_address",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "issue_token": false, "output_dir": "/tmp/b"}),
+                "output_dir",
             ),
             (
                 serde_json::json!({"workload_group": "default/g", "token_duration": "5m"}),
