@@ -82,7 +82,9 @@ pub struct GroupMetadataModel {
 /// `spec.template`: a WorkloadEntry without its per-VM fields.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 pub struct TemplateModel {
-    /// Address shared by all entries; normally left empty because each VM has its own.
+    /// Address shared by all entries; normally left empty because each VM has its own. At
+    /// most 256 bytes; a Unix socket (`unix:///path` or `unix://@abstract`, not a directory)
+    /// excludes `ports`.
     pub address: Option<String>,
     /// Port name → port number the VMs serve on (e.g. `http = 8080`); at most 128 ports,
     /// names of 1–62 letters, digits and '-'.

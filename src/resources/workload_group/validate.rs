@@ -65,6 +65,12 @@ fn validate_template(template: &TemplateModel, diags: &mut Diagnostics) {
             );
         }
     }
+    if let Some(address) = &template.address {
+        let has_ports = ports.is_some_and(|p| !p.is_empty());
+        if let Err(problem) = rules::template_address(address, has_ports) {
+            diags.error("Invalid address", problem, path.clone().attr("address"));
+        }
+    }
     validate_label_count(&template.labels, path.clone().attr("labels"), diags);
     validate_labels(&template.labels, path.clone().attr("labels"), diags);
     if let Some(Err(problem)) = template.weight.map(rules::weight) {
