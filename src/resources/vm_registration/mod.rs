@@ -94,7 +94,9 @@ pub struct VmRegistrationModel {
     /// changes in auto mode).
     pub locality: Option<String>,
     /// Labels of this VM, added to the group's (they win over the group's labels; see
-    /// `network` for changes in auto mode).
+    /// `network` for changes in auto mode). Istio allows 256 labels on the VM's entry, which
+    /// also carries the group's labels, the registration label and the two canonical service
+    /// labels; the plan refuses more than fit beside those three.
     pub labels: Option<BTreeMap<String, String>>,
     /// Load-balancing weight of this VM's entry (manual mode), 0–4294967295; 0 means Istio's
     /// default.

@@ -1,8 +1,10 @@
 //! Plan-time validation of the registration model; every rule names its attribute.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::{MINIMUM_TOKEN_SECONDS, VmRegistrationModel, token_lifetime};
+use super::{MINIMUM_TOKEN_SECONDS, REGISTRATION_LABEL, VmRegistrationModel, token_lifetime};
+use crate::istio::bundle::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL};
 use crate::istio::control_plane::{ingress_service_location, is_plaintext_discovery};
 use crate::istio::rules;
 use crate::istio::{DEFAULT_ISTIO_NAMESPACE, ISTIOD_TLS_PORT};
@@ -107,6 +109,7 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
         }
     }
     validate_labels(&model.labels, AttributePath::new("labels"), diags);
+    validate_entry_label_count(model, diags);
     if let Some(Err(problem)) = model.weight.map(rules::weight) {
         diags.error("Invalid weight", problem, AttributePath::new("weight"));
     }
@@ -144,6 +147,27 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
             format!("{dir:?}: give a directory path, or leave it unset"),
             AttributePath::new("output_dir"),
         );
+    }
+}
+
+/// The VM's WorkloadEntry carries `labels`, the registration label and the two canonical
+/// service labels (the group's labels come on top, unknown here); Istio's CRD allows 256 labels
+/// on an entry, so the plan refuses what can never fit.
+fn validate_entry_label_count(model: &VmRegistrationModel, diags: &mut Diagnostics) {
+    let mut keys: BTreeSet<&str> = model
+        .labels
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    keys.extend([
+        REGISTRATION_LABEL,
+        CANONICAL_NAME_LABEL,
+        CANONICAL_REVISION_LABEL,
+    ]);
+    let what = "labels on the VM's WorkloadEntry (`labels`, the registration label and the two canonical service labels)";
+    if let Err(problem) = rules::at_most(keys.len(), rules::MAX_LABELS, what) {
+        diags.error("Too many labels", problem, AttributePath::new("labels"));
     }
 }
 
@@ -303,6 +327,19 @@ mod tests {
     }
 
     /// Issue "Field defects" item 5: values Istio (CRD, webhook, istioctl) accepts.
+    #[test]
+    fn labels_leave_room_for_the_three_the_entry_always_gets() {
+        let labels = |n: usize| -> serde_json::Map<String, serde_json::Value> {
+            (0..n).map(|i| (format!("l{i}"), "v".into())).collect()
+        };
+        let config = |n| serde_json::json!({"workload_group": "default/g", "labels": labels(n)});
+        assert!(errors(config(253)).is_empty());
+        assert_eq!(
+            errors(config(254)),
+            vec![Some(AttributePath::new("labels"))]
+        );
+    }
+
     #[test]
     fn values_istio_accepts_pass() {
         for json in [
