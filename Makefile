@@ -40,9 +40,9 @@ CONTROLPLANE_SRC := $(wildcard acceptance-tests/go.mod acceptance-tests/go.sum a
 
 help:
 	@echo "make demo                 set up, start the local control plane, terraform apply examples/quickstart (KEEP=1 keeps it running)"
-	@echo "make test                 set up, fmt + clippy, cargo test (+ tfplug-test-provider, schema and docs snapshots), examples check, release install check, acceptance tests;"
+	@echo "make test                 set up, fmt + clippy, cargo test (+ tfplug-test-provider, schema and docs snapshots), examples check, release install check, acceptance tests"
+	@echo "                          (Terraform 1.0.3 and 1.13.3, OpenTofu 1.6.3 and 1.12.6; install profiles $(ACC_PROFILES));"
 	@echo "                          ends with a summary table (stage wall times, CLIs run, tests per package) and fails on any failed or skipped test"
-	@echo "                          (Terraform 1.0.3 and 1.13.3, OpenTofu 1.6.3 and 1.12.6; install profiles $(ACC_PROFILES))"
 	@echo "make test-matrix          make test with every CLI (adds Terraform 1.5.7) and the VM tests on every install profile ($(MATRIX_PROFILES))"
 	@echo "make lint                 cargo fmt --check, cargo clippy -D warnings (with and without tfplug-test-provider)"
 	@echo "make setup                build/fetch every tool into $(TFPI_CACHE) (cached by version)"
