@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::client::build_config;
 use crate::cluster::connection::{check_connection, client_error};
 use crate::cluster::{ConnectionSettings, ExecSettings, KubeError, Setting};
-use crate::istio::DEFAULT_ISTIO_NAMESPACE;
+use crate::istio::{DEFAULT_ISTIO_NAMESPACE, is_revisioned};
 use crate::provider_data::{Configured, ProviderHandle, ProviderState};
+use crate::resources::common::validate_revision;
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Provider, Resource, Schema, UnknownAs, Value,
     decode,
@@ -142,11 +143,7 @@ impl Provider for IstioProvider {
             Ok(configured) => ProviderState::Ready(Arc::new(configured)),
             Err(error) => {
                 let path = attribute_of(&error, &model);
-                diags.error(
-                    "Invalid provider configuration",
-                    error.to_string(),
-                    path.clone(),
-                );
+                diags.error(summary_of(&error), error.to_string(), path.clone());
                 ProviderState::Failed(error.to_string(), Some(path))
             }
         };
@@ -179,11 +176,7 @@ fn validate_model(model: &ProviderModel, diags: &mut Diagnostics) {
             AttributePath::new("istio_namespace"),
         );
     }
-    if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty())
-        && let Err(problem) = crate::validation::dns1123_label(revision)
-    {
-        diags.error("Invalid revision", problem, AttributePath::new("revision"));
-    }
+    validate_revision(&model.revision, diags);
     if model.field_manager.as_deref() == Some("") {
         diags.error(
             "Invalid field_manager",
@@ -219,10 +212,7 @@ async fn configure_from_model(model: &ProviderModel) -> Result<Configured, KubeE
             .istio_namespace
             .clone()
             .unwrap_or_else(|| DEFAULT_ISTIO_NAMESPACE.into()),
-        model
-            .revision
-            .clone()
-            .filter(|r| !r.is_empty() && r != "default"),
+        model.revision.clone().filter(|r| is_revisioned(r)),
         model
             .field_manager
             .clone()
@@ -252,6 +242,18 @@ fn connection_settings(model: &ProviderModel) -> ConnectionSettings {
             args: exec.args.clone().unwrap_or_default(),
             env: exec.env.clone().unwrap_or_default().into_iter().collect(),
         }),
+    }
+}
+
+/// The summary of a configuration error: the API server could not be used, or a setting is
+/// wrong before any call (docs/guides/troubleshooting.md explains both).
+fn summary_of(error: &KubeError) -> &'static str {
+    match error {
+        KubeError::Unauthorized { .. }
+        | KubeError::Unreachable { .. }
+        | KubeError::ExecPlugin { .. }
+        | KubeError::Client(_) => "Cannot use the Kubernetes API server",
+        _ => "Invalid provider configuration",
     }
 }
 
