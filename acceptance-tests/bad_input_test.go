@@ -437,16 +437,16 @@ func selfSignedPEM(t *testing.T, name string) string {
 
 // adminToken is a valid token, so a case fails for its TLS setting alone.
 func adminToken(t *testing.T) string {
-	return serviceAccountToken(t, "bad-input-admin", false)
+	return badInputToken(t, "bad-input-admin", false)
 }
 
 // revokedToken is a token the API server issued for a ServiceAccount that was
 // deleted since: it no longer authenticates.
 func revokedToken(t *testing.T) string {
-	return serviceAccountToken(t, "bad-input-revoked", true)
+	return badInputToken(t, "bad-input-revoked", true)
 }
 
-func serviceAccountToken(t *testing.T, name string, deleteAfter bool) string {
+func badInputToken(t *testing.T, name string, deleteAfter bool) string {
 	ctx := context.Background()
 	ns := "default"
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: randomName(name)}}
