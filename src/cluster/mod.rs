@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod connection;
 pub mod discovery;
 pub mod error;
 pub mod mesh;
@@ -11,4 +12,4 @@ pub(crate) mod mock;
 pub mod wait;
 
 pub use client::{ConnectionSettings, ExecSettings};
-pub use error::KubeError;
+pub use error::{KubeError, Setting};

@@ -36,11 +36,13 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
             AttributePath::new("mode"),
         );
     }
+    // On `mode`: Terraform shows the source line of a diagnostic's attribute only when the
+    // attribute is in the configuration, and `address` is not.
     if mode == "manual" && config.get_attr("address").is_some_and(Value::is_null) {
         diags.error(
             "Missing address",
             "mode = \"manual\" needs `address`, the VM's IP: the WorkloadEntry is created with it.",
-            AttributePath::new("address"),
+            AttributePath::new("mode"),
         );
     }
     for (name, value) in [
@@ -260,7 +262,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"workload_group": "default/g", "mode": "manual"}),
-                "address",
+                "mode",
             ),
             (
                 serde_json::json!({"workload_group": "default/g", "address": "10.0.0"}),

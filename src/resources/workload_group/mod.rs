@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{
     ApplyModel, Operation, TimeoutsModel, namespace_or_default, parse_import_id, refuse_existing,
+    require_namespace,
 };
 use super::error::{OrReport, ResourceError};
 use crate::cluster::wait::Deadline;
@@ -217,6 +218,9 @@ impl Resource for WorkloadGroupResource {
         let mut model = decode::<WorkloadGroupModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let namespace = namespace_or_default(&model.namespace);
+        require_namespace(&configured, &namespace)
+            .await
+            .or_report(FAILED, diags)?;
         let groups = Groups::discover(&configured, namespace)
             .await
             .or_report(FAILED, diags)?;

@@ -128,16 +128,24 @@ fn validate_probe(probe: &ProbeModel, diags: &mut Diagnostics) {
         }
     }
     let handlers = [
-        probe.http_get.is_some(),
-        probe.tcp_socket.is_some(),
-        probe.exec.is_some(),
-        probe.grpc.is_some(),
+        ("http_get", probe.http_get.is_some()),
+        ("tcp_socket", probe.tcp_socket.is_some()),
+        ("exec", probe.exec.is_some()),
+        ("grpc", probe.grpc.is_some()),
     ];
-    if handlers.iter().filter(|set| **set).count() != 1 {
+    let set: Vec<&str> = handlers
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| *name)
+        .collect();
+    if set.len() != 1 {
+        // Terraform shows the line of a block only through a path into it: the second
+        // handler's block when there are several, the `probe` block when there is none.
+        let at = set.get(1).copied().unwrap_or("http_get");
         diags.error(
             "Probe needs exactly one handler",
             "Set exactly one of the blocks `http_get`, `tcp_socket` or `exec` inside `probe`.",
-            path.clone(),
+            path.clone().attr(at),
         );
     }
     if let Some(http) = &probe.http_get {
