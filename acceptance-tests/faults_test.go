@@ -43,8 +43,9 @@ const registrationLabel = "terraform-provider-istio/registration"
 func faultConfig(ns, address, registrationExtra string) string {
 	return providerConfig() + fmt.Sprintf(`
 resource "istio_workload_group" "product" {
-  name      = "product-vm"
-  namespace = %[1]q
+  name            = "product-vm"
+  namespace       = %[1]q
+  force_conflicts = true # takes back what is edited out of band
   metadata {
     labels = { app = "product" }
   }
@@ -84,8 +85,10 @@ func newTFWork(t *testing.T, config string) *tfWork {
 	return w
 }
 
+// setConfig writes main.tf: config, with our provider's source declared.
 func (w *tfWork) setConfig(config string) {
-	writeFile(w.t, filepath.Join(w.dir, "main.tf"), config)
+	requiredProviders := strings.TrimSuffix(terraformHeader(), providerConfig())
+	writeFile(w.t, filepath.Join(w.dir, "main.tf"), requiredProviders+config)
 }
 
 func (w *tfWork) command(args ...string) *exec.Cmd {
@@ -605,9 +608,10 @@ func TestAccFaults_outOfBandChanges(t *testing.T) {
 	const entryName = "product-vm-10.20.0.6"
 	config := faultConfig(ns, "10.20.0.6", "") + fmt.Sprintf(`
 resource "istio_mesh_service" "product" {
-  name      = "product"
-  namespace = %q
-  selector  = { app = "product" }
+  name            = "product"
+  namespace       = %q
+  force_conflicts = true
+  selector        = { app = "product" }
   ports {
     name = "http"
     port = 8080
@@ -671,7 +675,12 @@ resource "istio_mesh_service" "product" {
 			{Config: config, Check: checkOneOfEach(t, ns)},
 			step("edit the WorkloadGroup", edit(gvrWorkloadGroup, "product-vm", "oob", "spec", "template", "serviceAccount"),
 				group, update, fixed(gvrWorkloadGroup, "product-vm", "default", "spec", "template", "serviceAccount")),
-			step("delete the WorkloadGroup", del(gvrWorkloadGroup, func() string { return "product-vm" }),
+			step("delete the WorkloadGroup (the garbage collector deletes the entry it owns)", func() {
+				del(gvrWorkloadGroup, func() string { return "product-vm" })()
+				if err := checkObjectGone(gvrWorkloadEntry, ns, entryName); err != nil {
+					t.Fatal(err)
+				}
+			},
 				group, create, checkObjectExists(gvrWorkloadGroup, ns, "product-vm")),
 			step("edit the WorkloadEntry", edit(gvrWorkloadEntry, entryName, "10.99.0.1", "spec", "address"),
 				registration, update, fixed(gvrWorkloadEntry, entryName, "10.20.0.6", "spec", "address")),
