@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -416,7 +417,7 @@ func TestAccFaults_istiodStoppedDuringWait(t *testing.T) {
 			t.Errorf("the error does not say %q:\n%s", want, output)
 		}
 	}
-	if n := strings.Count(output, "Error: "); n != 1 {
+	if n := len(diagnosticStart.FindAllStringIndex(apply.output.String(), -1)); n != 1 {
 		t.Errorf("%d errors, want one:\n%s", n, output)
 	}
 	registration := w.state()["istio_vm_registration.vm"]
@@ -425,6 +426,9 @@ func TestAccFaults_istiodStoppedDuringWait(t *testing.T) {
 	}
 	w.destroyAndExpectNothingLeft(ns)
 }
+
+// diagnosticStart is where Terraform starts printing an error diagnostic.
+var diagnosticStart = regexp.MustCompile(`(?m)^(?:│ )?Error: `)
 
 func oneSpace(s string) string { return strings.Join(strings.Fields(s), " ") }
 
@@ -454,14 +458,15 @@ func TestAccFaults_apiServerUnreachable(t *testing.T) {
 		{"plan", "-input=false", "-no-color"},
 		{"apply", "-input=false", "-no-color", "tfplan"},
 	} {
-		out, code := w.run(args...)
-		out = oneSpace(out)
+		raw, code := w.run(args...)
+		out := oneSpace(raw)
 		if code == 0 {
 			t.Errorf("terraform %s succeeded without an API server:\n%s", args[0], out)
 		}
 		// Terraform shows the error once per resource that needs the cluster: one cause, nothing else.
-		errors := strings.Split(out, "Error: ")[1:]
+		errors := diagnosticStart.Split(raw, -1)[1:]
 		for _, e := range errors {
+			e = oneSpace(e)
 			if !strings.HasPrefix(e, "Cannot use the Kubernetes API server") || !strings.Contains(e, "cannot reach the Kubernetes API server "+cp.Get("KUBE_APISERVER")) {
 				t.Errorf("terraform %s: an error that does not say the API server is unreachable: %s", args[0], e)
 			}
