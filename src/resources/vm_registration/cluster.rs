@@ -910,9 +910,13 @@ mod tests {
 
     #[test]
     fn an_entry_edited_outside_terraform_is_not_current() {
-        let wanted =
-            manual_entry(&manual_model(), &group_with_uid(), "product-vm-10.0.0.5", "uid-1")
-                .expect("entry");
+        let wanted = manual_entry(
+            &manual_model(),
+            &group_with_uid(),
+            "product-vm-10.0.0.5",
+            "uid-1",
+        )
+        .expect("entry");
         assert!(entry_is_current(&wanted, &wanted));
 
         let mut moved = wanted.clone();
@@ -944,16 +948,18 @@ mod tests {
                             "metadata": {"name": "product-vm-vm-old", "namespace": "shop", "uid": "uid-killed",
                                          "resourceVersion": "1"}});
         let (configured, _, recorded) =
-            registration_with(move |seen| match (seen.method.as_str(), seen.path.as_str()) {
-                ("GET", path) if path.ends_with("/workloadentries/product-vm-10.0.0.5") => {
-                    Reply::Json(200, held.clone())
-                }
-                ("PATCH", _) => Reply::Json(200, held.clone()),
-                ("GET", path) if path.ends_with("/secrets") => list(vec![orphan.clone()]),
-                ("DELETE", _) => Reply::Json(200, orphan.clone()),
-                ("GET", _) => list(vec![]),
-                _ => Reply::Hang,
-            });
+            registration_with(
+                move |seen| match (seen.method.as_str(), seen.path.as_str()) {
+                    ("GET", path) if path.ends_with("/workloadentries/product-vm-10.0.0.5") => {
+                        Reply::Json(200, held.clone())
+                    }
+                    ("PATCH", _) => Reply::Json(200, held.clone()),
+                    ("GET", path) if path.ends_with("/secrets") => list(vec![orphan.clone()]),
+                    ("DELETE", _) => Reply::Json(200, orphan.clone()),
+                    ("GET", _) => list(vec![]),
+                    _ => Reply::Hang,
+                },
+            );
         let model = manual_model();
         let registration = Registration::new(&configured, &model);
         registration
