@@ -309,13 +309,13 @@ func TestAccFaults_apiServerRestartDuringHealthWait(t *testing.T) {
 	apply := w.start("apply", "-auto-approve", "-input=false", "-no-color")
 	entry := waitForEntries(t, ns, 1, 2*time.Minute)[0]
 	time.Sleep(2 * time.Second) // the wait's watch is established
-	if err := cp.RestartAPIServer(context.Background()); err != nil {
-		t.Fatalf("restarting kube-apiserver: %v", err)
-	}
+	restartAPIServer(t)
 	reportHealthy(t, ns, entry.GetName())
+	back := time.Now()
 	if code := apply.wait(t, 4*time.Minute); code != 0 {
 		t.Fatalf("apply across the API server restart exited %d:\n%s", code, apply.output)
 	}
+	t.Logf("the apply completed %s after the VM was reported healthy on the restarted API server", time.Since(back).Round(100*time.Millisecond))
 	registration := w.state()["istio_vm_registration.vm"]
 	if registration == nil || registration.AttributeValues["healthy"] != true || registration.Tainted {
 		t.Fatalf("registration in state: %+v, want healthy and not tainted", registration)
@@ -347,9 +347,7 @@ resource "istio_mesh_service" "product" {
 	apply := w.start("apply", "-auto-approve", "-input=false", "-no-color")
 	waitForObject(t, gvrService, ns, "product", 2*time.Minute)
 	time.Sleep(2 * time.Second)
-	if err := cp.RestartAPIServer(context.Background()); err != nil {
-		t.Fatalf("restarting kube-apiserver: %v", err)
-	}
+	restartAPIServer(t)
 	// A VM without health checks serves as soon as its entry exists (istiod's rule).
 	entry := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
@@ -359,9 +357,11 @@ resource "istio_mesh_service" "product" {
 	if _, err := resourceClient(gvrWorkloadEntry, ns).Create(context.Background(), entry, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating the VM's entry: %v", err)
 	}
+	back := time.Now()
 	if code := apply.wait(t, 4*time.Minute); code != 0 {
 		t.Fatalf("apply across the API server restart exited %d:\n%s", code, apply.output)
 	}
+	t.Logf("the apply completed %s after the VM's entry appeared on the restarted API server", time.Since(back).Round(100*time.Millisecond))
 	service := w.state()["istio_mesh_service.product"]
 	if service == nil || service.Tainted {
 		t.Fatalf("mesh service in state: %+v, want it present and not tainted", service)
@@ -374,6 +374,16 @@ resource "istio_mesh_service" "product" {
 		t.Fatal(err)
 	}
 	w.destroyAndExpectNothingLeft(ns)
+}
+
+// restartAPIServer restarts kube-apiserver and logs how long it was away.
+func restartAPIServer(t *testing.T) {
+	t.Helper()
+	started := time.Now()
+	if err := cp.RestartAPIServer(context.Background()); err != nil {
+		t.Fatalf("restarting kube-apiserver: %v", err)
+	}
+	t.Logf("kube-apiserver restarted and ready in %s", time.Since(started).Round(100*time.Millisecond))
 }
 
 func waitForObject(t *testing.T, gvr schema.GroupVersionResource, ns, name string, timeout time.Duration) {
