@@ -24,12 +24,12 @@ use crate::istio::control_plane::{
     AUTOREGISTRATION_ENV, autoregistration_enabled, ingress_service_location, vm_cluster_id,
 };
 use crate::istio::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, to_dynamic};
-use crate::istio::is_healthy;
 use crate::istio::{
     BundleInputs, DEFAULT_INGRESS_SERVICE, ISTIOD_TLS_PORT, IstiodReach, ManualRegistration,
     ROOT_CERT_CONFIGMAP, RegistrationMode, TOKEN_AUDIENCE, WorkloadIp, manual_workload_entry,
     mesh_configmap_name, service_account, workload_entry_name,
 };
+use crate::istio::{IstioError, is_healthy};
 use crate::provider_data::Configured;
 use crate::resources::common::DEFAULT_NAMESPACE;
 use crate::resources::error::ResourceError;
@@ -418,7 +418,8 @@ impl<'a> Registration<'a> {
         registration: &str,
     ) -> Result<(), ResourceError> {
         let on_address = |error: ResourceError| error.on("address");
-        let entry = manual_entry(model, group, entry_name, registration)?;
+        let entry = manual_entry(model, group, entry_name, registration)
+            .map_err(|e| on_address(e.into()))?;
         let object = to_dynamic(&entry, group.version).map_err(|e| on_address(e.into()))?;
         let resource = group.version.api_resource(WorkloadEntry::KIND);
         let api: Api<DynamicObject> =
@@ -610,7 +611,7 @@ pub(super) fn manual_entry(
     group: &Group,
     entry_name: &str,
     registration: &str,
-) -> Result<WorkloadEntry, ResourceError> {
+) -> Result<WorkloadEntry, IstioError> {
     let mut labels = model.labels.clone().unwrap_or_default();
     labels.insert(REGISTRATION_LABEL.into(), registration.to_string());
     let manual = ManualRegistration {
@@ -622,7 +623,7 @@ pub(super) fn manual_entry(
         labels,
         group_api_version: group.version,
     };
-    manual_workload_entry(&group.group, &manual).map_err(|e| ResourceError::from(e).on("address"))
+    manual_workload_entry(&group.group, &manual)
 }
 
 /// Whether an existing manual entry still is what the registration applies: its spec, and every
