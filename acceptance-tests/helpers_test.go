@@ -4,6 +4,7 @@ package acceptance
 // file as <resource>_test.go and use:
 //
 //	accTest(t, resource.TestCase{Steps: []resource.TestStep{{Config: providerConfig() + `...`}}})
+//	  (providerConfig: least privilege, examples/rbac; adminProviderConfig: cluster admin)
 //	kubeClient(t), dynamicClient(t), getObject(t, gvr, ns, name)
 //	checkObjectExists(gvr, ns, name), checkDestroy(gvr, "istio_workload_group")
 //	testNamespace(t, prefix) — a namespace deleted when the test ends
@@ -72,8 +73,16 @@ func istiodHost(rev string) string {
 	return "istiod-" + rev + ".istio-system.svc"
 }
 
-// providerConfig is the provider block pointing at the control plane.
+// providerConfig is the provider block pointing at the control plane as the
+// ServiceAccount bound only to the roles of examples/rbac (least_privilege_test.go).
 func providerConfig() string {
+	return fmt.Sprintf("provider %q {\n  config_path = %q\n}\n", providerName, leastPrivilegeKubeconfig)
+}
+
+// adminProviderConfig is the provider block with the control plane's admin
+// kubeconfig, for tests of what the provider does beyond examples/rbac (for
+// example another istio_namespace).
+func adminProviderConfig() string {
 	return fmt.Sprintf("provider %q {\n  config_path = %q\n}\n", providerName, cp.Kubeconfig)
 }
 

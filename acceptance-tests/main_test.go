@@ -68,6 +68,11 @@ func runMain(m *testing.M) int {
 	fmt.Fprintf(os.Stderr, "acceptance: control plane with install profile %q ready in %s (run dir %s)\n",
 		cp.Profile().Name, time.Since(started).Round(time.Second), runDir)
 	os.Setenv("KUBECONFIG", cp.Kubeconfig)
+	if err := setUpLeastPrivilege(runDir); err != nil {
+		fmt.Fprintf(os.Stderr, "acceptance: applying examples/rbac: %v\n", err)
+		_ = cp.Stop()
+		return 1
+	}
 
 	// Stop the control plane on SIGINT/SIGTERM even while tests run.
 	done := make(chan struct{})

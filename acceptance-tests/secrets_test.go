@@ -266,14 +266,4 @@ func tunnel(client net.Conn, connects *atomic.Int64) {
 }
 
 // apiserverCA is the CA bundle that does sign the API server's certificate.
-func apiserverCA(t *testing.T) string {
-	config := cp.RestConfig()
-	if len(config.TLSClientConfig.CAData) > 0 {
-		return string(config.TLSClientConfig.CAData)
-	}
-	data, err := os.ReadFile(config.TLSClientConfig.CAFile)
-	if err != nil {
-		t.Fatalf("the control plane's kubeconfig has no readable CA: %v", err)
-	}
-	return string(data)
-}
+func apiserverCA(*testing.T) string { return string(clusterCA()) }

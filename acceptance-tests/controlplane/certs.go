@@ -170,3 +170,12 @@ func writeKey(file string, key any) error {
 	}
 	return writePEM(file, "PRIVATE KEY", der)
 }
+
+// IssueClientCert signs a client certificate for user (CommonName) and groups with the
+// control plane's CA and returns the PEM files' paths (in the run's PKI directory).
+func (cp *ControlPlane) IssueClientCert(user string, groups []string) (certFile, keyFile string, err error) {
+	if err := cp.pki.issue(user, user, groups, nil); err != nil {
+		return "", "", err
+	}
+	return cp.pki.path(user + ".crt"), cp.pki.path(user + ".key"), nil
+}

@@ -33,7 +33,7 @@ render() {
     if [[ "$line" =~ ^\<!--\ example:\ ([^ ]+)\ --\>$ ]]; then
       path="${BASH_REMATCH[1]}"
       [[ -f "$repo/$path" ]] || { echo "guides.sh: $guide names $path, which does not exist" >&2; return 1; }
-      case "$path" in *.sh) fence='```shell' ;; *) fence='```hcl' ;; esac
+      case "$path" in *.sh) fence='```shell' ;; *.yaml) fence='```yaml' ;; *) fence='```hcl' ;; esac
       printf '%s\n' "$fence"
       cat "$repo/$path"
       printf '```\n'
