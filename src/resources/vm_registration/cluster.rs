@@ -424,11 +424,15 @@ impl<'a> Registration<'a> {
         let resource = group.version.api_resource(WorkloadEntry::KIND);
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.configured.client.clone(), &self.namespace, &resource);
+        // A list by name, not a get: examples/rbac grants list on entries, not get.
+        let by_name = ListParams::default().fields(&format!("metadata.name={entry_name}"));
         let previous_holder = api
-            .get_opt(entry_name)
+            .list(&by_name)
             .await
             .map_err(|e| on_address(e.into()))?
-            .and_then(|existing| existing.metadata.labels?.remove(REGISTRATION_LABEL))
+            .items
+            .into_iter()
+            .find_map(|existing| existing.metadata.labels?.remove(REGISTRATION_LABEL))
             .filter(|holder| holder != registration);
         let field_manager = &self.configured.field_manager;
         server_side_apply(&api, entry_name, &object, field_manager, true)
@@ -951,8 +955,11 @@ mod tests {
         let (configured, _, recorded) =
             registration_with(
                 move |seen| match (seen.method.as_str(), seen.path.as_str()) {
-                    ("GET", path) if path.ends_with("/workloadentries/product-vm-10.0.0.5") => {
-                        Reply::Json(200, held.clone())
+                    ("GET", path)
+                        if path.ends_with("/workloadentries")
+                            && seen.query.contains("metadata.name%3Dproduct-vm-10.0.0.5") =>
+                    {
+                        list(vec![held.clone()])
                     }
                     ("PATCH", _) => Reply::Json(200, held.clone()),
                     ("GET", path) if path.ends_with("/secrets") => list(vec![orphan.clone()]),
