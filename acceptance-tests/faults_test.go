@@ -39,7 +39,7 @@ import (
 
 const registrationLabel = "terraform-provider-istio/registration"
 
-// faultGroup is a WorkloadGroup with a probe (so a registration can wait for
+// faultConfig is a WorkloadGroup with a probe (so a registration can wait for
 // health) and a manual registration of one VM at address, with extra lines.
 func faultConfig(ns, address, registrationExtra string) string {
 	return providerConfig() + fmt.Sprintf(`
