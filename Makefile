@@ -122,11 +122,15 @@ examples-check: setup provider
 # control plane"). Terraform 1.0.3 runs every package on the first profile of
 # ACC_PROFILES and the VM tests (ACC_VM_TESTS) on the others; every other CLI of
 # $(CLIS) runs the acceptance package on the first profile, without the oracle and fault tests
-# (they judge the provider, not the CLI: Terraform 1.0.3 runs them). A CLI missing from
+# (they judge the provider, not the CLI: Terraform 1.0.3 runs them) and without TestAccExamples.
+# TestAccExamples applies each example of examples/ on the profiles it is written for
+# (appliedExamples in acceptance-tests/examples_test.go): make test applies those of
+# ACC_PROFILES, make test-matrix those of every profile; it fails when an example's profile
+# is missing from MATRIX_PROFILES. A CLI missing from
 # tools.env fails, unless TFPI_EXTRA_CLIS=0 opted out of it (outside CI).
 ACC_PROFILES ?= default revision
 MATRIX_PROFILES ?= default revision multi-network multi-network-hostname named-cluster
-ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService|TestAccOracle_(istioctlBundles|liveVMs))
+ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService|TestAccOracle_(istioctlBundles|liveVMs)|TestAccExamples)
 ACC_ENV = set -a; . $(TOOLS_ENV); set +a; export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1
 # acc_run CLI PROFILE PACKAGES [-run REGEX]: one go test run; a failure is
 # recorded in $$failed and the loop goes on.
@@ -147,7 +151,7 @@ acceptance: setup provider
 	  if [[ -z "$$first" ]]; then first=$$profile; $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,./...); \
 	  else $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,.,-run '$(ACC_VM_TESTS)'); fi; \
 	done; \
-	for cli in $$clis; do $(call acc_run,$$cli,$$first,.,-skip '^(TestAccOracle_|TestAccFaults_)'); done; \
+	for cli in $$clis; do $(call acc_run,$$cli,$$first,.,-skip '^(TestAccOracle_|TestAccFaults_|TestAccExamples)'); done; \
 	if [[ -n "$$failed" ]]; then echo "make test: acceptance tests failed with: $${failed#; }" >&2; exit 1; fi; \
 	echo "acceptance tests passed"
 

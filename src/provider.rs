@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::client::build_config;
 use crate::cluster::{ConnectionSettings, ExecSettings, KubeError};
-use crate::istio::DEFAULT_ISTIO_NAMESPACE;
+use crate::istio::{DEFAULT_ISTIO_NAMESPACE, is_revisioned};
 use crate::provider_data::{Configured, ProviderHandle, ProviderState};
+use crate::resources::common::validate_revision;
 use crate::tfplug::{
     AttributePath, Ctx, DataSource, Diagnostics, Provider, Resource, Schema, UnknownAs, Value,
     decode,
@@ -172,11 +173,7 @@ fn validate_model(model: &ProviderModel, diags: &mut Diagnostics) {
             AttributePath::new("istio_namespace"),
         );
     }
-    if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty())
-        && let Err(problem) = crate::validation::dns1123_label(revision)
-    {
-        diags.error("Invalid revision", problem, AttributePath::new("revision"));
-    }
+    validate_revision(&model.revision, diags);
     if model.field_manager.as_deref() == Some("") {
         diags.error(
             "Invalid field_manager",
@@ -210,10 +207,7 @@ async fn configure_from_model(model: &ProviderModel) -> Result<Configured, KubeE
             .istio_namespace
             .clone()
             .unwrap_or_else(|| DEFAULT_ISTIO_NAMESPACE.into()),
-        model
-            .revision
-            .clone()
-            .filter(|r| !r.is_empty() && r != "default"),
+        model.revision.clone().filter(|r| is_revisioned(r)),
         model
             .field_manager
             .clone()

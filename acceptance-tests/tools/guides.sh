@@ -8,7 +8,8 @@
 # is followed by a fenced block holding that file, unchanged. --write (re)generates each such
 # block from the file; --check fails, showing the difference, when a block is out of date
 # or names a file that does not exist (make examples-check runs it). --check also checks that
-# each `quoted` summary or message in the first column of troubleshooting.md's tables is a
+# every guide starts with the Terraform Registry's front matter (page_title, subcategory,
+# description), and that each `quoted` summary or message in the first column of troubleshooting.md's tables is a
 # string the provider's source (src/) really has.
 set -euo pipefail
 
@@ -51,8 +52,22 @@ unknown_messages() {
     done
 }
 
+# The keys of the guide's YAML front matter (between the first two `---` lines), in order.
+front_matter_keys() {
+  awk 'NR == 1 { if ($0 != "---") exit; next } $0 == "---" { exit } /^[a-z_]+:/ { sub(/:.*/, ""); print }' "$1" | paste -sd' ' -
+}
+
 shopt -s nullglob
 status=0
+if [[ "$mode" == --check ]]; then
+  for guide in "$repo"/docs/guides/*.md; do
+    keys="$(front_matter_keys "$guide")"
+    if [[ "$keys" != "page_title subcategory description" ]]; then
+      echo "guides.sh: ${guide#"$repo"/} must start with front matter page_title, subcategory, description (has: ${keys:-none})" >&2
+      status=1
+    fi
+  done
+fi
 if [[ "$mode" == --check && -f "$repo/docs/guides/troubleshooting.md" ]]; then
   unknown="$(unknown_messages)"
   if [[ -n "$unknown" ]]; then

@@ -3,19 +3,20 @@
 use kube::Client;
 
 use super::KubeError;
-use crate::istio::IstioApiVersion;
+use crate::istio::crd::{IstioApiVersion, WorkloadGroup};
 
 /// The version the cluster serves WorkloadGroups at: `v1` when it serves it, else `v1beta1`
 /// (Istio before 1.22 has no v1).
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn served_version(client: &Client) -> Result<IstioApiVersion, KubeError> {
     for version in IstioApiVersion::PREFERENCE {
+        let plural = version.api_resource(WorkloadGroup::KIND).plural;
         match client
             .list_api_group_resources(&version.api_version())
             .await
             .map_err(KubeError::from)
         {
-            Ok(list) if list.resources.iter().any(|r| r.name == "workloadgroups") => {
+            Ok(list) if list.resources.iter().any(|r| r.name == plural) => {
                 return Ok(version);
             }
             Ok(_) => continue,
@@ -25,7 +26,7 @@ pub async fn served_version(client: &Client) -> Result<IstioApiVersion, KubeErro
     }
     let versions = IstioApiVersion::PREFERENCE.map(IstioApiVersion::api_version);
     Err(KubeError::NotServed {
-        kind: "WorkloadGroup",
+        kind: WorkloadGroup::KIND,
         versions: versions.join(" or "),
     })
 }

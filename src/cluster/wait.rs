@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::wait::delete::{Error as DeleteError, delete_and_finalize};
@@ -17,8 +18,23 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::KubeError;
+use crate::istio::crd::WorkloadEntry;
 
-/// Objects a wait can watch.
+/// When a wait gives up: after `timeout`, or as soon as Terraform cancels (StopProvider).
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline<'a> {
+    pub timeout: Duration,
+    pub cancel: &'a CancellationToken,
+}
+
+impl<'a> Deadline<'a> {
+    pub fn new(timeout: Duration, cancel: &'a CancellationToken) -> Self {
+        Deadline { timeout, cancel }
+    }
+}
+
+/// Objects a wait can watch: a reflector store and its watch need these bounds. Each kind the
+/// provider waits on says so below.
 pub trait Watched:
     kube::Resource<DynamicType = ()>
     + Clone
@@ -30,31 +46,24 @@ pub trait Watched:
 {
 }
 
-impl<K> Watched for K where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static
-{
-}
+impl Watched for EndpointSlice {}
+impl Watched for WorkloadEntry {}
+#[cfg(test)]
+impl Watched for k8s_openapi::api::core::v1::ConfigMap {}
 
 /// Deletes the named object and waits until it is gone, finalizers included (kube-runtime's
 /// `delete_and_finalize`), within `timeout` and until cancelled. An object that is already
-/// gone is not an error. `what` names the object in errors, e.g. "Service default/product".
+/// gone is not an error. `kind` names the object in errors, e.g. "Service".
 pub async fn delete_and_wait<K>(
     api: &Api<K>,
+    kind: &str,
     name: &str,
-    timeout: Duration,
-    cancel: &CancellationToken,
-    what: &str,
+    deadline: Deadline<'_>,
 ) -> Result<(), KubeError>
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    let what = format!("{what} to be deleted");
+    let what = format!("{kind} {name} to be deleted");
     let deleted = async {
         match delete_and_finalize(api.clone(), name, &DeleteParams::default()).await {
             Ok(()) => Ok(()),
@@ -68,7 +77,7 @@ where
             }),
         }
     };
-    within(timeout, cancel, &what, deleted).await
+    within(deadline, &what, deleted).await
 }
 
 /// Watches the objects matching `label_selector` until `done(judge(objects))`; returns that
@@ -79,13 +88,12 @@ pub async fn wait_for_set<K: Watched, T>(
     label_selector: &str,
     judge: impl Fn(&[Arc<K>]) -> T,
     done: impl Fn(&T) -> bool,
-    timeout: Duration,
-    cancel: &CancellationToken,
+    deadline: Deadline<'_>,
     what: &str,
 ) -> Result<T, (KubeError, T)> {
     let (objects, changes) = reflect(api, label_selector, what);
     let judge_now = || judge(&objects.state());
-    wait_on(changes, judge_now, done, timeout, cancel, what).await
+    wait_on(changes, judge_now, done, deadline, what).await
 }
 
 /// Like [`wait_for_set`] over two sets at once (e.g. EndpointSlices and WorkloadEntries).
@@ -94,15 +102,14 @@ pub async fn wait_for_sets<A: Watched, B: Watched, T>(
     second: (&Api<B>, &str),
     judge: impl Fn(&[Arc<A>], &[Arc<B>]) -> T,
     done: impl Fn(&T) -> bool,
-    timeout: Duration,
-    cancel: &CancellationToken,
+    deadline: Deadline<'_>,
     what: &str,
 ) -> Result<T, (KubeError, T)> {
     let (first_objects, first_changes) = reflect(first.0, first.1, what);
     let (second_objects, second_changes) = reflect(second.0, second.1, what);
     let changes = futures::stream::select(first_changes, second_changes);
     let judge_now = || judge(&first_objects.state(), &second_objects.state());
-    wait_on(changes, judge_now, done, timeout, cancel, what).await
+    wait_on(changes, judge_now, done, deadline, what).await
 }
 
 /// A store of the objects matching `label_selector`, kept current by a watch with backoff, and
@@ -131,20 +138,19 @@ async fn wait_on<T>(
     changes: impl Stream<Item = ()>,
     judge: impl Fn() -> T,
     done: impl Fn(&T) -> bool,
-    timeout: Duration,
-    cancel: &CancellationToken,
+    deadline: Deadline<'_>,
     what: &str,
 ) -> Result<T, (KubeError, T)> {
     let mut changes = pin!(changes);
-    let mut deadline = pin!(tokio::time::sleep(timeout));
+    let mut expired = pin!(tokio::time::sleep(deadline.timeout));
     loop {
         let judgement = judge();
         if done(&judgement) {
             return Ok(judgement);
         }
         tokio::select! {
-            _ = cancel.cancelled() => return Err((cancelled(what), judgement)),
-            _ = &mut deadline => return Err((timed_out(what, timeout), judgement)),
+            _ = deadline.cancel.cancelled() => return Err((cancelled(what), judgement)),
+            _ = &mut expired => return Err((timed_out(what, deadline.timeout), judgement)),
             change = changes.next() => if change.is_none() {
                 let ended = KubeError::Watch { what: what.to_string(), detail: "watch ended".into() };
                 return Err((ended, judgement));
@@ -155,14 +161,15 @@ async fn wait_on<T>(
 
 /// Runs `work` until it finishes, the deadline passes or Terraform cancels.
 async fn within<T>(
-    timeout: Duration,
-    cancel: &CancellationToken,
+    deadline: Deadline<'_>,
     what: &str,
     work: impl Future<Output = Result<T, KubeError>>,
 ) -> Result<T, KubeError> {
     tokio::select! {
-        _ = cancel.cancelled() => Err(cancelled(what)),
-        result = tokio::time::timeout(timeout, work) => result.unwrap_or_else(|_| Err(timed_out(what, timeout))),
+        _ = deadline.cancel.cancelled() => Err(cancelled(what)),
+        result = tokio::time::timeout(deadline.timeout, work) => {
+            result.unwrap_or_else(|_| Err(timed_out(what, deadline.timeout)))
+        }
     }
 }
 
@@ -214,7 +221,7 @@ mod tests {
         });
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
-        delete_and_wait(&api, "a", SHORT, &cancel, "ConfigMap a")
+        delete_and_wait(&api, "ConfigMap", "a", Deadline::new(SHORT, &cancel))
             .await
             .expect("deleted");
         assert_eq!(
@@ -231,7 +238,7 @@ mod tests {
         let (client, recorded) = mock_client(|_| status(404, "NotFound"));
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
-        delete_and_wait(&api, "a", SHORT, &cancel, "ConfigMap a")
+        delete_and_wait(&api, "ConfigMap", "a", Deadline::new(SHORT, &cancel))
             .await
             .expect("already gone");
         assert_eq!(recorded.lines().len(), 1);
@@ -245,7 +252,7 @@ mod tests {
         });
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
-        let error = delete_and_wait(&api, "a", SHORT, &cancel, "ConfigMap a")
+        let error = delete_and_wait(&api, "ConfigMap", "a", Deadline::new(SHORT, &cancel))
             .await
             .unwrap_err();
         assert!(
@@ -260,9 +267,14 @@ mod tests {
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
         cancel.cancel();
-        let error = delete_and_wait(&api, "a", Duration::from_secs(60), &cancel, "ConfigMap a")
-            .await
-            .unwrap_err();
+        let error = delete_and_wait(
+            &api,
+            "ConfigMap",
+            "a",
+            Deadline::new(Duration::from_secs(60), &cancel),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(error, KubeError::Cancelled(_)), "{error}");
     }
 
@@ -277,9 +289,16 @@ mod tests {
         });
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
-        let found = wait_for_set(&api, "app=x", ready, |n| *n == 1, SHORT, &cancel, "a ready")
-            .await
-            .expect("ready");
+        let found = wait_for_set(
+            &api,
+            "app=x",
+            ready,
+            |n| *n == 1,
+            Deadline::new(SHORT, &cancel),
+            "a ready",
+        )
+        .await
+        .expect("ready");
         assert_eq!(found, 1);
     }
 
@@ -291,9 +310,16 @@ mod tests {
         });
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
-        let (error, last) = wait_for_set(&api, "app=x", ready, |n| *n == 2, SHORT, &cancel, "both")
-            .await
-            .unwrap_err();
+        let (error, last) = wait_for_set(
+            &api,
+            "app=x",
+            ready,
+            |n| *n == 2,
+            Deadline::new(SHORT, &cancel),
+            "both",
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(error, KubeError::Timeout { .. }), "{error}");
         assert_eq!(last, 1, "the last judgement saw b ready and a not");
         assert!(recorded.all()[0].query.contains("labelSelector=app%3Dx"));
@@ -305,9 +331,16 @@ mod tests {
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
         let cancel = CancellationToken::new();
         let started = Instant::now();
-        let (error, _) = wait_for_set(&api, "app=x", ready, |n| *n == 1, SHORT, &cancel, "x")
-            .await
-            .unwrap_err();
+        let (error, _) = wait_for_set(
+            &api,
+            "app=x",
+            ready,
+            |n| *n == 1,
+            Deadline::new(SHORT, &cancel),
+            "x",
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(error, KubeError::Timeout { .. }), "{error}");
         assert!(started.elapsed() >= SHORT);
         // The first retry comes after at least 800 ms (kube-runtime's default backoff);
@@ -332,8 +365,7 @@ mod tests {
             (&api, "set=second"),
             both,
             |n| *n == 3,
-            SHORT,
-            &cancel,
+            Deadline::new(SHORT, &cancel),
             "three",
         )
         .await

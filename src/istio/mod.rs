@@ -16,6 +16,7 @@ pub mod health;
 pub mod install;
 pub mod protocol;
 pub mod rules;
+pub mod service;
 pub mod shell;
 
 pub use bundle::{

@@ -22,6 +22,16 @@ pub struct TimeoutsModel {
     pub delete: Option<String>,
 }
 
+/// How create and update apply an object with server-side apply: whether to take over fields
+/// other managers own, and how long operations may take. Flattened into such resources' models.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+pub struct ApplyModel {
+    /// Take ownership of fields another field manager owns instead of failing with a conflict.
+    pub force_conflicts: Option<bool>,
+    #[schemars(extend("x-tf" = {"block": "single"}))]
+    pub timeouts: Option<TimeoutsModel>,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub enum Operation {
     Create,
@@ -164,6 +174,15 @@ pub fn parse_import_id(id: &str, diags: &mut Diagnostics) -> Option<(String, Str
     }
 }
 
+/// A control-plane revision: empty (the default revision) or a DNS-1123 label.
+pub fn validate_revision(revision: &Option<String>, diags: &mut Diagnostics) {
+    if let Some(revision) = revision.as_deref().filter(|r| !r.is_empty())
+        && let Err(problem) = validation::dns1123_label(revision)
+    {
+        diags.error("Invalid revision", problem, AttributePath::new("revision"));
+    }
+}
+
 pub fn validate_name(name: &str, path: AttributePath, diags: &mut Diagnostics) {
     if let Err(problem) = validation::dns1123_subdomain(name) {
         diags.error("Invalid name", problem, path);
@@ -223,6 +242,19 @@ pub fn managed_entries(
 /// `Some(map)` only when non-empty, for objects built from live state without a prior.
 pub fn non_empty(map: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
     map.filter(|m| !m.is_empty()).cloned()
+}
+
+/// Annotations of a live object for import: those Kubernetes tools write for themselves
+/// (`kubectl.kubernetes.io/...`) are not part of the user's configuration.
+pub fn imported_annotations(
+    live: Option<&BTreeMap<String, String>>,
+) -> Option<BTreeMap<String, String>> {
+    let annotations: BTreeMap<String, String> = live?
+        .iter()
+        .filter(|(key, _)| !key.starts_with("kubectl.kubernetes.io/"))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    Some(annotations).filter(|a| !a.is_empty())
 }
 
 #[cfg(test)]

@@ -13,11 +13,10 @@ use crate::istio::control_plane::istiod_cluster_id;
 use crate::istio::istiod_host;
 use crate::provider_data::ProviderHandle;
 use crate::resources::error::OrReport;
-use crate::tfplug::{
-    AttributePath, Ctx, DataSource, Diagnostics, Schema, UnknownAs, Value, decode, encode,
-};
+use crate::tfplug::{Ctx, DataSource, Diagnostics, Schema, UnknownAs, Value, decode, encode};
 
 mod cluster;
+mod validate;
 
 /// Facts about the Istio control plane the provider is configured for.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
@@ -77,13 +76,8 @@ impl DataSource for MeshDataSource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let Some(model) = decode::<MeshModel>(config, UnknownAs::Null, diags) else {
-            return;
-        };
-        if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty())
-            && let Err(problem) = crate::validation::dns1123_label(revision)
-        {
-            diags.error("Invalid revision", problem, AttributePath::new("revision"));
+        if let Some(model) = decode::<MeshModel>(config, UnknownAs::Null, diags) {
+            validate::check(&model, diags);
         }
     }
 

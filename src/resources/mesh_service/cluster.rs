@@ -2,12 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
-use tokio_util::sync::CancellationToken;
 
 use super::convert::service_from_model;
 use super::endpoints::count;
@@ -15,7 +13,7 @@ use super::{EndpointSummary, MeshServiceModel};
 use crate::cluster::KubeError;
 use crate::cluster::apply::server_side_apply;
 use crate::cluster::error::ignore_not_found;
-use crate::cluster::wait::{delete_and_wait, wait_for_sets};
+use crate::cluster::wait::{Deadline, delete_and_wait, wait_for_sets};
 use crate::istio::crd::WorkloadEntry;
 use crate::provider_data::Configured;
 use crate::resources::error::ResourceError;
@@ -55,19 +53,13 @@ impl Services {
         field_manager: &str,
     ) -> Result<Service, ResourceError> {
         let service = service_from_model(model);
-        let force = model.force_conflicts.unwrap_or(false);
+        let force = model.apply.force_conflicts.unwrap_or(false);
         Ok(server_side_apply(&self.api, &model.name, &service, field_manager, force).await?)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name))]
-    pub async fn delete(
-        &self,
-        name: &str,
-        timeout: Duration,
-        cancel: &CancellationToken,
-    ) -> Result<(), ResourceError> {
-        let what = format!("Service {name}");
-        Ok(delete_and_wait(&self.api, name, timeout, cancel, &what).await?)
+    pub async fn delete(&self, name: &str, deadline: Deadline<'_>) -> Result<(), ResourceError> {
+        Ok(delete_and_wait(&self.api, "Service", name, deadline).await?)
     }
 
     /// Counts what serves now, with one list of each kind.
@@ -95,14 +87,13 @@ impl Services {
 
     /// Watches the Service's EndpointSlices and the WorkloadEntries its selector matches until
     /// `wanted` endpoints serve; on timeout or cancellation the error comes with what was found.
-    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, service, wanted, timeout_seconds = timeout.as_secs()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, service, wanted, timeout_seconds = deadline.timeout.as_secs()))]
     pub async fn wait_for_endpoints(
         &self,
         service: &str,
         selector: &BTreeMap<String, String>,
         wanted: i64,
-        timeout: Duration,
-        cancel: &CancellationToken,
+        deadline: Deadline<'_>,
     ) -> Result<EndpointSummary, (KubeError, EndpointSummary)> {
         let slices: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &self.namespace);
         let entries: Api<WorkloadEntry> = Api::namespaced(self.client.clone(), &self.namespace);
@@ -122,8 +113,7 @@ impl Services {
             (&entries, &selector_string(selector)),
             summary,
             enough,
-            timeout,
-            cancel,
+            deadline,
             &what,
         )
         .await

@@ -1,12 +1,11 @@
 //! The model and the Service object, both ways, and the refreshed model after a read.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{DEFAULT_CLUSTER_DOMAIN, MeshServiceModel, PortModel, namespace_of};
-use crate::resources::common::{managed_entries, non_empty};
+use super::{MeshServiceModel, PortModel, namespace_of};
+use crate::istio::service::{DEFAULT_DOMAIN_SUFFIX, service_hostname};
+use crate::resources::common::{imported_annotations, managed_entries, non_empty};
 
 pub(super) fn service_from_model(model: &MeshServiceModel) -> Service {
     Service {
@@ -104,13 +103,7 @@ pub(super) fn model_from_live(live: &Service) -> MeshServiceModel {
         name: live.metadata.name.clone().unwrap_or_default(),
         namespace: live.metadata.namespace.clone(),
         labels: non_empty(live.metadata.labels.as_ref()),
-        annotations: non_empty(live.metadata.annotations.as_ref())
-            .map(|a| {
-                a.into_iter()
-                    .filter(|(k, _)| !k.starts_with("kubectl.kubernetes.io/"))
-                    .collect::<BTreeMap<_, _>>()
-            })
-            .filter(|a| !a.is_empty()),
+        annotations: imported_annotations(live.metadata.annotations.as_ref()),
         selector: spec.selector.clone().unwrap_or_default(),
         ports: spec
             .ports
@@ -146,9 +139,9 @@ pub(super) fn set_computed(model: &mut MeshServiceModel, live: &Service) {
     model.cluster_ip = live.spec.as_ref().and_then(|s| s.cluster_ip.clone());
     let domain = model
         .cluster_domain
-        .clone()
-        .unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.into());
-    model.hostname = Some(format!("{}.{namespace}.svc.{domain}", model.name));
+        .as_deref()
+        .unwrap_or(DEFAULT_DOMAIN_SUFFIX);
+    model.hostname = Some(service_hostname(&model.name, &namespace, domain));
 }
 
 #[cfg(test)]

@@ -10,10 +10,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    Operation, TimeoutsModel, keep_state, namespace_or_default, parse_import_id, refuse_existing,
-    validate_config,
+    ApplyModel, Operation, TimeoutsModel, keep_state, namespace_or_default, parse_import_id,
+    refuse_existing,
 };
 use super::error::{OrReport, ResourceError};
+use crate::cluster::wait::Deadline;
 use crate::provider_data::ProviderHandle;
 use crate::tfplug::{Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
 use crate::validation;
@@ -27,7 +28,6 @@ mod endpoints;
 mod plan;
 mod validate;
 
-const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Summary of a `wait` that ended before enough endpoints served.
 const NOT_ENOUGH: &str = "Not enough healthy endpoints";
@@ -39,9 +39,6 @@ const NOT_ENOUGH: &str = "Not enough healthy endpoints";
 /// VMs — the natural place for a module to wait until VMs it just created joined the mesh.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 pub struct MeshServiceModel {
-    /// `<namespace>/<name>`.
-    #[schemars(extend("x-tf" = {"computed": true}))]
-    pub id: Option<String>,
     /// Name of the Service (a DNS-1123 label). Changing it replaces the Service.
     #[schemars(extend("x-tf" = {"requires_replace": true}))]
     #[serde(deserialize_with = "crate::tfplug::null_as_default")]
@@ -49,10 +46,6 @@ pub struct MeshServiceModel {
     /// Namespace of the Service. Default `default`. Changing it replaces the Service.
     #[schemars(extend("x-tf" = {"optional_computed": true, "requires_replace": true}))]
     pub namespace: Option<String>,
-    /// Labels of the Service. Keys other tools add are ignored.
-    pub labels: Option<BTreeMap<String, String>>,
-    /// Annotations of the Service. Keys other tools add are ignored.
-    pub annotations: Option<BTreeMap<String, String>>,
     /// Labels that select the Pods and WorkloadEntries behind the Service (e.g. the
     /// WorkloadGroup's `metadata.labels`). Must not be empty.
     #[serde(deserialize_with = "crate::tfplug::null_as_default")]
@@ -67,13 +60,18 @@ pub struct MeshServiceModel {
     pub session_affinity: Option<String>,
     /// DNS domain of the cluster, used for `hostname`. Default `cluster.local`.
     pub cluster_domain: Option<String>,
+    /// Labels of the Service. Keys other tools add are ignored.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Annotations of the Service. Keys other tools add are ignored.
+    pub annotations: Option<BTreeMap<String, String>>,
     /// Wait on create and update until enough endpoints serve.
     #[schemars(extend("x-tf" = {"block": "single"}))]
     pub wait: Option<WaitModel>,
-    /// Take ownership of fields another field manager owns instead of failing with a conflict.
-    pub force_conflicts: Option<bool>,
-    #[schemars(extend("x-tf" = {"block": "single"}))]
-    pub timeouts: Option<TimeoutsModel>,
+    #[serde(flatten)]
+    pub apply: ApplyModel,
+    /// `<namespace>/<name>`.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub id: Option<String>,
     /// Virtual IP Kubernetes assigned to the Service.
     #[schemars(extend("x-tf" = {"computed": true}))]
     pub cluster_ip: Option<String>,
@@ -150,9 +148,7 @@ impl Resource for MeshServiceResource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        validate_config::<MeshServiceModel>(config, diags, |model, diags| {
-            validate::check(model, config, diags)
-        });
+        validate::config(config, diags);
     }
 
     async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, _diags: &mut Diagnostics) {
@@ -206,7 +202,7 @@ impl Resource for MeshServiceResource {
     async fn update(
         &self,
         ctx: &Ctx,
-        prior_state: Value,
+        state: Value,
         planned: Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
@@ -218,7 +214,7 @@ impl Resource for MeshServiceResource {
             .await
             .or_report("Cannot update Service", diags)
         else {
-            return Some(prior_state);
+            return Some(state);
         };
         set_computed(&mut model, &applied);
         let waited = wait_and_count(&services, &mut model, ctx, Operation::Update).await;
@@ -233,8 +229,11 @@ impl Resource for MeshServiceResource {
             return;
         };
         let services = Services::new(&configured, namespace_of(&model));
-        let timeout = TimeoutsModel::get(&model.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
-        if let Err(error) = services.delete(&model.name, timeout, &ctx.cancelled).await {
+        let timeout = TimeoutsModel::get(&model.apply.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
+        if let Err(error) = services
+            .delete(&model.name, Deadline::new(timeout, &ctx.cancelled))
+            .await
+        {
             error.report("Cannot delete Service", diags);
         }
     }
@@ -274,15 +273,14 @@ async fn wait_and_count(
         .timeout
         .as_deref()
         .and_then(|t| validation::duration(t).ok())
-        .unwrap_or_else(|| TimeoutsModel::get(&model.timeouts, operation, DEFAULT_TIMEOUT));
+        .unwrap_or_else(|| TimeoutsModel::get(&model.apply.timeouts, operation, DEFAULT_TIMEOUT));
     let wanted = wait.min_healthy_endpoints;
     let waited = services
         .wait_for_endpoints(
             &model.name,
             &model.selector,
             wanted,
-            timeout,
-            &ctx.cancelled,
+            Deadline::new(timeout, &ctx.cancelled),
         )
         .await;
     match waited {

@@ -1,7 +1,7 @@
 //! Plan refinement: the default namespace, the `hostname` and `id` known at plan time, and
 //! endpoints re-counted on update.
 
-use super::DEFAULT_CLUSTER_DOMAIN;
+use crate::istio::service::{DEFAULT_DOMAIN_SUFFIX, service_hostname};
 use crate::resources::common::{DEFAULT_NAMESPACE, plan_default};
 use crate::tfplug::{Plan, Value};
 
@@ -21,10 +21,10 @@ pub(super) fn refine(plan: &mut Plan) {
         (Some(name), Some(namespace)) => {
             let domain = match planned.get_attr("cluster_domain") {
                 Some(Value::String(domain)) => Some(domain.clone()),
-                Some(Value::Null) | None => Some(DEFAULT_CLUSTER_DOMAIN.to_string()),
+                Some(Value::Null) | None => Some(DEFAULT_DOMAIN_SUFFIX.to_string()),
                 _ => None,
             };
-            domain.map(|d| Value::string(format!("{name}.{namespace}.svc.{d}")))
+            domain.map(|d| Value::string(service_hostname(&name, &namespace, &d)))
         }
         _ => None,
     };

@@ -4,9 +4,16 @@ use std::collections::BTreeSet;
 
 use super::{MeshServiceModel, PortModel};
 use crate::istio::protocol::has_protocol_prefix;
-use crate::resources::common::{validate_annotations, validate_labels, validate_namespace};
+use crate::resources::common::{
+    validate_annotations, validate_config, validate_labels, validate_namespace,
+};
 use crate::tfplug::{AttributePath, Diagnostics, Value};
 use crate::validation;
+
+/// Plan-time validation of a configuration; judgements on values not known yet are dropped.
+pub(super) fn config(config: &Value, diags: &mut Diagnostics) {
+    validate_config::<MeshServiceModel>(config, diags, |model, diags| check(model, config, diags));
+}
 
 pub(super) fn check(model: &MeshServiceModel, config: &Value, diags: &mut Diagnostics) {
     if config.get_attr("name").is_some_and(Value::is_known)
@@ -83,7 +90,7 @@ pub(super) fn check(model: &MeshServiceModel, config: &Value, diags: &mut Diagno
             );
         }
     }
-    if let Some(timeouts) = &model.timeouts {
+    if let Some(timeouts) = &model.apply.timeouts {
         timeouts.validate(diags);
     }
 }

@@ -4,13 +4,11 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
-use tokio_util::sync::CancellationToken;
 
 use super::validate::parse_host_port;
 use super::{REGISTRATION_LABEL, VmRegistrationModel, registration_label, token_lifetime};
@@ -19,7 +17,7 @@ use crate::cluster::apply::server_side_apply;
 use crate::cluster::discovery::served_version;
 use crate::cluster::error::ignore_not_found;
 use crate::cluster::mesh;
-use crate::cluster::wait::{delete_and_wait, wait_for_set};
+use crate::cluster::wait::{Deadline, delete_and_wait, wait_for_set};
 use crate::istio::control_plane::{
     AUTOREGISTRATION_ENV, autoregistration_enabled, ingress_service_location, vm_cluster_id,
 };
@@ -557,12 +555,11 @@ impl<'a> Registration<'a> {
 
     /// Watches the VM's entry until istiod reports it healthy; on timeout or cancellation the
     /// error comes with the entry as last seen.
-    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, registration, timeout_seconds = timeout.as_secs()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, registration, timeout_seconds = deadline.timeout.as_secs()))]
     pub async fn wait_healthy(
         &self,
         registration: &str,
-        timeout: Duration,
-        cancel: &CancellationToken,
+        deadline: Deadline<'_>,
     ) -> Result<WorkloadEntry, (KubeError, Option<WorkloadEntry>)> {
         let selector = format!("{REGISTRATION_LABEL}={registration}");
         let what = format!(
@@ -574,7 +571,7 @@ impl<'a> Registration<'a> {
         };
         let healthy = |entry: &Option<WorkloadEntry>| entry.as_ref().is_some_and(is_healthy);
         let api = self.api::<WorkloadEntry>();
-        match wait_for_set(&api, &selector, entry, healthy, timeout, cancel, &what).await {
+        match wait_for_set(&api, &selector, entry, healthy, deadline, &what).await {
             Ok(entry) => Ok(entry.expect("a healthy entry exists")),
             Err(failed) => Err(failed),
         }
@@ -586,8 +583,7 @@ impl<'a> Registration<'a> {
     pub async fn remove(
         &self,
         model: &VmRegistrationModel,
-        timeout: Duration,
-        cancel: &CancellationToken,
+        deadline: Deadline<'_>,
     ) -> Result<(), ResourceError> {
         if let Some(registration) = registration_label(model) {
             let selector = format!("{REGISTRATION_LABEL}={registration}");
@@ -597,8 +593,7 @@ impl<'a> Registration<'a> {
                 .await?;
             for entry in list.items {
                 let name = entry.metadata.name.clone().unwrap_or_default();
-                let what = format!("WorkloadEntry {name}");
-                delete_and_wait(&entries, &name, timeout, cancel, &what).await?;
+                delete_and_wait(&entries, WorkloadEntry::KIND, &name, deadline).await?;
             }
         }
         if let Some(secret) = model.token_secret_name.as_deref().filter(|s| !s.is_empty()) {
@@ -695,7 +690,10 @@ fn normalise_rfc3339(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use serde_json::json;
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
     use crate::cluster::mock::{Recorded, Reply, Seen, list, mock_client, status};
@@ -878,7 +876,7 @@ mod tests {
         let registration = Registration::new(&configured, &model);
         let cancel = CancellationToken::new();
         registration
-            .remove(&model, Duration::from_secs(5), &cancel)
+            .remove(&model, Deadline::new(Duration::from_secs(5), &cancel))
             .await
             .expect("removed");
         let entries = "/apis/networking.istio.io/v1/namespaces/shop/workloadentries";

@@ -18,8 +18,9 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Operation, TimeoutsModel, keep_state, validate_config};
+use super::common::{Operation, TimeoutsModel, keep_state};
 use super::error::{OrReport, ResourceError};
+use crate::cluster::wait::Deadline;
 use crate::istio::control_plane::autoregistration_checklist;
 use crate::istio::crd::{WorkloadEntry, WorkloadGroup};
 use crate::istio::entry_health;
@@ -209,9 +210,7 @@ impl Resource for VmRegistrationResource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        validate_config::<VmRegistrationModel>(config, diags, |model, diags| {
-            validate::check(model, config, diags)
-        });
+        validate::config(config, diags);
     }
 
     async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, diags: &mut Diagnostics) {
@@ -410,7 +409,10 @@ impl Resource for VmRegistrationResource {
         };
         let registration = Registration::new(&configured, &model);
         let timeout = TimeoutsModel::get(&model.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
-        if let Err(error) = registration.remove(&model, timeout, &ctx.cancelled).await {
+        if let Err(error) = registration
+            .remove(&model, Deadline::new(timeout, &ctx.cancelled))
+            .await
+        {
             error.report(FAILED, diags);
         }
         if let Some(dir) = &model.output_dir
@@ -465,7 +467,7 @@ async fn register(
     }
     let timeout = TimeoutsModel::get(&model.timeouts, operation, DEFAULT_TIMEOUT);
     match registration
-        .wait_healthy(&id, timeout, &ctx.cancelled)
+        .wait_healthy(&id, Deadline::new(timeout, &ctx.cancelled))
         .await
     {
         Ok(entry) => {

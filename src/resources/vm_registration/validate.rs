@@ -3,12 +3,19 @@
 use std::net::IpAddr;
 
 use super::{MINIMUM_TOKEN_SECONDS, VmRegistrationModel, token_lifetime};
-use crate::istio::ISTIOD_TLS_PORT;
 use crate::istio::control_plane::{ingress_service_location, is_plaintext_discovery};
 use crate::istio::rules;
-use crate::resources::common::validate_labels;
+use crate::istio::{DEFAULT_ISTIO_NAMESPACE, ISTIOD_TLS_PORT};
+use crate::resources::common::{validate_config, validate_labels, validate_revision};
 use crate::tfplug::{AttributePath, Diagnostics, Value};
 use crate::validation;
+
+/// Plan-time validation of a configuration; judgements on values not known yet are dropped.
+pub(super) fn config(config: &Value, diags: &mut Diagnostics) {
+    validate_config::<VmRegistrationModel>(config, diags, |model, diags| {
+        check(model, config, diags)
+    });
+}
 
 pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Diagnostics) {
     let known = |name: &str| {
@@ -72,12 +79,12 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
         match parse_host_port(address) {
             None => diags.error(
                 "Invalid istiod_address",
-                format!("{address:?} must be host or host:port, e.g. istiod.example.com:15012"),
+                format!("{address:?} must be host or host:port, e.g. istiod.example.com:{ISTIOD_TLS_PORT}"),
                 AttributePath::new("istiod_address"),
             ),
             Some((host, port)) if is_plaintext_discovery(&format!("{host}:{port}")) => diags.error(
                 "Invalid istiod_address",
-                format!("{address:?} is istiod's plaintext port: the VM would connect without its token and certificate, so istiod can neither issue it a certificate nor register it. Use the TLS port 15012."),
+                format!("{address:?} is istiod's plaintext port: the VM would connect without its token and certificate, so istiod can neither issue it a certificate nor register it. Use the TLS port {ISTIOD_TLS_PORT}."),
                 AttributePath::new("istiod_address"),
             ),
             Some(_) => {}
@@ -88,7 +95,7 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
         .as_deref()
         .filter(|_| known("ingress_service"))
     {
-        let (name, namespace) = ingress_service_location(service, "istio-system");
+        let (name, namespace) = ingress_service_location(service, DEFAULT_ISTIO_NAMESPACE);
         if let Err(problem) =
             validation::dns1123_label(&name).and_then(|()| validation::dns1123_label(&namespace))
         {
@@ -119,11 +126,7 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
     {
         diags.error("Invalid locality", problem, AttributePath::new("locality"));
     }
-    if let Some(revision) = model.revision.as_deref().filter(|r| !r.is_empty())
-        && let Err(problem) = validation::dns1123_label(revision)
-    {
-        diags.error("Invalid revision", problem, AttributePath::new("revision"));
-    }
+    validate_revision(&model.revision, diags);
     validate_token_durations(model, diags);
     if let Some(timeouts) = &model.timeouts {
         timeouts.validate(diags);

@@ -1,16 +1,13 @@
 //! Every call of the WorkloadGroup resource to the API server.
 
-use std::time::Duration;
-
 use kube::api::{Api, DynamicObject};
-use tokio_util::sync::CancellationToken;
 
 use super::WorkloadGroupModel;
 use super::convert::object_from_model;
 use crate::cluster::KubeError;
 use crate::cluster::apply::server_side_apply;
 use crate::cluster::discovery::served_version;
-use crate::cluster::wait::delete_and_wait;
+use crate::cluster::wait::{Deadline, delete_and_wait};
 use crate::istio::crd::{IstioApiVersion, WorkloadGroup, from_dynamic, to_dynamic};
 use crate::provider_data::Configured;
 use crate::resources::error::ResourceError;
@@ -65,7 +62,7 @@ impl Groups {
         field_manager: &str,
     ) -> Result<WorkloadGroup, ResourceError> {
         let object = to_dynamic(&object_from_model(model, &self.namespace), self.version)?;
-        let force = model.force_conflicts.unwrap_or(false);
+        let force = model.apply.force_conflicts.unwrap_or(false);
         let applied = server_side_apply(&self.api, &model.name, &object, field_manager, force)
             .await
             .map_err(|error| self.naming_the_group(error))?;
@@ -73,14 +70,9 @@ impl Groups {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name))]
-    pub async fn delete(
-        &self,
-        name: &str,
-        timeout: Duration,
-        cancel: &CancellationToken,
-    ) -> Result<(), ResourceError> {
-        let what = format!("WorkloadGroup {name}");
-        Ok(delete_and_wait(&self.api, name, timeout, cancel, &what).await?)
+    pub async fn delete(&self, name: &str, deadline: Deadline<'_>) -> Result<(), ResourceError> {
+        let kind = WorkloadGroup::KIND;
+        Ok(delete_and_wait(&self.api, kind, name, deadline).await?)
     }
 
     /// A conflict names the kind and namespace of the object, which the apply call cannot know.

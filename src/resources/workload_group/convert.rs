@@ -10,7 +10,7 @@ use crate::istio::crd::{
     ExecHealthCheck, GrpcHealthCheck, HttpHeader, HttpHealthCheck, IstioApiVersion, ReadinessProbe,
     TcpHealthCheck, WorkloadEntrySpec, WorkloadGroup, WorkloadGroupObjectMeta, WorkloadGroupSpec,
 };
-use crate::resources::common::{managed_entries, non_empty};
+use crate::resources::common::{imported_annotations, managed_entries, non_empty};
 
 pub(super) fn spec_from_model(model: &WorkloadGroupModel) -> WorkloadGroupSpec {
     WorkloadGroupSpec {
@@ -182,9 +182,7 @@ pub(super) fn model_from_live(
         name: live.metadata.name.clone().unwrap_or_default(),
         namespace: Some(namespace.to_string()),
         labels: non_empty(live.metadata.labels.as_ref()),
-        annotations: non_empty(live.metadata.annotations.as_ref())
-            .map(without_system_annotations)
-            .filter(|a| !a.is_empty()),
+        annotations: imported_annotations(live.metadata.annotations.as_ref()),
         metadata,
         template,
         probe,
@@ -192,14 +190,6 @@ pub(super) fn model_from_live(
     };
     set_computed(&mut model, live, namespace, version);
     model
-}
-
-/// Annotations Kubernetes tools write for themselves are not part of the user's configuration.
-fn without_system_annotations(annotations: BTreeMap<String, String>) -> BTreeMap<String, String> {
-    annotations
-        .into_iter()
-        .filter(|(key, _)| !key.starts_with("kubectl.kubernetes.io/"))
-        .collect()
 }
 
 pub(super) fn set_computed(

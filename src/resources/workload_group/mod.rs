@@ -10,10 +10,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    Operation, TimeoutsModel, namespace_or_default, parse_import_id, refuse_existing,
-    validate_config,
+    ApplyModel, Operation, TimeoutsModel, namespace_or_default, parse_import_id, refuse_existing,
 };
 use super::error::{OrReport, ResourceError};
+use crate::cluster::wait::Deadline;
 use crate::istio::crd::{IstioApiVersion, WorkloadGroup};
 use crate::provider_data::ProviderHandle;
 use crate::tfplug::{Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
@@ -57,10 +57,8 @@ pub struct WorkloadGroupModel {
     /// `Healthy` condition (`spec.probe`).
     #[schemars(extend("x-tf" = {"block": "single"}))]
     pub probe: Option<ProbeModel>,
-    /// Take ownership of fields another field manager owns instead of failing with a conflict.
-    pub force_conflicts: Option<bool>,
-    #[schemars(extend("x-tf" = {"block": "single"}))]
-    pub timeouts: Option<TimeoutsModel>,
+    #[serde(flatten)]
+    pub apply: ApplyModel,
     /// Kubernetes UID of the WorkloadGroup.
     #[schemars(extend("x-tf" = {"computed": true}))]
     pub uid: Option<String>,
@@ -192,9 +190,7 @@ impl Resource for WorkloadGroupResource {
     }
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        validate_config::<WorkloadGroupModel>(config, diags, |model, diags| {
-            validate::check(model, diags)
-        });
+        validate::config(config, diags);
     }
 
     async fn plan(&self, _ctx: &Ctx, plan: &mut Plan, _diags: &mut Diagnostics) {
@@ -280,8 +276,11 @@ impl Resource for WorkloadGroupResource {
             namespace_or_default(&model.namespace),
             recorded_version(&model),
         );
-        let timeout = TimeoutsModel::get(&model.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
-        if let Err(error) = groups.delete(&model.name, timeout, &ctx.cancelled).await {
+        let timeout = TimeoutsModel::get(&model.apply.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
+        if let Err(error) = groups
+            .delete(&model.name, Deadline::new(timeout, &ctx.cancelled))
+            .await
+        {
             error.report("Cannot delete WorkloadGroup", diags);
         }
     }
@@ -359,6 +358,32 @@ mod tests {
         assert_eq!(
             schema.block.attribute("labels").unwrap().r#type,
             Type::map(Type::String)
+        );
+    }
+
+    #[test]
+    fn apply_options_decode_and_encode_as_top_level_attributes() {
+        let schema = Schema::from_model::<WorkloadGroupModel>(0);
+        let config = Value::from_json(
+            &serde_json::json!({"name": "g", "force_conflicts": true, "timeouts": {"delete": "2m"}}),
+            &schema.value_type(),
+        )
+        .unwrap();
+        let model = decode::<WorkloadGroupModel>(&config, UnknownAs::Null, &mut Diagnostics::new())
+            .unwrap();
+        assert_eq!(model.apply.force_conflicts, Some(true));
+        assert_eq!(
+            model
+                .apply
+                .timeouts
+                .as_ref()
+                .and_then(|t| t.delete.as_deref()),
+            Some("2m")
+        );
+        let encoded = encode(&model, &schema, &mut Diagnostics::new()).unwrap();
+        assert_eq!(
+            encoded.get_attr("force_conflicts"),
+            Some(&Value::Bool(true))
         );
     }
 }

@@ -5,10 +5,15 @@ use std::collections::BTreeMap;
 use super::{ProbeModel, TemplateModel, WorkloadGroupModel};
 use crate::istio::rules;
 use crate::resources::common::{
-    validate_annotations, validate_labels, validate_name, validate_namespace,
+    validate_annotations, validate_config, validate_labels, validate_name, validate_namespace,
 };
-use crate::tfplug::{AttributePath, Diagnostics};
+use crate::tfplug::{AttributePath, Diagnostics, Value};
 use crate::validation;
+
+/// Plan-time validation of a configuration; judgements on values not known yet are dropped.
+pub(super) fn config(config: &Value, diags: &mut Diagnostics) {
+    validate_config::<WorkloadGroupModel>(config, diags, check);
+}
 
 pub(super) fn check(model: &WorkloadGroupModel, diags: &mut Diagnostics) {
     validate_name(&model.name, AttributePath::new("name"), diags);
@@ -38,7 +43,7 @@ pub(super) fn check(model: &WorkloadGroupModel, diags: &mut Diagnostics) {
     if let Some(probe) = &model.probe {
         validate_probe(probe, diags);
     }
-    if let Some(timeouts) = &model.timeouts {
+    if let Some(timeouts) = &model.apply.timeouts {
         timeouts.validate(diags);
     }
 }
