@@ -134,8 +134,8 @@ examples-check: setup provider
 # control plane with one install profile (TFPI_PROFILE, README.md "Local
 # control plane"). Terraform 1.0.3 runs every package on the first profile of
 # ACC_PROFILES and the VM tests (ACC_VM_TESTS) on the others; every other CLI of
-# $(CLIS) runs the acceptance package on the first profile, without the oracle tests (they
-# judge the provider, not the CLI: Terraform 1.0.3 runs them) and without TestAccExamples.
+# $(CLIS) runs the acceptance package on the first profile, without the oracle and fault tests
+# (they judge the provider, not the CLI: Terraform 1.0.3 runs them) and without TestAccExamples.
 # TestAccExamples applies each example of examples/ on the profiles it is written for
 # (appliedExamples in acceptance-tests/examples_test.go): make test applies those of
 # ACC_PROFILES, make test-matrix those of every profile; it fails when an example's profile
@@ -164,7 +164,7 @@ acceptance: setup provider
 	  if [[ -z "$$first" ]]; then first=$$profile; $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,./...); \
 	  else $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,.,-run '$(ACC_VM_TESTS)'); fi; \
 	done; \
-	for cli in $$clis; do $(call acc_run,$$cli,$$first,.,-skip '^(TestAccOracle_|TestAccExamples)'); done; \
+	for cli in $$clis; do $(call acc_run,$$cli,$$first,.,-skip '^(TestAccOracle_|TestAccFaults_|TestAccExamples)'); done; \
 	if [[ -n "$$failed" ]]; then echo "make test: acceptance tests failed with: $${failed#; }" >&2; exit 1; fi; \
 	echo "acceptance tests passed"
 

@@ -54,8 +54,11 @@ const FAILED: &str = "VM registration failed";
 ///
 /// Deliver the files to the VM with any mechanism (user-data, provisioners) and use
 /// `bundle_sha256` as its trigger. The token is renewed by the first plan inside
-/// `renew_before` of its expiry. If `wait_for_healthy` times out on create, the registration
-/// is saved as tainted (as the kubernetes provider does) and replaced on the next apply.
+/// `renew_before` of its expiry. If `wait_for_healthy` times out on create, or Terraform is
+/// interrupted (Ctrl-C) during the wait, the registration is saved as tainted (as the kubernetes
+/// provider does) and replaced on the next apply. A manual registration whose VM's entry is held
+/// by another registration takes it over and deletes that registration's token Secret (see the
+/// troubleshooting guide, "When an apply is interrupted or fails midway").
 ///
 /// Destroy deletes the token Secret (revoking every token bound to it), the manual entry and
 /// the files in `output_dir`. It does not stop a VM that already holds a workload certificate:
@@ -279,9 +282,10 @@ impl Resource for VmRegistrationResource {
         // apply: the state holds the bundle the cluster asks for now, so `bundle_sha256`
         // triggers re-delivery.
         let mut rendered = None;
-        if let Ok(group) = registration.group().await {
-            let label = registration_label(&model).unwrap_or_default().to_string();
-            match rerender(&registration, &model, &group, &label).await {
+        let group = registration.group().await.ok();
+        let label = registration_label(&model).unwrap_or_default().to_string();
+        if let Some(group) = &group {
+            match rerender(&registration, &model, group, &label).await {
                 Ok(bundle) => {
                     rendered = Some((bundle, registration.registration_mode(&model, &group.group)))
                 }
@@ -290,12 +294,19 @@ impl Resource for VmRegistrationResource {
                 }
             }
         }
-        match registration.find_entry(&model).await {
-            Ok(entry) => record_health(&mut model, entry.as_ref()),
+        let entry = match registration.find_entry(&model).await {
+            Ok(entry) => entry,
             Err(error) => {
                 error.report(FAILED, diags);
                 return Some(state);
             }
+        };
+        record_health(&mut model, entry.as_ref());
+        if let (Some(entry), Some(group)) = (&entry, &group)
+            && manual_entry_edited(&model, entry, group, &label)
+        {
+            // Shown like a missing entry: the plan updates the registration, which applies it again.
+            model.workload_entry_name = Some(String::new());
         }
         match rendered {
             // A manual bundle must never name an entry that does not exist (the network, and
@@ -485,6 +496,24 @@ async fn register(
                 last_state,
             ))
         }
+    }
+}
+
+/// A manual entry edited outside Terraform (its address, ports, labels, ...) no longer is what
+/// the registration applies.
+fn manual_entry_edited(
+    model: &VmRegistrationModel,
+    found: &WorkloadEntry,
+    group: &Group,
+    registration: &str,
+) -> bool {
+    if model.mode.as_deref() != Some("manual") {
+        return false;
+    }
+    let name = found.metadata.name.as_deref().unwrap_or_default();
+    match cluster::manual_entry(model, group, name, registration) {
+        Ok(wanted) => !cluster::entry_is_current(found, &wanted),
+        Err(_) => false,
     }
 }
 
