@@ -41,7 +41,8 @@ CONTROLPLANE_SRC := $(wildcard acceptance-tests/go.mod acceptance-tests/go.sum a
 help:
 	@echo "make demo                 set up, start the local control plane, terraform apply examples/quickstart (KEEP=1 keeps it running)"
 	@echo "make test                 set up, fmt + clippy, cargo test (+ tfplug-test-provider, schema and docs snapshots), examples check, release install check, acceptance tests"
-	@echo "                          (Terraform 1.0.3 and 1.13.3, OpenTofu 1.6.3 and 1.12.6; install profiles $(ACC_PROFILES))"
+	@echo "                          (Terraform 1.0.3 and 1.13.3, OpenTofu 1.6.3 and 1.12.6; install profiles $(ACC_PROFILES));"
+	@echo "                          ends with a summary table (stage wall times, CLIs run, tests per package) and fails on any failed or skipped test"
 	@echo "make test-matrix          make test with every CLI (adds Terraform 1.5.7) and the VM tests on every install profile ($(MATRIX_PROFILES))"
 	@echo "make lint                 cargo fmt --check, cargo clippy -D warnings (with and without tfplug-test-provider)"
 	@echo "make setup                build/fetch every tool into $(TFPI_CACHE) (cached by version)"
@@ -94,7 +95,17 @@ controlplane-env:
 
 # ---- tests ------------------------------------------------------------------
 
-test: lint setup provider cargo-test examples-check release-check acceptance
+# Each stage runs as its own make under the summary script, which ends with a table of the
+# stages' wall times, the CLIs run and the tests per package, and fails on any failed or
+# skipped test (acceptance-tests/tools/summary.py).
+TEST_STAGES := lint setup provider cargo-test examples-check release-check acceptance
+SUMMARY     := acceptance-tests/tools/summary.py
+test:
+	@$(SUMMARY) reset
+	@for stage in $(TEST_STAGES); do \
+	  $(SUMMARY) run $$stage $(MAKE) --no-print-directory $$stage CLIS="$(CLIS)" ACC_PROFILES="$(ACC_PROFILES)" \
+	    || { $(SUMMARY) report; exit 1; }; \
+	done; $(SUMMARY) report
 
 # Formatting and lints, with and without the test provider's feature.
 lint:
@@ -113,21 +124,23 @@ cargo-test: setup
 
 # Every configuration under examples/ is formatted and, unless it needs another provider,
 # validates with Terraform 1.0.3 and the provider from the mirror; the snippets of the
-# reference pages validate together; docs/guides/ shows the example files unchanged.
+# reference pages validate together (the ephemeral-resource ones with Terraform 1.13.3);
+# docs/guides/ shows the example files unchanged.
 examples-check: setup provider
-	TERRAFORM=$(TERRAFORM) TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) acceptance-tests/tools/examples-check.sh
+	set -a; . $(TOOLS_ENV); set +a; \
+	TERRAFORM=$(TERRAFORM) TERRAFORM_EPHEMERAL=$${TFPI_TERRAFORM_1_13_3:-} TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) acceptance-tests/tools/examples-check.sh
 
 # Acceptance tests against the real control plane. Each run starts its own
 # control plane with one install profile (TFPI_PROFILE, README.md "Local
 # control plane"). Terraform 1.0.3 runs every package on the first profile of
 # ACC_PROFILES and the VM tests (ACC_VM_TESTS) on the others; every other CLI of
-# $(CLIS) runs the acceptance package on the first profile, without the oracle tests (they
-# judge the provider, not the CLI: Terraform 1.0.3 runs them) and without TestAccExamples.
+# $(CLIS) runs the acceptance package on the first profile, without the oracle and fault tests
+# (they judge the provider, not the CLI: Terraform 1.0.3 runs them) and without TestAccExamples.
 # TestAccExamples applies each example of examples/ on the profiles it is written for
 # (appliedExamples in acceptance-tests/examples_test.go): make test applies those of
 # ACC_PROFILES, make test-matrix those of every profile; it fails when an example's profile
 # is missing from MATRIX_PROFILES. A CLI missing from
-# tools.env fails, unless TFPI_EXTRA_CLIS=0 opted out of it (outside CI).
+# tools.env fails; TFPI_EXTRA_CLIS=0 (refused in CI by build.sh) runs Terraform 1.0.3 only.
 ACC_PROFILES ?= default revision
 MATRIX_PROFILES ?= default revision multi-network multi-network-hostname named-cluster
 ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService|TestAccOracle_(istioctlBundles|liveVMs)|TestAccExamples)
@@ -143,15 +156,15 @@ acceptance: setup provider
 	for t in $(CLIS); do \
 	  if [[ "$$t" == terraform-1.0.3 ]]; then continue; fi; \
 	  var="TFPI_$$(tr a-z.- A-Z__ <<<"$$t")"; \
-	  if [[ -n "$${!var:-}" ]]; then clis="$$clis $${!var}"; \
-	  elif [[ "$${TFPI_EXTRA_CLIS:-1}" == 0 ]]; then echo "==> $$t skipped (TFPI_EXTRA_CLIS=0)"; \
-	  else echo "make test: $$t is not built ($$var missing in $(TOOLS_ENV)); run make setup" >&2; exit 1; fi; \
+	  if [[ "$${TFPI_EXTRA_CLIS:-1}" == 0 ]]; then echo "==> $$t skipped (TFPI_EXTRA_CLIS=0)"; \
+	  elif [[ -z "$${!var:-}" ]]; then echo "make test: $$t is not built ($$var missing in $(TOOLS_ENV)); run make setup" >&2; exit 1; \
+	  else clis="$$clis $${!var}"; fi; \
 	done; \
 	for profile in $(ACC_PROFILES); do \
 	  if [[ -z "$$first" ]]; then first=$$profile; $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,./...); \
 	  else $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,.,-run '$(ACC_VM_TESTS)'); fi; \
 	done; \
-	for cli in $$clis; do $(call acc_run,$$cli,$$first,.,-skip '^(TestAccOracle_|TestAccExamples)'); done; \
+	for cli in $$clis; do $(call acc_run,$$cli,$$first,.,-skip '^(TestAccOracle_|TestAccFaults_|TestAccExamples)'); done; \
 	if [[ -n "$$failed" ]]; then echo "make test: acceptance tests failed with: $${failed#; }" >&2; exit 1; fi; \
 	echo "acceptance tests passed"
 

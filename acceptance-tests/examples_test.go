@@ -45,11 +45,13 @@ var appliedExamples = []appliedExample{
 // The configurations under examples/ that are not applied here, and why. Every directory of
 // examples/ is in one of the two lists.
 var notAppliedExamples = map[string]string{
-	"existing-vm":  "needs hashicorp/null and SSH to real VMs; make examples-check validates its module, examples/fleet, applied here",
-	"new-vm":       "needs hashicorp/aws; make examples-check validates its module, examples/fleet, applied here",
-	"resources":    "reference-page snippets; make examples-check validates them together",
-	"data-sources": "reference-page snippets; make examples-check validates them together",
-	"rbac":         "Kubernetes roles, no Terraform: every acceptance test runs the provider under them (least_privilege_test.go), these examples included",
+	"existing-vm":         "needs hashicorp/null and SSH to real VMs; make examples-check validates its module, examples/fleet, applied here",
+	"new-vm":              "needs hashicorp/aws; make examples-check validates its module, examples/fleet, applied here",
+	"resources":           "reference-page snippets; make examples-check validates them together",
+	"data-sources":        "reference-page snippets; make examples-check validates them together",
+	"ephemeral-resources": "reference-page snippets for istio_vm_bootstrap; make examples-check validates them with Terraform 1.13.3, TestAccVmBootstrap_tokenNeverStored applies the same hand-off",
+	"new-vm-ephemeral":    "needs hashicorp/aws and Terraform >= 1.11; make examples-check checks it as it checks new-vm, TestAccVmBootstrap_tokenNeverStored applies the same hand-off",
+	"rbac":                "Kubernetes roles, no Terraform: every acceptance test runs the provider under them (least_privilege_test.go), these examples included",
 }
 
 // TestAccExamples applies the examples written for this control plane's install profile, as a

@@ -6,7 +6,9 @@ package acceptance
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -170,4 +172,64 @@ data "istio_mesh" "this" {}
 			),
 		}},
 	})
+}
+
+// Item 8, after the import: the cluster never returns the token, so `terraform import`
+// leaves it empty and the next apply must mint a new one, bound to the adopted Secret.
+// The re-issued bundle is the one istioctl writes for the same group, and destroying the
+// imported registration revokes the new token.
+func TestAccFieldDefects_importReissuesToken(t *testing.T) {
+	testAccPreCheck(t)
+	istioctlBinary(t)
+	ns := testNamespace(t, "fdr")
+	waitForDefaultServiceAccount(t, ns)
+	dir := t.TempDir()
+	const address = "istio_vm_registration.vm"
+	writeFile(t, filepath.Join(dir, "main.tf"), terraformHeader()+strings.TrimPrefix(registrationConfig(ns, `
+  mode    = "manual"
+  address = "10.10.0.12"
+`), providerConfig()))
+	runTerraform(t, dir, "init", "-input=false", "-no-color")
+	runTerraform(t, dir, "apply", "-auto-approve", "-input=false", "-no-color")
+	created := stateAttributes(t, dir)[address]
+
+	runTerraform(t, dir, "state", "rm", "-no-color", address)
+	runTerraform(t, dir, "import", "-input=false", "-no-color", address, created["id"])
+	imported := stateAttributes(t, dir)[address]
+	if imported["istio_token"] != "" {
+		t.Fatalf("the import recovered a token; the cluster never returns one, so the test proves nothing")
+	}
+	if imported["token_secret_name"] != created["token_secret_name"] || imported["workload_entry_name"] != created["workload_entry_name"] {
+		t.Fatalf("the import adopted other objects: Secret %q entry %q, want %q and %q",
+			imported["token_secret_name"], imported["workload_entry_name"], created["token_secret_name"], created["workload_entry_name"])
+	}
+	if plan := string(runTerraform(t, dir, "plan", "-input=false", "-no-color")); !strings.Contains(plan, "istio_token") {
+		t.Fatalf("the plan after the import does not re-issue the token:\n%s", plan)
+	}
+
+	runTerraform(t, dir, "apply", "-auto-approve", "-input=false", "-no-color")
+	reissued := stateAttributes(t, dir)[address]
+	token := reissued["istio_token"]
+	if token == "" || token == created["istio_token"] {
+		t.Fatalf("the apply after the import did not mint a new token (empty: %v)", token == "")
+	}
+	if err := expectTokenAccepted(t, token, ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := compareWithIstioctl(t, reissued); err != nil {
+		t.Errorf("the re-issued bundle differs from istioctl's: %v", err)
+	}
+	for _, file := range []string{"cluster_env", "mesh_config", "hosts", "root_cert"} {
+		if reissued[file] != created[file] {
+			t.Errorf("%s changed across the import:\nbefore: %s\nafter:  %s", file, created[file], reissued[file])
+		}
+	}
+	if plan := string(runTerraform(t, dir, "plan", "-input=false", "-no-color")); !strings.Contains(plan, "No changes") {
+		t.Errorf("the plan after the re-issue is not empty:\n%s", plan)
+	}
+
+	runTerraform(t, dir, "destroy", "-auto-approve", "-input=false", "-no-color")
+	if err := expectTokenRejected(t, token); err != nil {
+		t.Errorf("destroying the imported registration did not revoke the re-issued token: %v", err)
+	}
 }

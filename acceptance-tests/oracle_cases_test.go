@@ -42,8 +42,11 @@ type probeSpec struct {
 type httpProbe struct {
 	Path, Host, Scheme *string
 	Port               int64
-	Headers            map[string]string
+	Headers            []httpHeader
 }
+
+// httpHeader is one probe header; a list, because a name may repeat.
+type httpHeader struct{ Name, Value string }
 
 type tcpProbe struct {
 	Host *string
@@ -172,7 +175,12 @@ func (g groupSpec) hcl(resource, namespace string) string {
 			x.str("path", p.HTTP.Path)
 			x.str("host", p.HTTP.Host)
 			x.str("scheme", p.HTTP.Scheme)
-			x.strMap("http_headers", p.HTTP.Headers)
+			for _, header := range p.HTTP.Headers {
+				var hb hclBody
+				hb.str("name", &header.Name)
+				hb.str("value", &header.Value)
+				x.block("http_header", hb.b.String())
+			}
 			m.block("http_get", x.b.String())
 		}
 		if p.TCP != nil {
@@ -272,10 +280,10 @@ func (p *probeSpec) object() map[string]any {
 		putString(m, "scheme", h.Scheme)
 		if len(h.Headers) > 0 {
 			var headers []any
-			for _, k := range sortedKeys(h.Headers) {
+			for _, h := range h.Headers {
 				header := map[string]any{}
-				putString(header, "name", str(k))
-				putString(header, "value", str(h.Headers[k]))
+				putString(header, "name", str(h.Name))
+				putString(header, "value", str(h.Value))
 				headers = append(headers, header)
 			}
 			m["httpHeaders"] = headers
@@ -632,17 +640,19 @@ func groupCases() []oracleCase {
 	}
 	for _, c := range []struct {
 		id string
-		h  map[string]string
+		h  []httpHeader
 	}{
-		{"plain", map[string]string{"X-Custom": "1"}}, {"lowercase", map[string]string{"x-custom": "1"}},
-		{"underscore", map[string]string{"X_Custom": "1"}}, {"space", map[string]string{"X Custom": "1"}},
-		{"colon-pseudo", map[string]string{":authority": "a"}}, {"empty-name", map[string]string{"": "1"}},
-		{"empty-value", map[string]string{"X-Empty": ""}}, {"host", map[string]string{"Host": "example.com"}},
-		{"several", map[string]string{"A": "1", "B": "2", "C-D": "3"}}, {"dot", map[string]string{"x.y": "1"}},
-		{"value-with-newline", map[string]string{"X-A": "a\nb"}},
+		{"plain", []httpHeader{{"X-Custom", "1"}}}, {"lowercase", []httpHeader{{"x-custom", "1"}}},
+		{"underscore", []httpHeader{{"X_Custom", "1"}}}, {"space", []httpHeader{{"X Custom", "1"}}},
+		{"colon-pseudo", []httpHeader{{":authority", "a"}}}, {"empty-name", []httpHeader{{"", "1"}}},
+		{"empty-value", []httpHeader{{"X-Empty", ""}}}, {"host", []httpHeader{{"Host", "example.com"}}},
+		{"several", []httpHeader{{"A", "1"}, {"B", "2"}, {"C-D", "3"}}}, {"dot", []httpHeader{{"x.y", "1"}}},
+		{"value-with-newline", []httpHeader{{"X-A", "a\nb"}}},
+		{"repeated-name", []httpHeader{{"X-Trace", "a"}, {"X-Trace", "b"}}},
+		{"repeated-bad-name", []httpHeader{{"X-Ok", "a"}, {"X_Bad", "b"}, {"X_Bad", "c"}}},
 	} {
 		h := c.h
-		add("probe.http_get.http_headers/"+c.id, func(g *groupSpec) { g.Probe.HTTP.Headers = h })
+		add("probe.http_get.http_header/"+c.id, func(g *groupSpec) { g.Probe.HTTP.Headers = h })
 	}
 	for _, c := range []struct {
 		id string

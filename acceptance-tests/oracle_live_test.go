@@ -164,6 +164,11 @@ func bootVM(t *testing.T, ns string, v liveVariant, ip, bundle string, attrs map
 	for _, name := range v.DNS {
 		dns[name] = cp.Get("EASTWEST_GATEWAY_IP")
 	}
+	// A load balancer that reports a DNS name has that name in public DNS, which every VM uses:
+	// every bundle of such a profile reaches istiod by it.
+	if name := cp.Get("EASTWEST_GATEWAY_HOSTNAME"); name != "" {
+		dns[name] = cp.Get("EASTWEST_GATEWAY_IP")
+	}
 	vm, err := vmsim.Start(context.Background(), vmsim.Options{BundleDir: bundle, WorkDir: t.TempDir(), IP: ip, Hostname: "vm-" + v.Name, DNS: dns, Logf: t.Logf})
 	if err != nil {
 		return fmt.Errorf("starting the VM: %w", err)

@@ -289,8 +289,10 @@ func manyPorts(n int) string {
 
 // TestAccWorkloadGroup_istioAccepts applies what the pinned Istio accepts and an
 // earlier plan-time rule refused (issue "Field defects" item 5): probe numbers of
-// 0, an empty scheme, weight 0, an upper-case port name of 62 characters. The API
-// server (CRD schema, and the webhook where it is live) is the judge.
+// 0, an empty scheme, weight 0, an upper-case port name of 62 characters, and a
+// probe header repeated (Istio's HTTPHeader is a list; our earlier map could not say
+// it). The API server (CRD schema, and the webhook where it is live) is the judge; the
+// empty plan after apply proves the headers read back as written.
 func TestAccWorkloadGroup_istioAccepts(t *testing.T) {
 	ns := testNamespace(t, "wga")
 	port := "HTTP-" + strings.Repeat("p", 57)
@@ -314,6 +316,18 @@ resource "istio_workload_group" "zeroes" {
     http_get {
       port   = 8080
       scheme = ""
+      http_header {
+        name  = "X-Trace"
+        value = "b"
+      }
+      http_header {
+        name  = "X-A"
+        value = ""
+      }
+      http_header {
+        name  = "X-Trace"
+        value = "a"
+      }
     }
   }
 }
@@ -323,6 +337,10 @@ resource "istio_workload_group" "zeroes" {
 				checkGroupSpec(t, ns, "zeroes", func(spec map[string]any) error {
 					if nested(spec, "template", "ports", port) == nil {
 						return fmt.Errorf("port %s not in the applied group: %v", port, spec)
+					}
+					headers := fmt.Sprint(nested(spec, "probe", "httpGet", "httpHeaders"))
+					if want := "[map[name:X-Trace value:b] map[name:X-A] map[name:X-Trace value:a]]"; headers != want {
+						return fmt.Errorf("probe.httpGet.httpHeaders = %s, want %s", headers, want)
 					}
 					return nil
 				}),

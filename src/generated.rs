@@ -10,11 +10,12 @@ use crate::PROVIDER_SOURCE;
 use crate::provider::IstioProvider;
 use crate::tfplug::{Block, NestedBlock, Nesting, Provider, Schema, provider_schema_json};
 
-/// The provider schema, resources and data sources, keyed by type name.
+/// The provider schema, resources, data sources and ephemeral resources, keyed by type name.
 pub struct ProviderSchemas {
     pub provider: Schema,
     pub resources: BTreeMap<String, Schema>,
     pub data_sources: BTreeMap<String, Schema>,
+    pub ephemeral_resources: BTreeMap<String, Schema>,
 }
 
 pub fn provider_schemas() -> ProviderSchemas {
@@ -31,18 +32,34 @@ pub fn provider_schemas() -> ProviderSchemas {
             .iter()
             .map(|d| (d.type_name().to_string(), d.schema()))
             .collect(),
+        ephemeral_resources: provider
+            .ephemeral_resources()
+            .iter()
+            .map(|e| (e.type_name().to_string(), e.schema()))
+            .collect(),
     }
 }
 
 /// The snapshot text: pretty JSON with a trailing newline, stable across runs.
 pub fn schema_snapshot() -> String {
     let schemas = provider_schemas();
-    let json = provider_schema_json(
+    let mut json = provider_schema_json(
         PROVIDER_SOURCE,
         &schemas.provider,
         &schemas.resources,
         &schemas.data_sources,
     );
+    // Terraform 1.10+ lists ephemeral resources under this key.
+    let ephemeral: serde_json::Map<_, _> = schemas
+        .ephemeral_resources
+        .iter()
+        .map(|(name, schema)| (name.clone(), schema.to_terraform_json()))
+        .collect();
+    if let Some(entry) = json["provider_schemas"][PROVIDER_SOURCE].as_object_mut()
+        && !ephemeral.is_empty()
+    {
+        entry.insert("ephemeral_resource_schemas".into(), ephemeral.into());
+    }
     let mut text = serde_json::to_string_pretty(&json).expect("schema JSON");
     text.push('\n');
     text
@@ -57,12 +74,13 @@ pub fn write_schema(dir: &Path) -> std::io::Result<()> {
 pub fn docs_pages() -> Vec<(PathBuf, String)> {
     let schemas = provider_schemas();
     let mut pages = vec![(PathBuf::from("index.md"), provider_page(&schemas.provider))];
-    for (folder, kind, schemas) in [
-        ("resources", "Resource", &schemas.resources),
-        ("data-sources", "Data Source", &schemas.data_sources),
+    for (kind, schemas) in [
+        (Kind::Resource, &schemas.resources),
+        (Kind::DataSource, &schemas.data_sources),
+        (Kind::EphemeralResource, &schemas.ephemeral_resources),
     ] {
         for (name, schema) in schemas {
-            let path = Path::new(folder).join(format!("{}.md", short(name)));
+            let path = Path::new(kind.folder()).join(format!("{}.md", short(name)));
             pages.push((path, page(name, kind, schema)));
         }
     }
@@ -106,28 +124,53 @@ fn provider_page(schema: &Schema) -> String {
     out
 }
 
-fn page(name: &str, kind: &str, schema: &Schema) -> String {
+/// What a reference page documents: its docs and examples folder, title and example file.
+#[derive(Clone, Copy)]
+enum Kind {
+    Resource,
+    DataSource,
+    EphemeralResource,
+}
+
+impl Kind {
+    fn folder(self) -> &'static str {
+        match self {
+            Kind::Resource => "resources",
+            Kind::DataSource => "data-sources",
+            Kind::EphemeralResource => "ephemeral-resources",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Kind::Resource => "Resource",
+            Kind::DataSource => "Data Source",
+            Kind::EphemeralResource => "Ephemeral Resource",
+        }
+    }
+
+    fn example_file(self) -> &'static str {
+        match self {
+            Kind::Resource => "resource.tf",
+            Kind::DataSource => "data-source.tf",
+            Kind::EphemeralResource => "ephemeral-resource.tf",
+        }
+    }
+}
+
+fn page(name: &str, kind: Kind, schema: &Schema) -> String {
     let mut out = page_start(
-        &format!("{name} {kind} - terraform-provider-istio"),
+        &format!("{name} {} - terraform-provider-istio", kind.title()),
         &schema.block.description,
     );
-    let _ = writeln!(out, "# {name} ({kind})\n");
+    let _ = writeln!(out, "# {name} ({})\n", kind.title());
     out.push_str(&schema.block.description);
     out.push_str("\n\n");
-    let folder = if kind == "Resource" {
-        "resources"
-    } else {
-        "data-sources"
-    };
     let example = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
-        .join(folder)
+        .join(kind.folder())
         .join(name);
-    if let Ok(text) = std::fs::read_to_string(example.join(if kind == "Resource" {
-        "resource.tf"
-    } else {
-        "data-source.tf"
-    })) {
+    if let Ok(text) = std::fs::read_to_string(example.join(kind.example_file())) {
         let _ = writeln!(out, "## Example Usage\n\n```hcl\n{}```\n", text);
     }
     out.push_str(&block_reference(&schema.block, "## Schema"));

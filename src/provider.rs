@@ -10,13 +10,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::client::{build_config, new_client};
-use crate::cluster::{ConnectionSettings, ExecSettings, KubeError};
+use crate::cluster::connection::{check_connection, client_error};
+use crate::cluster::{ConnectionSettings, ExecSettings, KubeError, Setting};
 use crate::istio::{DEFAULT_ISTIO_NAMESPACE, is_revisioned};
 use crate::provider_data::{Configured, ProviderHandle, ProviderState};
 use crate::resources::common::validate_revision;
 use crate::tfplug::{
-    AttributePath, Ctx, DataSource, Diagnostics, Provider, Resource, Schema, UnknownAs, Value,
-    decode,
+    AttributePath, Ctx, DataSource, Diagnostics, EphemeralResource, Provider, Resource, Schema,
+    UnknownAs, Value, decode,
 };
 
 pub const DEFAULT_FIELD_MANAGER: &str = "terraform-provider-istio";
@@ -135,13 +136,15 @@ impl Provider for IstioProvider {
         let Some(model) = decode::<ProviderModel>(&config, UnknownAs::Error, diags) else {
             return;
         };
+        // `terraform validate` never configures a provider, so checking the connection here
+        // costs offline validation nothing, and every setting's error is reported on the
+        // provider block, at the attribute to change, before any resource runs.
         let state = match configure_from_model(&model).await {
             Ok(configured) => ProviderState::Ready(Arc::new(configured)),
             Err(error) => {
-                let path = attribute_of(&error);
-                // Reported when a resource first needs the cluster, so `terraform validate`
-                // and plans of unrelated modules are not blocked by an unreachable cluster.
-                ProviderState::Failed(error.to_string(), path)
+                let path = attribute_of(&error, &model);
+                diags.error(summary_of(&error), error.to_string(), path.clone());
+                ProviderState::Failed(error.to_string(), Some(path))
             }
         };
         self.handle.set(state).await;
@@ -153,6 +156,10 @@ impl Provider for IstioProvider {
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
         crate::resources::all_data_sources(self.handle.clone())
+    }
+
+    fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource>> {
+        crate::resources::all_ephemeral_resources(self.handle.clone())
     }
 }
 
@@ -199,7 +206,8 @@ async fn configure_from_model(model: &ProviderModel) -> Result<Configured, KubeE
     tracing::debug!(?settings, "configuring Kubernetes connection");
     let config = build_config(&settings).await?;
     let server = config.cluster_url.to_string();
-    let client = new_client(config)?;
+    let client = new_client(config).map_err(|error| client_error(error, &server, &settings))?;
+    check_connection(&client, &server, &settings).await?;
     Ok(Configured::new(
         client,
         server,
@@ -240,12 +248,32 @@ fn connection_settings(model: &ProviderModel) -> ConnectionSettings {
     }
 }
 
-fn attribute_of(error: &KubeError) -> Option<AttributePath> {
+/// The summary of a configuration error: the API server could not be used, or a setting is
+/// wrong before any call (docs/guides/troubleshooting.md explains both).
+fn summary_of(error: &KubeError) -> &'static str {
     match error {
-        KubeError::InvalidSetting { attribute, .. } => Some(AttributePath::new(*attribute)),
-        KubeError::Kubeconfig { .. } => Some(AttributePath::new("config_path")),
-        KubeError::Selection(_) => Some(AttributePath::new("config_context")),
-        _ => None,
+        KubeError::Unauthorized { .. }
+        | KubeError::Unreachable { .. }
+        | KubeError::ExecPlugin { .. }
+        | KubeError::Client(_) => "Cannot use the Kubernetes API server",
+        _ => "Invalid provider configuration",
+    }
+}
+
+/// The attribute of the provider block the error is about; the block itself when no
+/// attribute is to blame.
+fn attribute_of(error: &KubeError, model: &ProviderModel) -> AttributePath {
+    match error.setting() {
+        Some(Setting::Attribute(dotted)) => {
+            let mut names = dotted.split('.');
+            let first = names.next().unwrap_or(dotted);
+            names.fold(AttributePath::new(first), AttributePath::attr)
+        }
+        Some(Setting::Kubeconfig) if model.config_paths.is_some() => {
+            AttributePath::new("config_paths")
+        }
+        Some(Setting::Kubeconfig) => AttributePath::new("config_path"),
+        None => AttributePath::root(),
     }
 }
 

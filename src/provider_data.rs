@@ -5,10 +5,9 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{OnceCell, RwLock};
+use tokio::sync::RwLock;
 
 use crate::cluster::cache::ClusterCache;
-use crate::cluster::client::check_connection;
 use crate::tfplug::{AttributePath, Diagnostics};
 
 /// What every resource needs after configuration.
@@ -20,7 +19,6 @@ pub struct Configured {
     pub field_manager: String,
     /// Reads and watches shared by every resource of this provider process.
     pub cache: ClusterCache,
-    connection: OnceCell<Result<(), String>>,
 }
 
 impl Configured {
@@ -38,7 +36,6 @@ impl Configured {
             istio_namespace,
             revision,
             field_manager,
-            connection: OnceCell::new(),
         }
     }
 }
@@ -69,17 +66,17 @@ impl ProviderHandle {
         *self.state.write().await = state;
     }
 
-    /// The configured connection, checked once against the API server. Adds a diagnostic
-    /// saying what to do when it is not available.
+    /// The configured connection (`configure` checked it against the API server). Adds a
+    /// diagnostic saying what to do when it is not available.
     pub async fn configured(&self, diags: &mut Diagnostics) -> Option<Arc<Configured>> {
-        let configured = match &*self.state.read().await {
-            ProviderState::Ready(configured) => configured.clone(),
+        match &*self.state.read().await {
+            ProviderState::Ready(configured) => Some(configured.clone()),
             ProviderState::NotConfigured => {
                 diags.root_error(
                     "Provider not configured",
                     "Terraform did not configure the istio provider before using it.",
                 );
-                return None;
+                None
             }
             ProviderState::Unknown(attributes) => {
                 diags.root_error(
@@ -89,7 +86,7 @@ impl ProviderHandle {
                         attributes.join(", ")
                     ),
                 );
-                return None;
+                None
             }
             ProviderState::Failed(message, path) => {
                 match path {
@@ -100,21 +97,6 @@ impl ProviderHandle {
                     ),
                     None => diags.root_error("Invalid provider configuration", message.clone()),
                 }
-                return None;
-            }
-        };
-        let check = configured
-            .connection
-            .get_or_init(|| async {
-                check_connection(&configured.client, &configured.server)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-        match check {
-            Ok(()) => Some(configured),
-            Err(message) => {
-                diags.root_error("Cannot use the Kubernetes API server", message.clone());
                 None
             }
         }

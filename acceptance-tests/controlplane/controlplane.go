@@ -77,8 +77,13 @@ type ControlPlane struct {
 	istiods      []*istiod
 	pki          *pki
 	procs        []*process
-	rest         *rest.Config
-	client       kubernetes.Interface
+	// apiserver is the running kube-apiserver and apiserverArgs how it was
+	// started, so RestartAPIServer runs it again exactly so (faults.go).
+	apiserver     *process
+	apiserverBin  string
+	apiserverArgs []string
+	rest          *rest.Config
+	client        kubernetes.Interface
 }
 
 // EnvVar is one line of the env file.
@@ -305,27 +310,29 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 	if err := cp.writeAuditPolicy(); err != nil {
 		return err
 	}
-	apiserver, err := cp.startProcess("kube-apiserver", cp.RunDir, baseEnv(), kubeBin, "kube-apiserver",
-		"--etcd-servers="+etcdURL,
-		"--bind-address="+host, "--secure-port="+port,
+	cp.apiserverBin = kubeBin
+	cp.apiserverArgs = []string{"kube-apiserver",
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=" + host, "--secure-port=" + port,
 		// Loopback is not a valid endpoint for the `kubernetes` Service, so
 		// the endpoint reconciler is off (required from 1.37 on).
-		"--advertise-address="+host, "--endpoint-reconciler-type=none",
-		"--cert-dir="+filepath.Join(cp.RunDir, "pki", "apiserver-generated"),
-		"--tls-cert-file="+pk("apiserver.crt"), "--tls-private-key-file="+pk("apiserver.key"),
-		"--client-ca-file="+pk("ca.crt"),
+		"--advertise-address=" + host, "--endpoint-reconciler-type=none",
+		"--cert-dir=" + filepath.Join(cp.RunDir, "pki", "apiserver-generated"),
+		"--tls-cert-file=" + pk("apiserver.crt"), "--tls-private-key-file=" + pk("apiserver.key"),
+		"--client-ca-file=" + pk("ca.crt"),
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-signing-key-file="+pk("sa.key"),
-		"--service-account-key-file="+pk("sa.pub"),
+		"--service-account-signing-key-file=" + pk("sa.key"),
+		"--service-account-key-file=" + pk("sa.pub"),
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--allow-privileged=true",
 		// Webhook calls to Service ClusterIPs go through the cluster-network process.
-		"--egress-selector-config-file="+egressConfig,
+		"--egress-selector-config-file=" + egressConfig,
 		"--profiling=false",
 		"--v=1",
-		"--audit-policy-file="+cp.auditPolicyPath(), "--audit-log-path="+cp.auditLogPath(),
-	)
+		"--audit-policy-file=" + cp.auditPolicyPath(), "--audit-log-path=" + cp.auditLogPath(),
+	}
+	apiserver, err := cp.startAPIServerProcess()
 	if err != nil {
 		return err
 	}
@@ -344,7 +351,6 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 	}); err != nil {
 		return err
 	}
-	cp.setEnv("KUBE_APISERVER_PID", strconv.Itoa(apiserver.cmd.Process.Pid))
 	if cp.client, err = kubernetes.NewForConfig(admin); err != nil {
 		return err
 	}

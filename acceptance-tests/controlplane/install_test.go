@@ -38,6 +38,10 @@ func TestProfilesRenderAsTheVMGuideSays(t *testing.T) {
 		{"multi-network", "default", []string{"manifest", "generate", "--set", "profile=default",
 			"--set", "values.global.meshID=mesh1", "--set", "values.global.multiCluster.clusterName=cluster1", "--set", "values.global.network=network1"},
 			[]string{"--network", "network1"}},
+		{"multi-network-hostname", "default", []string{"manifest", "generate", "--set", "profile=default",
+			"--set", "values.global.meshID=mesh1", "--set", "values.global.multiCluster.clusterName=cluster1", "--set", "values.global.network=network1",
+			"--set", "values.pilot.env.ISTIOD_CUSTOM_HOST=eastwest-lb.tfpi.test"},
+			[]string{"--network", "network1"}},
 		// The canary beside the default install leaves the gateways alone.
 		{"named-cluster", "canary", []string{"manifest", "generate", "--set", "profile=minimal", "--set", "revision=canary",
 			"--set", "values.global.multiCluster.clusterName=cluster1", "--set", "values.global.network=network1"},

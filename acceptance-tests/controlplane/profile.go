@@ -25,7 +25,11 @@ type Profile struct {
 	// the chart default, not set).
 	ClusterName, Network, MeshID string
 	// GatewayHostname, when set, is what the east-west gateway's load
-	// balancer reports instead of an IP (as AWS ELBs do).
+	// balancer reports instead of an IP (as AWS ELBs do). The install then
+	// sets istiod's ISTIOD_CUSTOM_HOST to it (values.pilot.env), as a user of
+	// such a gateway must: VMs reach istiod's CA by that name, and the agent
+	// checks istiod's serving certificate against it, which carries the name
+	// only through ISTIOD_CUSTOM_HOST (pilot/pkg/bootstrap/server.go).
 	GatewayHostname string
 }
 
@@ -91,6 +95,7 @@ func (p Profile) globalValues() []string {
 		"values.global.multiCluster.clusterName": p.ClusterName,
 		"values.global.network":                  p.Network,
 		"values.global.meshID":                   p.MeshID,
+		"values.pilot.env.ISTIOD_CUSTOM_HOST":    p.GatewayHostname,
 	} {
 		if value != "" {
 			set = append(set, key+"="+value)

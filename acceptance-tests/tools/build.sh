@@ -132,21 +132,27 @@ build_istioctl() {
 }
 
 # --- more Terraform and OpenTofu CLIs for the acceptance matrix ---
-# build_cli NAME BINARY BUILD_FN: builds a CLI unless it is cached, calling
-# BUILD_FN BINARY WORKDIR (WORKDIR: an empty temporary directory). A failed build
-# is retried once (the Go module proxy can fail for a moment); a second failure
-# fails build.sh, so `make test` never runs with a CLI silently missing. Nothing
-# is cached on failure: the next run tries again.
+# build_cli NAME BINARY BUILD_FN: builds a CLI unless it is cached (or opted out
+# of), calling BUILD_FN BINARY WORKDIR (an empty temporary directory). A failed
+# build is retried once (the Go module proxy can fail for a moment); a second
+# failure fails build.sh, so `make test` never runs with a CLI silently missing.
+# Nothing is cached on failure, nor a CLI that builds but does not run: the next
+# run tries again.
 build_cli() {
 	local name="$1" bin="$2" fn="$3" attempt rc work
+	if [[ "${TFPI_EXTRA_CLIS:-1}" == 0 ]]; then log "$name: skipped (TFPI_EXTRA_CLIS=0)"; return 0; fi
 	if [[ -x "$bin" ]]; then log "$name: cached ($bin)"; return 0; fi
 	for attempt in 1 2; do
 		log "$name: building (attempt $attempt of 2)"
 		work="$(mktemp -d)"
-		# A subshell with its own errexit: every step of BUILD_FN must succeed.
-		set +e; (set -e; "$fn" "$bin" "$work"); rc=$?; set -e
+		# A subshell with its own errexit: every step must succeed, and the CLI must run.
+		set +e
+		(set -e; "$fn" "$bin" "$work"; CHECKPOINT_DISABLE=1 "$bin" version | sed -n 1p >&2)
+		rc=$?
+		set -e
 		rm -rf "$work"
-		if [[ $rc == 0 ]]; then CHECKPOINT_DISABLE=1 "$bin" version | sed -n 1p >&2; return 0; fi
+		if [[ $rc == 0 ]]; then return 0; fi
+		rm -f "$bin"
 		log "$name: build failed (exit $rc)"
 	done
 	log "$name: FAILED twice (errors above). \`make test\` needs it; outside CI, TFPI_EXTRA_CLIS=0 skips every CLI but Terraform 1.0.3"
@@ -272,14 +278,10 @@ for t in "${targets[@]}"; do
 	kube) timed "kube-testenv" build_kube ;;
 	istio) timed "istio" build_istio ;;
 	istioctl) timed "istioctl" build_istioctl ;;
-	terraform-1.5.7 | tofu-1.6.3 | terraform-1.13.3 | tofu-1.12.6)
-		if [[ "${TFPI_EXTRA_CLIS:-1}" == 0 ]]; then log "$t: skipped (TFPI_EXTRA_CLIS=0)"; continue; fi
-		case "$t" in
-		terraform-1.5.7) timed "$t" build_cli "$t" "$tf157" build_terraform_157 ;;
-		tofu-1.6.3) timed "$t" build_cli "$t" "$tofu163" build_tofu_163 ;;
-		terraform-1.13.3) timed "$t" build_cli "$t" "$tf1133" build_terraform_1133 ;;
-		tofu-1.12.6) timed "$t" build_cli "$t" "$tofu1126" build_tofu_1126 ;;
-		esac ;;
+	terraform-1.5.7) timed "$t" build_cli "$t" "$tf157" build_terraform_157 ;;
+	tofu-1.6.3) timed "$t" build_cli "$t" "$tofu163" build_tofu_163 ;;
+	terraform-1.13.3) timed "$t" build_cli "$t" "$tf1133" build_terraform_1133 ;;
+	tofu-1.12.6) timed "$t" build_cli "$t" "$tofu1126" build_tofu_1126 ;;
 	*) log "unknown target $t"; exit 2 ;;
 	esac
 done

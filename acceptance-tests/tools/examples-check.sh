@@ -9,7 +9,9 @@
 #   - one that needs another provider (a cloud's, null, ...) cannot be installed offline: it
 #     must call a local module (its non-cloud part, e.g. ../fleet) that validates itself;
 #   - the per-resource snippets (examples/resources/*, examples/data-sources/*, shown on the
-#     reference pages) validate together as one configuration;
+#     reference pages) validate together as one configuration; with the ephemeral-resource
+#     snippets (examples/ephemeral-resources/*) they validate again with TERRAFORM_EPHEMERAL,
+#     a CLI that knows ephemeral resources (Terraform >= 1.11);
 #   - the guides in docs/guides/ show the example files they name, unchanged (guides.sh).
 set -euo pipefail
 
@@ -27,13 +29,14 @@ passed=0
 fail() { echo "FAIL $1: $2" >&2; failed+=("$1"); }
 pass() { echo "ok   $1: $2"; passed=$((passed + 1)); }
 
-# init + validate in the copy under $work (the clone stays clean of .terraform/ and lock files).
+# init + validate in the copy under $work (the clone stays clean of .terraform/ and lock files),
+# with the CLI in $3 (default $TERRAFORM).
 validate() {
-  local dir="$1" label="$2" out
-  if ! out="$(cd "$work/$dir" && "$TERRAFORM" init -backend=false -input=false -no-color 2>&1)"; then
+  local dir="$1" label="$2" cli="${3:-$TERRAFORM}" out
+  if ! out="$(cd "$work/$dir" && "$cli" init -backend=false -input=false -no-color 2>&1)"; then
     fail "$label" "terraform init failed"; echo "$out" >&2; return
   fi
-  if ! out="$(cd "$work/$dir" && "$TERRAFORM" validate -no-color 2>&1)"; then
+  if ! out="$(cd "$work/$dir" && "$cli" validate -no-color 2>&1)"; then
     fail "$label" "terraform validate failed"; echo "$out" >&2; return
   fi
   pass "$label" "validates"
@@ -74,6 +77,19 @@ check_snippets() {
     cp "$file" "$merged/$(basename "$(dirname "$file")")_$(basename "$file")"
   done
   validate snippets "examples/resources + examples/data-sources (reference-page snippets, together)"
+
+  # Terraform 1.0.3 does not know `ephemeral` blocks: these validate with a newer CLI.
+  [[ -n "$(ls "$repo"/examples/ephemeral-resources/*/*.tf 2>/dev/null)" ]] || return 0
+  if [[ -z "${TERRAFORM_EPHEMERAL:-}" ]]; then
+    fail "examples/ephemeral-resources" "TERRAFORM_EPHEMERAL must name a Terraform >= 1.11 to validate them"
+    return
+  fi
+  cp -R "$merged" "$work/snippets-ephemeral"
+  rm -rf "$work/snippets-ephemeral/.terraform" "$work/snippets-ephemeral/.terraform.lock.hcl"
+  for file in "$repo"/examples/ephemeral-resources/*/*.tf; do
+    cp "$file" "$work/snippets-ephemeral/$(basename "$(dirname "$file")")_$(basename "$file")"
+  done
+  validate snippets-ephemeral "examples/ephemeral-resources with the other snippets ($("$TERRAFORM_EPHEMERAL" version | sed -n 1p))" "$TERRAFORM_EPHEMERAL"
 }
 
 main() {
@@ -87,7 +103,7 @@ main() {
 
   local dir
   while IFS= read -r dir; do
-    case "$dir" in examples/resources/* | examples/data-sources/*) continue ;; esac
+    case "$dir" in examples/resources/* | examples/data-sources/* | examples/ephemeral-resources/*) continue ;; esac
     check_configuration "$dir"
   done < <(cd "$repo" && find examples -name '*.tf' -printf '%h\n' | sort -u)
   check_snippets

@@ -53,5 +53,6 @@ resource "istio_vm_registration" "vm" {
   address        = each.value == "" ? null : each.value
   revision       = lookup(var.vm_revisions, each.key, var.revision)
   labels         = { "vm" = each.key }
+  issue_token    = var.issue_token
   output_dir     = var.bundle_dir == null ? null : "${var.bundle_dir}/${each.key}"
 }

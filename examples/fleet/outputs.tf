@@ -12,6 +12,7 @@ output "vms" {
   description = "VM name => registration: entry, health and token expiry."
   value = {
     for name, vm in istio_vm_registration.vm : name => {
+      registration   = vm.id
       workload_entry = vm.workload_entry_name
       healthy        = vm.healthy
       health_message = vm.health_message

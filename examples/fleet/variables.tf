@@ -55,3 +55,9 @@ variable "bundle_dir" {
   default     = null
   description = "If set, each VM's five bootstrap files are written to <bundle_dir>/<vm name>."
 }
+
+variable "issue_token" {
+  type        = bool
+  default     = true
+  description = "Keep each VM's token in the registration's state; false when the VMs get their token from the ephemeral istio_vm_bootstrap instead (Terraform >= 1.10, OpenTofu >= 1.11)."
+}

@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use base64::Engine;
+use kube::Config;
 use kube::config::{
     AuthInfo, Cluster, Context, ExecConfig, KubeConfigOptions, Kubeconfig, NamedAuthInfo,
     NamedCluster, NamedContext,
 };
-use kube::{Client, Config};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::KubeError;
 
@@ -114,21 +116,49 @@ impl ConnectionSettings {
             || self.exec.is_some()
     }
 
+    /// Each error names the attribute that is set (Terraform can show only the source line
+    /// of an attribute present in the configuration).
     fn validate(&self) -> Result<(), KubeError> {
         if self.client_certificate.is_some() != self.client_key.is_some() {
             return Err(KubeError::InvalidSetting {
-                attribute: if self.client_key.is_none() {
-                    "client_key"
-                } else {
+                attribute: if self.client_certificate.is_some() {
                     "client_certificate"
+                } else {
+                    "client_key"
                 },
                 message: "`client_certificate` and `client_key` must be set together".into(),
             });
         }
         if self.exec.is_some() && (self.token.is_some() || self.client_certificate.is_some()) {
             return Err(KubeError::InvalidSetting {
-                attribute: "exec",
+                attribute: if self.token.is_some() {
+                    "token"
+                } else {
+                    "client_certificate"
+                },
                 message: "do not mix an `exec` block with `token` or client certificates; use one kind of credential".into(),
+            });
+        }
+        if let Some(exec) = &self.exec
+            && !EXEC_API_VERSIONS.contains(&exec.api_version.as_str())
+        {
+            return Err(KubeError::InvalidSetting {
+                attribute: "exec.api_version",
+                message: format!(
+                    "{:?} is not an ExecCredential API version; use {}",
+                    exec.api_version,
+                    EXEC_API_VERSIONS.join(" or ")
+                ),
+            });
+        }
+        check_certificates("cluster_ca_certificate", &self.cluster_ca_certificate)?;
+        check_certificates("client_certificate", &self.client_certificate)?;
+        if let Some(key) = &self.client_key
+            && PrivateKeyDer::from_pem_slice(key.as_bytes()).is_err()
+        {
+            return Err(KubeError::InvalidSetting {
+                attribute: "client_key",
+                message: "is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)".into(),
             });
         }
         if let Some(host) = &self.host {
@@ -153,6 +183,79 @@ impl ConnectionSettings {
             }
         }
         Ok(())
+    }
+}
+
+/// The ExecCredential versions client-go accepts (`v1alpha1` is gone since Kubernetes 1.24).
+const EXEC_API_VERSIONS: [&str; 2] = [
+    "client.authentication.k8s.io/v1",
+    "client.authentication.k8s.io/v1beta1",
+];
+
+/// A PEM attribute must hold at least one certificate and nothing unreadable, or TLS would
+/// fail later with a message that does not name it.
+fn check_certificates(attribute: &'static str, pem: &Option<String>) -> Result<(), KubeError> {
+    let Some(pem) = pem else { return Ok(()) };
+    let parsed: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
+    match parsed {
+        Ok(certificates) if !certificates.is_empty() => Ok(()),
+        Ok(_) => Err(KubeError::InvalidSetting {
+            attribute,
+            message: "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        }),
+        Err(error) => Err(KubeError::InvalidSetting {
+            attribute,
+            message: format!("is not a readable PEM certificate: {error}"),
+        }),
+    }
+}
+
+/// `config_context_cluster` and `config_context_auth_info` must name entries of the
+/// kubeconfig files: otherwise the explicit settings would silently fill an empty one.
+fn check_selected_names(
+    settings: &ConnectionSettings,
+    kubeconfig: &Kubeconfig,
+) -> Result<(), KubeError> {
+    if let Some(cluster) = &settings.config_context_cluster {
+        let names: Vec<&str> = kubeconfig
+            .clusters
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        if !names.contains(&cluster.as_str()) {
+            return Err(not_in_kubeconfig(
+                "config_context_cluster",
+                "cluster",
+                cluster,
+                &names,
+            ));
+        }
+    }
+    if let Some(user) = &settings.config_context_auth_info {
+        let names: Vec<&str> = kubeconfig
+            .auth_infos
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect();
+        if !names.contains(&user.as_str()) {
+            return Err(not_in_kubeconfig(
+                "config_context_auth_info",
+                "user",
+                user,
+                &names,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn not_in_kubeconfig(attribute: &'static str, kind: &str, name: &str, names: &[&str]) -> KubeError {
+    KubeError::InvalidSetting {
+        attribute,
+        message: format!(
+            "the kubeconfig has no {kind} {name:?}; use one of its {kind}s: {}",
+            names.join(", ")
+        ),
     }
 }
 
@@ -182,7 +285,7 @@ fn fill(slot: &mut Option<String>, value: Option<String>) {
 
 /// Resolves the settings into a `kube::Config`: kubeconfig files first, explicit
 /// attributes layered over the selected context, in-cluster as the last resort. Makes no
-/// network call: credentials are checked on first use (`check_connection`), so
+/// network call: credentials are checked by `configure` (`connection::check_connection`), so
 /// `terraform validate` works offline.
 pub async fn build_config(settings: &ConnectionSettings) -> Result<Config, KubeError> {
     settings.validate()?;
@@ -190,6 +293,9 @@ pub async fn build_config(settings: &ConnectionSettings) -> Result<Config, KubeE
         return in_cluster_config();
     }
     let mut kubeconfig = load_kubeconfigs(&settings.config_paths)?;
+    if !settings.config_paths.is_empty() {
+        check_selected_names(settings, &kubeconfig)?;
+    }
     let options = select(settings, &mut kubeconfig);
     overlay_explicit_settings(settings, &mut kubeconfig, &options);
     Config::from_custom_kubeconfig(kubeconfig, &options)
@@ -386,29 +492,10 @@ fn base64_pem(pem: &str) -> String {
 pub const USER_AGENT: &str = concat!("terraform-provider-istio/", env!("CARGO_PKG_VERSION"));
 
 /// The client for `config`, naming itself with [`USER_AGENT`].
-pub fn new_client(mut config: Config) -> Result<Client, KubeError> {
+pub fn new_client(mut config: Config) -> Result<kube::Client, kube::Error> {
     let agent = http::HeaderValue::from_static(USER_AGENT);
     config.headers.push((http::header::USER_AGENT, agent));
-    Client::try_from(config).map_err(KubeError::Client)
-}
-
-/// One cheap authenticated call, so bad credentials or an unreachable server give a single
-/// clear diagnostic naming the API server instead of an error per resource.
-#[tracing::instrument(level = "debug", skip(client))]
-pub async fn check_connection(client: &Client, server: &str) -> Result<(), KubeError> {
-    match client.list_api_groups().await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => {
-            Err(KubeError::Unauthorized {
-                server: server.into(),
-                detail: status.message,
-            })
-        }
-        Err(other) => Err(KubeError::Unreachable {
-            server: server.into(),
-            detail: other.to_string(),
-        }),
-    }
+    kube::Client::try_from(config)
 }
 
 #[cfg(test)]
@@ -461,13 +548,15 @@ mod tests {
     }
 
     #[test]
-    fn certificate_without_key_names_the_missing_attribute() {
+    fn certificate_without_key_names_the_attribute_set() {
         let settings = ConnectionSettings {
             client_certificate: Some("pem".into()),
             ..Default::default()
         };
         match settings.validate() {
-            Err(KubeError::InvalidSetting { attribute, .. }) => assert_eq!(attribute, "client_key"),
+            Err(KubeError::InvalidSetting { attribute, .. }) => {
+                assert_eq!(attribute, "client_certificate")
+            }
             other => panic!("expected InvalidSetting, got {other:?}"),
         }
     }

@@ -1,6 +1,7 @@
-//! API discovery: which version of an API the cluster serves.
+//! API discovery: which version of an API the cluster serves, and whether a namespace exists.
 
-use kube::Client;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Api, Client};
 
 use super::KubeError;
 use crate::istio::crd::{IstioApiVersion, WorkloadGroup};
@@ -29,4 +30,12 @@ pub async fn served_version(client: &Client) -> Result<IstioApiVersion, KubeErro
         kind: WorkloadGroup::KIND,
         versions: versions.join(" or "),
     })
+}
+
+/// Whether the namespace exists. Creates ask first: the API server refuses an object in a
+/// missing namespace only after the write was sent.
+#[tracing::instrument(level = "debug", skip(client))]
+pub async fn namespace_exists(client: &Client, namespace: &str) -> Result<bool, KubeError> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    Ok(namespaces.get_opt(namespace).await?.is_some())
 }

@@ -28,11 +28,26 @@ pub enum KubeError {
     #[error(
         "the Kubernetes API server {server} rejected the provider's credentials ({detail}); check `token`, `client_certificate`/`client_key`, `exec` or the kubeconfig user"
     )]
-    Unauthorized { server: String, detail: String },
+    Unauthorized {
+        server: String,
+        detail: String,
+        setting: Setting,
+    },
+    #[error("cannot reach the Kubernetes API server {server}: {reason}; {advice}")]
+    Unreachable {
+        server: String,
+        reason: String,
+        advice: String,
+        setting: Setting,
+    },
     #[error(
-        "cannot reach the Kubernetes API server {server}: {detail}; check `host`/the kubeconfig cluster, `insecure`, `cluster_ca_certificate` and `proxy_url`"
+        "the `exec` credential plugin {command:?} gave no credentials: {reason}; check the `exec` block's `command`, `args` and `env` (the command must print an ExecCredential)"
     )]
-    Unreachable { server: String, detail: String },
+    ExecPlugin {
+        command: String,
+        reason: String,
+        setting: Setting,
+    },
     #[error(
         "{kind} {namespace}/{name}: field conflict with field manager(s) {managers}: {detail}. Another tool owns these fields; remove them there, or set `force_conflicts = true` to take ownership"
     )]
@@ -58,7 +73,31 @@ pub enum KubeError {
     Cancelled(String),
 }
 
+/// The provider setting a connection error is blamed on, so its diagnostic points there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    /// `config_path` or `config_paths`, whichever the configuration uses: the kubeconfig's
+    /// cluster or user is at fault.
+    Kubeconfig,
+    /// An attribute of the provider block; a nested one as `block.attribute` (`exec.command`).
+    Attribute(&'static str),
+}
+
 impl KubeError {
+    /// The provider setting to change, for errors of the connection settings.
+    pub fn setting(&self) -> Option<Setting> {
+        match self {
+            KubeError::InvalidSetting { attribute, .. } => Some(Setting::Attribute(attribute)),
+            KubeError::Kubeconfig { .. } | KubeError::NotConfigured => Some(Setting::Kubeconfig),
+            KubeError::Selection(error) => Some(selection_setting(error)),
+            KubeError::Client(kube::Error::RustlsTls(error)) => Some(tls_setting(error)),
+            KubeError::Unauthorized { setting, .. }
+            | KubeError::Unreachable { setting, .. }
+            | KubeError::ExecPlugin { setting, .. } => Some(*setting),
+            _ => None,
+        }
+    }
+
     /// True when the API answered 404: the object does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, KubeError::Api(kube::Error::Api(status)) if status.code == 404)
@@ -78,5 +117,37 @@ pub fn ignore_not_found<T>(result: Result<T, kube::Error>) -> Result<Option<T>, 
 impl From<kube::Error> for KubeError {
     fn from(error: kube::Error) -> Self {
         KubeError::Api(error)
+    }
+}
+
+/// The part of the kubeconfig selection (or the attribute layered over it) that failed.
+fn selection_setting(error: &kube::config::KubeconfigError) -> Setting {
+    use kube::config::KubeconfigError as E;
+    match error {
+        E::CurrentContextNotSet | E::LoadContext(_) => Setting::Attribute("config_context"),
+        E::LoadClusterOfContext(_) => Setting::Attribute("config_context_cluster"),
+        E::MissingClusterUrl | E::ParseClusterUrl(_) => Setting::Attribute("host"),
+        E::ParseProxyUrl(_) => Setting::Attribute("proxy_url"),
+        E::LoadCertificateAuthority(_) | E::ParseCertificates(_) => {
+            Setting::Attribute("cluster_ca_certificate")
+        }
+        E::LoadClientCertificate(_) => Setting::Attribute("client_certificate"),
+        E::LoadClientKey(_) => Setting::Attribute("client_key"),
+        _ => Setting::Kubeconfig,
+    }
+}
+
+/// The TLS material the client could not load.
+fn tls_setting(error: &kube::client::RustlsTlsError) -> Setting {
+    use kube::client::RustlsTlsError as E;
+    match error {
+        E::InvalidIdentityPem(_) | E::MissingCertificate => {
+            Setting::Attribute("client_certificate")
+        }
+        E::MissingPrivateKey | E::InvalidPrivateKey(_) | E::UnknownPrivateKeyFormat => {
+            Setting::Attribute("client_key")
+        }
+        E::InvalidServerName(_) => Setting::Attribute("tls_server_name"),
+        _ => Setting::Attribute("cluster_ca_certificate"),
     }
 }

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod cache;
 pub mod client;
+pub mod connection;
 pub mod discovery;
 pub mod error;
 pub mod mesh;
@@ -12,4 +13,4 @@ pub(crate) mod mock;
 pub mod wait;
 
 pub use client::{ConnectionSettings, ExecSettings};
-pub use error::KubeError;
+pub use error::{KubeError, Setting};

@@ -14,6 +14,10 @@ pub const MAX_PORTS: usize = 128;
 pub const MAX_LABELS: usize = 256;
 /// The CRD's port-name rule is `size(key) < 63`.
 const MAX_PORT_NAME_LEN: usize = 62;
+/// `template.address` `maxLength` in the CRD.
+const MAX_ADDRESS_LEN: usize = 256;
+/// Marks a Unix domain socket address (`UnixAddressPrefix` in `pkg/config/validation`).
+const UNIX_PREFIX: &str = "unix://";
 /// `spec.locality` and `spec.network` `maxLength` in the CRD.
 const MAX_LOCALITY_LEN: usize = 2048;
 
@@ -37,6 +41,37 @@ pub fn port_name(name: &str) -> Result<(), String> {
     if name.len() > MAX_PORT_NAME_LEN || !PORT_NAME.is_match(name) {
         return Err(format!(
             "port name {name:?} is invalid: 1–{MAX_PORT_NAME_LEN} letters, digits and '-', starting and ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// A group's `template.address` as the CRD accepts it: at most 256 bytes, and a `unix://`
+/// address is an absolute path or an abstract socket (`@`), not a directory, and comes without
+/// ports (the `x-kubernetes-validations` of `template`). The webhook does not look at it.
+pub fn template_address(address: &str, has_ports: bool) -> Result<(), String> {
+    if address.len() > MAX_ADDRESS_LEN {
+        return Err(format!(
+            "the address is {} bytes long; Istio allows at most {MAX_ADDRESS_LEN}",
+            address.len()
+        ));
+    }
+    let Some(socket) = address.strip_prefix(UNIX_PREFIX) else {
+        return Ok(());
+    };
+    if !(socket.starts_with('/') || socket.starts_with('@')) {
+        return Err(format!(
+            "{address:?} is not a Unix socket Istio accepts: after `unix://` comes an absolute path (`unix:///run/app.sock`) or an abstract socket (`unix://@app`)"
+        ));
+    }
+    if address.ends_with('/') {
+        return Err(format!(
+            "{address:?} names a directory; a Unix socket address must name the socket file"
+        ));
+    }
+    if has_ports {
+        return Err(format!(
+            "a Unix socket address ({address:?}) cannot have ports: remove `template.ports`"
         ));
     }
     Ok(())
@@ -149,6 +184,19 @@ mod tests {
         assert!(port_name("-http").is_err());
         assert!(port_name("http_2").is_err());
         assert!(port_name("").is_err());
+    }
+
+    #[test]
+    fn template_addresses_follow_the_crd() {
+        assert!(template_address(&"a".repeat(256), true).is_ok());
+        assert!(template_address(&"a".repeat(257), true).is_err());
+        assert!(template_address("unix:///run/app.sock", false).is_ok());
+        assert!(template_address("unix://@app", false).is_ok());
+        assert!(template_address("unix:///run/app.sock", true).is_err());
+        assert!(template_address("unix://app.sock", false).is_err());
+        assert!(template_address("unix:///run/", false).is_err());
+        assert!(template_address("unix://", false).is_err());
+        assert!(template_address("vm.example.com", true).is_ok());
     }
 
     #[test]

@@ -8,6 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::ResourceError;
+use crate::cluster::discovery::namespace_exists;
+use crate::provider_data::Configured;
 use crate::tfplug::{AttributePath, Diagnostics, Plan, Schema, Value, encode};
 use crate::validation;
 
@@ -81,6 +83,22 @@ pub fn namespace_or_default(namespace: &Option<String>) -> String {
     namespace
         .clone()
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+}
+
+/// Create refuses a namespace that does not exist, before anything is written.
+pub async fn require_namespace(
+    configured: &Configured,
+    namespace: &str,
+) -> Result<(), ResourceError> {
+    if namespace_exists(&configured.client, namespace).await? {
+        return Ok(());
+    }
+    Err(ResourceError::missing(
+        Some("namespace"),
+        format!(
+            "Namespace {namespace:?} does not exist. Create it first (for example with a kubernetes_namespace resource this one depends on), or set `namespace` to an existing one."
+        ),
+    ))
 }
 
 /// Create refuses to adopt an object it did not create: the user imports it or renames.

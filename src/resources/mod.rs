@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use crate::provider_data::ProviderHandle;
-use crate::tfplug::{DataSource, Resource};
+use crate::tfplug::{DataSource, EphemeralResource, Resource};
 
 pub mod common;
 pub mod error;
 pub mod mesh;
 pub mod mesh_service;
+pub mod vm_bootstrap;
 pub mod vm_registration;
 pub mod workload_group;
 
@@ -24,4 +25,8 @@ pub fn all(handle: Arc<ProviderHandle>) -> Vec<Arc<dyn Resource>> {
 
 pub fn all_data_sources(handle: Arc<ProviderHandle>) -> Vec<Arc<dyn DataSource>> {
     vec![Arc::new(mesh::MeshDataSource::new(handle))]
+}
+
+pub fn all_ephemeral_resources(handle: Arc<ProviderHandle>) -> Vec<Arc<dyn EphemeralResource>> {
+    vec![Arc::new(vm_bootstrap::VmBootstrapEphemeral::new(handle))]
 }

@@ -276,6 +276,7 @@ fn mark_attributes_unknown(attributes: &[Attribute], object: &mut Value) {
 /// index, maps by key, sets by equal value. An item without a prior match is planned as on
 /// create.
 fn mark_new_nested_items_unknown(block: &Block, prior: &Value, planned: &mut Value) {
+    mark_new_attribute_items_unknown(&block.attributes, prior, planned);
     let Value::Object(attrs) = planned else {
         return;
     };
@@ -318,6 +319,58 @@ fn mark_new_nested_items_unknown(block: &Block, prior: &Value, planned: &mut Val
                     match before.get_map_entry(key).filter(|p| !p.is_null()) {
                         Some(prior_item) => mark_new_nested_items_unknown(inner, prior_item, item),
                         None => mark_unset_computed_unknown(inner, item),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The same for nested attributes (`nested_type`): an item without a prior match (lists by
+/// index, maps by key, sets by equal value) gets its unset computed attributes unknown.
+fn mark_new_attribute_items_unknown(attributes: &[Attribute], prior: &Value, planned: &mut Value) {
+    let Value::Object(attrs) = planned else {
+        return;
+    };
+    for attribute in attributes {
+        let (Some(nested), Some(value)) = (&attribute.nested, attrs.get_mut(&attribute.name))
+        else {
+            continue;
+        };
+        let before = attribute_of(prior, &attribute.name);
+        let inner = &nested.attributes;
+        let item_before = |i: usize| items_of(&before).get(i).filter(|p| !p.is_null()).cloned();
+        match (nested.nesting, value) {
+            (Nesting::Single | Nesting::Group, object) if before.is_null() => {
+                mark_attributes_unknown(inner, object)
+            }
+            (Nesting::Single | Nesting::Group, object) => {
+                mark_new_attribute_items_unknown(inner, &before, object)
+            }
+            (Nesting::List, Value::List(items)) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    match item_before(i) {
+                        Some(prior_item) => {
+                            mark_new_attribute_items_unknown(inner, &prior_item, item)
+                        }
+                        None => mark_attributes_unknown(inner, item),
+                    }
+                }
+            }
+            (Nesting::Set, Value::Set(items)) => {
+                let prior_items = items_of(&before).to_vec();
+                for item in items.iter_mut().filter(|item| !prior_items.contains(item)) {
+                    mark_attributes_unknown(inner, item);
+                }
+            }
+            (Nesting::Map, Value::Map(items)) => {
+                for (key, item) in items.iter_mut() {
+                    match before.get_map_entry(key).filter(|p| !p.is_null()) {
+                        Some(prior_item) => {
+                            mark_new_attribute_items_unknown(inner, prior_item, item)
+                        }
+                        None => mark_attributes_unknown(inner, item),
                     }
                 }
             }
@@ -679,6 +732,85 @@ mod tests {
                 .at(&AttributePath::new("backends").index(0).attr("uid")),
             Some(&Value::Unknown)
         );
+    }
+
+    /// Issue 14, item 1: computed attributes of items added on update to a nested attribute
+    /// are unknown (Terraform rejects a provider that leaves them null and sets them at apply);
+    /// items that were there keep their values.
+    #[test]
+    fn update_marks_computed_unknown_in_new_nested_attribute_items_only() {
+        use crate::tfplug::schema::NestedAttributes;
+        for nesting in [Nesting::List, Nesting::Set, Nesting::Map, Nesting::Single] {
+            let mut uid = Attribute::new("uid", Type::String);
+            uid.computed = true;
+            uid.optional = false;
+            let nested = NestedAttributes {
+                nesting,
+                attributes: vec![Attribute::new("host", Type::String), uid],
+            };
+            let mut backends = Attribute::new("backends", nested.value_type());
+            backends.nested = Some(nested);
+            let schema = Schema {
+                version: 0,
+                block: Block {
+                    attributes: vec![Attribute::new("content", Type::String), backends],
+                    ..Block::default()
+                },
+            };
+            let item = |host: &str, uid: Option<&str>| {
+                Value::object([
+                    ("host", Value::string(host)),
+                    ("uid", uid.map_or(Value::Null, Value::string)),
+                ])
+            };
+            let (old, new) = (item("a", Some("u0")), item("b", None));
+            let (prior_items, planned_items) = match nesting {
+                Nesting::List => (
+                    Value::List(vec![old.clone()]),
+                    Value::List(vec![old.clone(), new]),
+                ),
+                Nesting::Set => (
+                    Value::Set(vec![old.clone()]),
+                    Value::Set(vec![old.clone(), new]),
+                ),
+                Nesting::Map => (
+                    Value::Map([("old".to_string(), old.clone())].into()),
+                    Value::Map([("old".to_string(), old.clone()), ("new".to_string(), new)].into()),
+                ),
+                _ => (Value::Null, new),
+            };
+            let prior = Value::object([("content", Value::Null), ("backends", prior_items)]);
+            let proposed =
+                Value::object([("content", Value::string("x")), ("backends", planned_items)]);
+            let mut p = plan(Some(prior), proposed);
+            default_plan(&schema, &mut p);
+            let uids: Vec<Value> = match p.planned.get_attr("backends").unwrap() {
+                Value::Map(items) => items
+                    .values()
+                    .map(|i| i.get_attr("uid").unwrap().clone())
+                    .collect(),
+                Value::Object(_) => vec![
+                    Value::string("u0"),
+                    p.planned
+                        .at(&AttributePath::new("backends").attr("uid"))
+                        .unwrap()
+                        .clone(),
+                ],
+                items => items_of(items)
+                    .iter()
+                    .map(|i| i.get_attr("uid").unwrap().clone())
+                    .collect(),
+            };
+            let sorted = |mut v: Vec<Value>| {
+                v.sort_by_key(|v| format!("{v:?}"));
+                v
+            };
+            assert_eq!(
+                sorted(uids),
+                sorted(vec![Value::string("u0"), Value::Unknown]),
+                "{nesting:?}"
+            );
+        }
     }
 
     #[test]

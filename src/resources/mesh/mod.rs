@@ -92,8 +92,18 @@ impl DataSource for MeshDataSource {
         let namespace = &configured.istio_namespace;
         // As istioctl 1.28+: no revision given means the one the default tag points at.
         let revision = resolve_revision(&configured.client, namespace, explicit.as_deref()).await;
+        let asked_for_revision = model.revision.as_deref().is_some_and(|r| !r.is_empty());
         let facts = cluster::read_facts(&configured, &revision)
             .await
+            // A control plane missing for this data source's own `revision` is that
+            // attribute's fault; otherwise the provider's settings are (the message says so).
+            .map_err(|error| {
+                if asked_for_revision {
+                    error.on("revision")
+                } else {
+                    error
+                }
+            })
             .or_report("Cannot read the Istio control plane", diags)?;
         let deployment_cluster_id =
             istiod_deployment_cluster_id(&configured.client, namespace, &revision).await;

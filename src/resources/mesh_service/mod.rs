@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{
     ApplyModel, Operation, TimeoutsModel, keep_state, namespace_or_default, parse_import_id,
-    refuse_existing,
+    refuse_existing, require_namespace,
 };
 use super::error::{OrReport, ResourceError};
 use crate::cluster::wait::Deadline;
@@ -160,6 +160,9 @@ impl Resource for MeshServiceResource {
         let mut model = decode::<MeshServiceModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let services = Services::new(&configured, namespace_of(&model));
+        require_namespace(&configured, &services.namespace)
+            .await
+            .or_report(FAILED, diags)?;
         if services
             .exists(&model.name)
             .await

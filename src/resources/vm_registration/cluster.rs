@@ -24,12 +24,12 @@ use crate::istio::control_plane::{
     AUTOREGISTRATION_ENV, autoregistration_enabled, ingress_service_location, vm_cluster_id,
 };
 use crate::istio::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, to_dynamic};
-use crate::istio::is_healthy;
 use crate::istio::{
     BundleInputs, DEFAULT_INGRESS_SERVICE, ISTIOD_TLS_PORT, IstiodReach, ManualRegistration,
     ROOT_CERT_CONFIGMAP, RegistrationMode, TOKEN_AUDIENCE, WorkloadIp, manual_workload_entry,
     mesh_configmap_name, service_account, workload_entry_name,
 };
+use crate::istio::{IstioError, is_healthy};
 use crate::provider_data::Configured;
 use crate::resources::common::DEFAULT_NAMESPACE;
 use crate::resources::error::ResourceError;
@@ -436,28 +436,70 @@ impl<'a> Registration<'a> {
         registration: &str,
     ) -> Result<WorkloadEntry, ResourceError> {
         let on_address = |error: ResourceError| error.on("address");
-        let mut labels = model.labels.clone().unwrap_or_default();
-        labels.insert(REGISTRATION_LABEL.into(), registration.to_string());
-        let manual = ManualRegistration {
-            entry_name: entry_name.to_string(),
-            address: model.address.clone().unwrap_or_default(),
-            network: model.network.clone(),
-            locality: model.locality.clone(),
-            weight: model.weight.map(|w| w as u32),
-            labels,
-            group_api_version: group.version,
-        };
-        let entry =
-            manual_workload_entry(&group.group, &manual).map_err(|e| on_address(e.into()))?;
+        let entry = manual_entry(model, group, entry_name, registration)
+            .map_err(|e| on_address(e.into()))?;
         let object = to_dynamic(&entry, group.version).map_err(|e| on_address(e.into()))?;
         let resource = group.version.api_resource(WorkloadEntry::KIND);
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.configured.client.clone(), &self.namespace, &resource);
+        let previous_holder = self
+            .entry_holder(&api, entry_name)
+            .await
+            .map_err(on_address)?
+            .filter(|holder| holder != registration);
         let field_manager = &self.configured.field_manager;
         let applied = server_side_apply(&api, entry_name, &object, field_manager, true)
             .await
             .map_err(|e| on_address(e.into()))?;
+        if let Some(holder) = previous_holder {
+            self.revoke_registration(&holder).await?;
+        }
         from_dynamic(applied).map_err(|e| on_address(e.into()))
+    }
+
+    /// The registration label of the entry named `entry_name`, as the namespace's shared watch
+    /// sees it (no request per registration); a LIST by name when the watch has not listed.
+    async fn entry_holder(
+        &self,
+        api: &Api<DynamicObject>,
+        entry_name: &str,
+    ) -> Result<Option<String>, ResourceError> {
+        let holder = |labels: Option<&BTreeMap<String, String>>| {
+            labels
+                .and_then(|labels| labels.get(REGISTRATION_LABEL))
+                .cloned()
+        };
+        if let Some(entries) = self.entries().current(SHARED_LIST_PATIENCE).await {
+            let named = entries
+                .iter()
+                .find(|entry| entry.metadata.name.as_deref() == Some(entry_name));
+            return Ok(named.and_then(|entry| holder(entry.metadata.labels.as_ref())));
+        }
+        // A list by name, not a get: examples/rbac grants list on entries, not get.
+        let by_name = ListParams::default().fields(&format!("metadata.name={entry_name}"));
+        let listed = api.list(&by_name).await?.items;
+        Ok(listed
+            .iter()
+            .find_map(|existing| holder(existing.metadata.labels.as_ref())))
+    }
+
+    /// One VM, one identity: the registration that held this VM's entry before (one whose
+    /// create never reached the state because Terraform or the provider was killed, or one
+    /// deleted with its token Secret kept) loses its token Secret, so no second bootstrap
+    /// token for the same entry stays valid.
+    async fn revoke_registration(&self, registration: &str) -> Result<(), ResourceError> {
+        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+        let secrets = self.api::<Secret>();
+        let list = secrets
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        let held = |secret: &Secret| registration_id(secret) == registration;
+        for secret in list.items.into_iter().filter(held) {
+            let name = secret.metadata.name.unwrap_or_default();
+            tracing::info!(secret = %name, "revoking the token Secret of the entry's previous registration");
+            ignore_not_found(secrets.delete(&name, &DeleteParams::default()).await)?;
+        }
+        Ok(())
     }
 
     /// The entry name contains the network: after a network change the registration's old
@@ -648,6 +690,44 @@ fn registered_entries<'e>(
             .and_then(|labels| labels.get(REGISTRATION_LABEL))
             .is_some_and(|value| value == registration)
     })
+}
+
+/// The WorkloadEntry a manual registration applies.
+pub(super) fn manual_entry(
+    model: &VmRegistrationModel,
+    group: &Group,
+    entry_name: &str,
+    registration: &str,
+) -> Result<WorkloadEntry, IstioError> {
+    let mut labels = model.labels.clone().unwrap_or_default();
+    labels.insert(REGISTRATION_LABEL.into(), registration.to_string());
+    let manual = ManualRegistration {
+        entry_name: entry_name.to_string(),
+        address: model.address.clone().unwrap_or_default(),
+        network: model.network.clone(),
+        locality: model.locality.clone(),
+        weight: model.weight.map(|w| w as u32),
+        labels,
+        group_api_version: group.version,
+    };
+    manual_workload_entry(&group.group, &manual)
+}
+
+/// Whether an existing manual entry still is what the registration applies: its spec, and every
+/// label and annotation it sets (others may add theirs). An entry edited outside Terraform is not.
+pub(super) fn entry_is_current(found: &WorkloadEntry, wanted: &WorkloadEntry) -> bool {
+    let contains = |found: &Option<BTreeMap<String, String>>,
+                    wanted: &Option<BTreeMap<String, String>>| {
+        wanted.iter().flatten().all(|(key, value)| {
+            found
+                .as_ref()
+                .and_then(|f| f.get(key))
+                .is_some_and(|v| v == value)
+        })
+    };
+    found.spec == wanted.spec
+        && contains(&found.metadata.labels, &wanted.metadata.labels)
+        && contains(&found.metadata.annotations, &wanted.metadata.annotations)
 }
 
 /// After a VM re-connects from a new address istiod may briefly keep two entries: prefer the
@@ -969,6 +1049,96 @@ mod tests {
             recorded.all()[0]
                 .query
                 .contains("terraform-provider-istio%2Fregistration%3Duid-1")
+        );
+    }
+
+    fn manual_model() -> VmRegistrationModel {
+        VmRegistrationModel {
+            workload_group: "shop/product-vm".into(),
+            mode: Some("manual".into()),
+            address: Some("10.0.0.5".into()),
+            ..Default::default()
+        }
+    }
+
+    fn group_with_uid() -> Group {
+        let mut group = group();
+        group.group.metadata.uid = Some("group-uid".into());
+        group
+    }
+
+    #[test]
+    fn an_entry_edited_outside_terraform_is_not_current() {
+        let wanted = manual_entry(
+            &manual_model(),
+            &group_with_uid(),
+            "product-vm-10.0.0.5",
+            "uid-1",
+        )
+        .expect("entry");
+        assert!(entry_is_current(&wanted, &wanted));
+
+        let mut moved = wanted.clone();
+        moved.spec.address = "10.99.0.1".into();
+        assert!(!entry_is_current(&moved, &wanted));
+
+        let mut relabelled = wanted.clone();
+        relabelled.metadata.labels = None;
+        assert!(!entry_is_current(&relabelled, &wanted));
+
+        // Labels other tools add are theirs.
+        let mut extra = wanted.clone();
+        extra
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("team".into(), "shop".into());
+        assert!(entry_is_current(&extra, &wanted));
+    }
+
+    #[tokio::test]
+    async fn taking_over_an_entry_revokes_its_previous_registration() {
+        let held = json!({"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
+                          "metadata": {"name": "product-vm-10.0.0.5", "namespace": "shop", "uid": "e-uid",
+                                       "resourceVersion": "1",
+                                       "labels": {REGISTRATION_LABEL: "uid-killed"}},
+                          "spec": {"address": "10.0.0.5"}});
+        let orphan = json!({"apiVersion": "v1", "kind": "Secret",
+                            "metadata": {"name": "product-vm-vm-old", "namespace": "shop", "uid": "uid-killed",
+                                         "resourceVersion": "1"}});
+        let (configured, _, recorded) =
+            registration_with(
+                move |seen| match (seen.method.as_str(), seen.path.as_str()) {
+                    // The namespace's shared watch lists the registrations' entries.
+                    ("GET", _) if seen.is_watch() => Reply::Hang,
+                    ("GET", path) if path.ends_with("/workloadentries") => list(vec![held.clone()]),
+                    ("PATCH", _) => Reply::Json(200, held.clone()),
+                    ("GET", path) if path.ends_with("/secrets") => list(vec![orphan.clone()]),
+                    ("DELETE", _) => Reply::Json(200, orphan.clone()),
+                    ("GET", _) => list(vec![]),
+                    _ => Reply::Hang,
+                },
+            );
+        let model = manual_model();
+        let registration = Registration::new(&configured, &model);
+        registration
+            .apply_manual_entry(&model, &group_with_uid(), "product-vm-10.0.0.5", "uid-new")
+            .await
+            .expect("applied");
+        let lines = recorded.lines();
+        assert!(
+            lines.contains(&"DELETE /api/v1/namespaces/shop/secrets/product-vm-vm-old".to_string()),
+            "{lines:?}"
+        );
+        let secrets_query = recorded
+            .all()
+            .into_iter()
+            .find(|seen| seen.path.ends_with("/secrets"))
+            .expect("listed the previous registration's Secrets")
+            .query;
+        // The provider's Secrets, of which the one whose UID is the previous registration's ID.
+        assert!(
+            secrets_query.contains("app.kubernetes.io%2Fmanaged-by%3Dterraform-provider-istio")
         );
     }
 }

@@ -29,8 +29,10 @@ use crate::istio::{Bundle, DEFAULT_TOKEN_SECONDS, RegistrationMode, render_bundl
 use crate::provider_data::ProviderHandle;
 use crate::tfplug::{Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
 use crate::validation;
+pub(crate) use bootstrap::{check_settings, group_of_registration, mint_bootstrap};
 use cluster::{Group, Registration, registration_id};
 
+mod bootstrap;
 mod cluster;
 mod files;
 mod plan;
@@ -57,8 +59,11 @@ const FAILED: &str = "VM registration failed";
 ///
 /// Deliver the files to the VM with any mechanism (user-data, provisioners) and use
 /// `bundle_sha256` as its trigger. The token is renewed by the first plan inside
-/// `renew_before` of its expiry. If `wait_for_healthy` times out on create, the registration
-/// is saved as tainted (as the kubernetes provider does) and replaced on the next apply.
+/// `renew_before` of its expiry. If `wait_for_healthy` times out on create, or Terraform is
+/// interrupted (Ctrl-C) during the wait, the registration is saved as tainted (as the kubernetes
+/// provider does) and replaced on the next apply. A manual registration whose VM's entry is held
+/// by another registration takes it over and deletes that registration's token Secret (see the
+/// troubleshooting guide, "When an apply is interrupted or fails midway").
 ///
 /// Destroy deletes the token Secret (revoking every token bound to it), the manual entry and
 /// the files in `output_dir`. It does not stop a VM that already holds a workload certificate:
@@ -97,7 +102,9 @@ pub struct VmRegistrationModel {
     /// changes in auto mode).
     pub locality: Option<String>,
     /// Labels of this VM, added to the group's (they win over the group's labels; see
-    /// `network` for changes in auto mode).
+    /// `network` for changes in auto mode). Istio allows 256 labels on the VM's entry, which
+    /// also carries the group's labels, the registration label and the two canonical service
+    /// labels; the plan refuses more than fit beside those three.
     pub labels: Option<BTreeMap<String, String>>,
     /// Load-balancing weight of this VM's entry (manual mode), 0–4294967295; 0 means Istio's
     /// default.
@@ -139,6 +146,12 @@ pub struct VmRegistrationModel {
     /// `ISTIOD_CUSTOM_HOST`. Port 15010 (plaintext) is refused. The same holds for a gateway
     /// whose load balancer reports only a hostname.
     pub istiod_address: Option<String>,
+    /// Issue the VM's token here and keep it in state (`istio_token`, the `istio-token` file).
+    /// Default true. Set false when the VM gets its token from the ephemeral
+    /// `istio_vm_bootstrap` (Terraform ≥ 1.10, OpenTofu ≥ 1.11): then no token ever enters this
+    /// registration's plan or state, `istio_token` and `token_expires_at` stay null, the bundle
+    /// attributes hold an empty `istio-token`, and `output_dir` cannot be used.
+    pub issue_token: Option<bool>,
     /// Lifetime of the bootstrap token, e.g. `1h` (default). At least `10m`.
     pub token_duration: Option<String>,
     /// Renew the token when it expires sooner than this (default `15m`): the next plan shows an
@@ -274,9 +287,10 @@ impl Resource for VmRegistrationResource {
         // apply: the state holds the bundle the cluster asks for now, so `bundle_sha256`
         // triggers re-delivery.
         let mut rendered = None;
-        if let Ok(group) = registration.group().await {
-            let label = registration_label(&model).unwrap_or_default().to_string();
-            match rerender(&registration, &model, &group, &label).await {
+        let group = registration.group().await.ok();
+        let label = registration_label(&model).unwrap_or_default().to_string();
+        if let Some(group) = &group {
+            match rerender(&registration, &model, group, &label).await {
                 Ok(bundle) => {
                     rendered = Some((bundle, registration.registration_mode(&model, &group.group)))
                 }
@@ -285,12 +299,19 @@ impl Resource for VmRegistrationResource {
                 }
             }
         }
-        match registration.observed_entry(&model).await {
-            Ok(entry) => record_health(&mut model, entry.as_ref()),
+        let entry = match registration.observed_entry(&model).await {
+            Ok(entry) => entry,
             Err(error) => {
                 error.report(FAILED, diags);
                 return Some(state);
             }
+        };
+        record_health(&mut model, entry.as_ref());
+        if let (Some(entry), Some(group)) = (&entry, &group)
+            && manual_entry_edited(&model, entry, group, &label)
+        {
+            // Shown like a missing entry: the plan updates the registration, which applies it again.
+            model.workload_entry_name = Some(String::new());
         }
         match rendered {
             // A manual bundle must never name an entry that does not exist (the network, and
@@ -342,7 +363,10 @@ impl Resource for VmRegistrationResource {
         };
         model.token_secret_name = Some(secret_name);
         model.id = prior.id.clone();
-        if planned.get_attr("istio_token").is_some_and(Value::is_known) {
+        if !issues_token(&model) {
+            model.istio_token = None;
+            model.token_expires_at = None;
+        } else if planned.get_attr("istio_token").is_some_and(Value::is_known) {
             model.istio_token = prior.istio_token.clone();
             model.token_expires_at = prior.token_expires_at.clone();
         } else {
@@ -429,7 +453,7 @@ async fn register(
     operation: Operation,
 ) -> Result<(), ResourceError> {
     let id = registration_id(secret);
-    if model.istio_token.is_none() {
+    if model.istio_token.is_none() && issues_token(model) {
         let issued = registration.request_token(group, secret, model).await?;
         model.istio_token = Some(issued.token);
         model.token_expires_at = Some(issued.expires_at);
@@ -486,6 +510,24 @@ async fn register(
                 last_state,
             ))
         }
+    }
+}
+
+/// A manual entry edited outside Terraform (its address, ports, labels, ...) no longer is what
+/// the registration applies.
+fn manual_entry_edited(
+    model: &VmRegistrationModel,
+    found: &WorkloadEntry,
+    group: &Group,
+    registration: &str,
+) -> bool {
+    if model.mode.as_deref() != Some("manual") {
+        return false;
+    }
+    let name = found.metadata.name.as_deref().unwrap_or_default();
+    match cluster::manual_entry(model, group, name, registration) {
+        Ok(wanted) => !cluster::entry_is_current(found, &wanted),
+        Err(_) => false,
     }
 }
 
@@ -582,6 +624,11 @@ async fn rerender(
 /// The registration label of this registration: the last part of its ID.
 pub(super) fn registration_label(model: &VmRegistrationModel) -> Option<&str> {
     model.id.as_deref().and_then(|id| id.rsplit('/').next())
+}
+
+/// False when the VM's token comes from the ephemeral `istio_vm_bootstrap` instead.
+pub(super) fn issues_token(model: &VmRegistrationModel) -> bool {
+    model.issue_token.unwrap_or(true)
 }
 
 /// `token_duration`, or istioctl's default lifetime.

@@ -23,10 +23,20 @@ pub(super) fn refine(plan: &mut Plan) {
         return;
     }
     plan_default(plan, "mode", Value::string("auto"));
+    let issue_token = plan
+        .planned
+        .get_attr("issue_token")
+        .and_then(Value::as_bool)
+        != Some(false);
+    if !issue_token {
+        for name in ["istio_token", "token_expires_at"] {
+            plan.planned.set_attr(name, Value::Null);
+        }
+    }
     let Some(prior) = plan.prior.clone() else {
         return;
     };
-    let renew = token_due(&prior, &plan.planned);
+    let renew = issue_token && token_due(&prior, &plan.planned);
     let changed =
         plan.planned != prior || entry_missing(&prior) || files::outdated(&plan.planned) || renew;
     if changed {
@@ -160,5 +170,33 @@ mod tests {
             auto_entry_changes(&manual_prior, &manual).is_empty(),
             "manual entries are updated by the provider"
         );
+    }
+
+    /// With `issue_token = false` the VM's token comes from the ephemeral `istio_vm_bootstrap`:
+    /// the plan keeps the token attributes null and never renews.
+    #[test]
+    fn without_issue_token_no_token_is_planned_or_renewed() {
+        let prior = config(serde_json::json!({
+            "workload_group": "default/g", "mode": "auto", "issue_token": false,
+            "cluster_env": "A=1\n", "mesh_config": "m", "hosts": "", "root_cert": "pem",
+            "bundle_sha256": "x", "workload_entry_name": "", "healthy": false, "health_message": "",
+        }));
+        let mut planned = prior.clone();
+        planned.set_attr("istio_token", Value::Unknown);
+        planned.set_attr("token_expires_at", Value::Unknown);
+        let mut plan = Plan {
+            prior: Some(prior.clone()),
+            proposed: planned.clone(),
+            config: planned.clone(),
+            planned,
+            requires_replace: Vec::new(),
+            private: Vec::new(),
+        };
+        refine(&mut plan);
+        assert_eq!(plan.planned, prior, "nothing to renew, nothing changes");
+        plan.prior = None;
+        plan.planned.set_attr("istio_token", Value::Unknown);
+        refine(&mut plan);
+        assert_eq!(plan.planned.get_attr("istio_token"), Some(&Value::Null));
     }
 }

@@ -1,8 +1,10 @@
 //! Plan-time validation of the registration model; every rule names its attribute.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::{MINIMUM_TOKEN_SECONDS, VmRegistrationModel, token_lifetime};
+use super::{MINIMUM_TOKEN_SECONDS, REGISTRATION_LABEL, VmRegistrationModel, token_lifetime};
+use crate::istio::bundle::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL};
 use crate::istio::control_plane::{ingress_service_location, is_plaintext_discovery};
 use crate::istio::rules;
 use crate::istio::{DEFAULT_ISTIO_NAMESPACE, ISTIOD_TLS_PORT};
@@ -34,11 +36,13 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
             AttributePath::new("mode"),
         );
     }
+    // On `mode`: Terraform shows the source line of a diagnostic's attribute only when the
+    // attribute is in the configuration, and `address` is not.
     if mode == "manual" && config.get_attr("address").is_some_and(Value::is_null) {
         diags.error(
             "Missing address",
             "mode = \"manual\" needs `address`, the VM's IP: the WorkloadEntry is created with it.",
-            AttributePath::new("address"),
+            AttributePath::new("mode"),
         );
     }
     for (name, value) in [
@@ -107,6 +111,7 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
         }
     }
     validate_labels(&model.labels, AttributePath::new("labels"), diags);
+    validate_entry_label_count(model, diags);
     if let Some(Err(problem)) = model.weight.map(rules::weight) {
         diags.error("Invalid weight", problem, AttributePath::new("weight"));
     }
@@ -131,12 +136,40 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
     if let Some(timeouts) = &model.timeouts {
         timeouts.validate(diags);
     }
+    if model.issue_token == Some(false) && known("output_dir") {
+        diags.error(
+            "Conflicting attributes",
+            "With issue_token = false the registration has no token to write: deliver the files of the ephemeral istio_vm_bootstrap instead of `output_dir`.",
+            AttributePath::new("output_dir"),
+        );
+    }
     if let Some(dir) = model.output_dir.as_deref().filter(|d| d.is_empty()) {
         diags.error(
             "Invalid output_dir",
             format!("{dir:?}: give a directory path, or leave it unset"),
             AttributePath::new("output_dir"),
         );
+    }
+}
+
+/// The VM's WorkloadEntry carries `labels`, the registration label and the two canonical
+/// service labels (the group's labels come on top, unknown here); Istio's CRD allows 256 labels
+/// on an entry, so the plan refuses what can never fit.
+fn validate_entry_label_count(model: &VmRegistrationModel, diags: &mut Diagnostics) {
+    let mut keys: BTreeSet<&str> = model
+        .labels
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    keys.extend([
+        REGISTRATION_LABEL,
+        CANONICAL_NAME_LABEL,
+        CANONICAL_REVISION_LABEL,
+    ]);
+    let what = "labels on the VM's WorkloadEntry (`labels`, the registration label and the two canonical service labels)";
+    if let Err(problem) = rules::at_most(keys.len(), rules::MAX_LABELS, what) {
+        diags.error("Too many labels", problem, AttributePath::new("labels"));
     }
 }
 
@@ -229,7 +262,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"workload_group": "default/g", "mode": "manual"}),
-                "address",
+                "mode",
             ),
             (
                 serde_json::json!({"workload_group": "default/g", "address": "10.0.0"}),
@@ -242,6 +275,10 @@ mod tests {
             (
                 serde_json::json!({"workload_group": "default/g", "ingress_ip": "10.0.0.1", "istiod_address": "x:1"}),
                 "istiod_address",
+            ),
+            (
+                serde_json::json!({"workload_group": "default/g", "issue_token": false, "output_dir": "/tmp/b"}),
+                "output_dir",
             ),
             (
                 serde_json::json!({"workload_group": "default/g", "token_duration": "5m"}),
@@ -292,6 +329,19 @@ mod tests {
     }
 
     /// Issue "Field defects" item 5: values Istio (CRD, webhook, istioctl) accepts.
+    #[test]
+    fn labels_leave_room_for_the_three_the_entry_always_gets() {
+        let labels = |n: usize| -> serde_json::Map<String, serde_json::Value> {
+            (0..n).map(|i| (format!("l{i}"), "v".into())).collect()
+        };
+        let config = |n| serde_json::json!({"workload_group": "default/g", "labels": labels(n)});
+        assert!(errors(config(253)).is_empty());
+        assert_eq!(
+            errors(config(254)),
+            vec![Some(AttributePath::new("labels"))]
+        );
+    }
+
     #[test]
     fn values_istio_accepts_pass() {
         for json in [

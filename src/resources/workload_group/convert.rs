@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    ExecModel, GroupMetadataModel, GrpcModel, HttpGetModel, ProbeModel, TcpSocketModel,
-    TemplateModel, WorkloadGroupModel,
+    ExecModel, GroupMetadataModel, GrpcModel, HttpGetModel, HttpHeaderModel, ProbeModel,
+    TcpSocketModel, TemplateModel, WorkloadGroupModel,
 };
 use crate::istio::crd::{
     ExecHealthCheck, GrpcHealthCheck, HttpHeader, HttpHealthCheck, IstioApiVersion, ReadinessProbe,
@@ -58,12 +58,11 @@ fn probe_spec(probe: &ProbeModel) -> ReadinessProbe {
             host: h.host.clone().unwrap_or_default(),
             scheme: h.scheme.clone().unwrap_or_default(),
             http_headers: h
-                .http_headers
+                .http_header
                 .iter()
-                .flatten()
-                .map(|(name, value)| HttpHeader {
-                    name: name.clone(),
-                    value: value.clone(),
+                .map(|header| HttpHeader {
+                    name: header.name.clone(),
+                    value: header.value.clone(),
                 })
                 .collect(),
         }),
@@ -128,12 +127,14 @@ pub(super) fn spec_to_model(
             port: i64::from(h.port),
             host: empty_to_none(&h.host),
             scheme: empty_to_none(&h.scheme),
-            http_headers: map_to_option(
-                &h.http_headers
-                    .iter()
-                    .map(|x| (x.name.clone(), x.value.clone()))
-                    .collect(),
-            ),
+            http_header: h
+                .http_headers
+                .iter()
+                .map(|header| HttpHeaderModel {
+                    name: header.name.clone(),
+                    value: header.value.clone(),
+                })
+                .collect(),
         }),
         tcp_socket: p.tcp_socket.as_ref().map(|t| TcpSocketModel {
             host: empty_to_none(&t.host),
@@ -225,6 +226,35 @@ mod tests {
         assert_eq!(metadata, model.metadata);
         assert_eq!(template, model.template);
         assert_eq!(probe, model.probe);
+    }
+
+    #[test]
+    fn repeated_probe_headers_keep_their_order_both_ways() {
+        let mut model = seed_group();
+        let headers: Vec<HttpHeaderModel> = [("X-Trace", "b"), ("X-A", "1"), ("X-Trace", "a")]
+            .into_iter()
+            .map(|(name, value)| HttpHeaderModel {
+                name: name.into(),
+                value: value.into(),
+            })
+            .collect();
+        let http = model.probe.as_mut().unwrap().http_get.as_mut().unwrap();
+        http.http_header = headers.clone();
+        let spec = spec_from_model(&model);
+        let sent: Vec<(&str, &str)> = spec
+            .probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .http_headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_str()))
+            .collect();
+        assert_eq!(sent, [("X-Trace", "b"), ("X-A", "1"), ("X-Trace", "a")]);
+        let (_, _, probe) = spec_to_model(&spec);
+        assert_eq!(probe.unwrap().http_get.unwrap().http_header, headers);
     }
 
     #[test]

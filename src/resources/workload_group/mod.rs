@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{
     ApplyModel, Operation, TimeoutsModel, namespace_or_default, parse_import_id, refuse_existing,
+    require_namespace,
 };
 use super::error::{OrReport, ResourceError};
 use crate::cluster::wait::Deadline;
@@ -80,7 +81,9 @@ pub struct GroupMetadataModel {
 /// `spec.template`: a WorkloadEntry without its per-VM fields.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 pub struct TemplateModel {
-    /// Address shared by all entries; normally left empty because each VM has its own.
+    /// Address shared by all entries; normally left empty because each VM has its own. At
+    /// most 256 bytes; a Unix socket (`unix:///path` or `unix://@abstract`, not a directory)
+    /// excludes `ports`.
     pub address: Option<String>,
     /// Port name → port number the VMs serve on (e.g. `http = 8080`); at most 128 ports,
     /// names of 1–62 letters, digits and '-'.
@@ -141,8 +144,21 @@ pub struct HttpGetModel {
     pub host: Option<String>,
     /// `HTTP` (default; also when empty) or `HTTPS`.
     pub scheme: Option<String>,
-    /// Extra request headers, name → value.
-    pub http_headers: Option<BTreeMap<String, String>>,
+    /// Extra request headers, in order. A name may repeat, as in Istio's `HTTPHeader` list.
+    #[schemars(extend("x-tf" = {"block": "list"}))]
+    #[serde(default)]
+    pub http_header: Vec<HttpHeaderModel>,
+}
+
+/// One request header of an HTTP probe.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+pub struct HttpHeaderModel {
+    /// Header name: letters, digits and '-'.
+    #[serde(deserialize_with = "crate::tfplug::null_as_default")]
+    pub name: String,
+    /// Header value; may be empty.
+    #[serde(deserialize_with = "crate::tfplug::null_as_default")]
+    pub value: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -202,6 +218,9 @@ impl Resource for WorkloadGroupResource {
         let mut model = decode::<WorkloadGroupModel>(&planned, UnknownAs::Null, diags)?;
         let configured = self.handle.configured(diags).await?;
         let namespace = namespace_or_default(&model.namespace);
+        require_namespace(&configured, &namespace)
+            .await
+            .or_report(FAILED, diags)?;
         let groups = Groups::discover(&configured, namespace)
             .await
             .or_report(FAILED, diags)?;

@@ -70,6 +70,12 @@ fn validate_template(template: &TemplateModel, diags: &mut Diagnostics) {
             );
         }
     }
+    if let Some(address) = &template.address {
+        let has_ports = ports.is_some_and(|p| !p.is_empty());
+        if let Err(problem) = rules::template_address(address, has_ports) {
+            diags.error("Invalid address", problem, path.clone().attr("address"));
+        }
+    }
     validate_label_count(&template.labels, path.clone().attr("labels"), diags);
     validate_labels(&template.labels, path.clone().attr("labels"), diags);
     if let Some(Err(problem)) = template.weight.map(rules::weight) {
@@ -122,16 +128,24 @@ fn validate_probe(probe: &ProbeModel, diags: &mut Diagnostics) {
         }
     }
     let handlers = [
-        probe.http_get.is_some(),
-        probe.tcp_socket.is_some(),
-        probe.exec.is_some(),
-        probe.grpc.is_some(),
+        ("http_get", probe.http_get.is_some()),
+        ("tcp_socket", probe.tcp_socket.is_some()),
+        ("exec", probe.exec.is_some()),
+        ("grpc", probe.grpc.is_some()),
     ];
-    if handlers.iter().filter(|set| **set).count() != 1 {
+    let set: Vec<&str> = handlers
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| *name)
+        .collect();
+    if set.len() != 1 {
+        // Terraform shows the line of a block only through a path into it: the second
+        // handler's block when there are several, the `probe` block when there is none.
+        let at = set.get(1).copied().unwrap_or("http_get");
         diags.error(
             "Probe needs exactly one handler",
             "Set exactly one of the blocks `http_get`, `tcp_socket` or `exec` inside `probe`.",
-            path.clone(),
+            path.clone().attr(at),
         );
     }
     if let Some(http) = &probe.http_get {
@@ -142,12 +156,16 @@ fn validate_probe(probe: &ProbeModel, diags: &mut Diagnostics) {
         if let Some(Err(problem)) = http.scheme.as_deref().map(rules::probe_scheme) {
             diags.error("Invalid scheme", problem, http_path.clone().attr("scheme"));
         }
-        for name in http.http_headers.iter().flatten().map(|(k, _)| k) {
-            if let Err(problem) = rules::probe_header_name(name) {
+        for (index, header) in http.http_header.iter().enumerate() {
+            if let Err(problem) = rules::probe_header_name(&header.name) {
                 diags.error(
                     "Invalid header name",
                     problem,
-                    http_path.clone().attr("http_headers").key(name),
+                    http_path
+                        .clone()
+                        .attr("http_header")
+                        .index(index as i64)
+                        .attr("name"),
                 );
             }
         }
@@ -182,7 +200,7 @@ fn validate_probe(probe: &ProbeModel, diags: &mut Diagnostics) {
 #[cfg(test)]
 mod tests {
     use super::super::seed_group;
-    use super::super::{ExecModel, GrpcModel, TcpSocketModel};
+    use super::super::{ExecModel, GrpcModel, HttpHeaderModel, TcpSocketModel};
     use super::*;
 
     fn errors_for(model: &WorkloadGroupModel) -> Vec<(String, Option<AttributePath>)> {
@@ -197,6 +215,36 @@ mod tests {
     #[test]
     fn seed_group_is_valid() {
         assert!(errors_for(&seed_group()).is_empty());
+    }
+
+    #[test]
+    fn repeated_header_names_are_valid_and_a_bad_one_is_named_by_index() {
+        let header = |name: &str, value: &str| HttpHeaderModel {
+            name: name.into(),
+            value: value.into(),
+        };
+        let mut group = seed_group();
+        http_of(&mut group).http_header = vec![header("X-Trace", "a"), header("X-Trace", "b")];
+        assert!(errors_for(&group).is_empty());
+
+        http_of(&mut group).http_header.push(header("X_Bad", "c"));
+        assert_eq!(
+            errors_for(&group),
+            vec![(
+                "Invalid header name".to_string(),
+                Some(
+                    AttributePath::new("probe")
+                        .attr("http_get")
+                        .attr("http_header")
+                        .index(2)
+                        .attr("name")
+                )
+            )]
+        );
+    }
+
+    fn http_of(group: &mut WorkloadGroupModel) -> &mut super::super::HttpGetModel {
+        group.probe.as_mut().unwrap().http_get.as_mut().unwrap()
     }
 
     #[test]
