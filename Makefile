@@ -103,7 +103,7 @@ SUMMARY     := acceptance-tests/tools/summary.py
 test:
 	@$(SUMMARY) reset
 	@for stage in $(TEST_STAGES); do \
-	  $(SUMMARY) run $$stage $(MAKE) --no-print-directory $$stage CLIS="$(CLIS)" ACC_PROFILES="$(ACC_PROFILES)" \
+	  $(SUMMARY) run $$stage $(MAKE) --no-print-directory $$stage CLIS="$(CLIS)" ACC_PROFILES="$(ACC_PROFILES)" ACC_CLI_SKIP='$(ACC_CLI_SKIP)' \
 	    || { $(SUMMARY) report; exit 1; }; \
 	done; $(SUMMARY) report
 
@@ -134,8 +134,11 @@ examples-check: setup provider
 # control plane with one install profile (TFPI_PROFILE, README.md "Local
 # control plane"). Terraform 1.0.3 runs every package on the first profile of
 # ACC_PROFILES and the VM tests (ACC_VM_TESTS) on the others; every other CLI of
-# $(CLIS) runs the acceptance package on the first profile, without the oracle and fault tests
-# (they judge the provider, not the CLI: Terraform 1.0.3 runs them) and without TestAccExamples.
+# $(CLIS) runs the acceptance package on the first profile without the tests of ACC_CLI_SKIP:
+# the oracle, fault and example tests always (they judge the provider, not the CLI: Terraform
+# 1.0.3 runs them), and in make test also the bad-input, provider-setting, least-privilege and
+# plan-time validation tests, whose verdicts come from the provider alone (make test-matrix
+# runs those with every CLI; keeps a warm make test within its budget).
 # TestAccExamples applies each example of examples/ on the profiles it is written for
 # (appliedExamples in acceptance-tests/examples_test.go): make test applies those of
 # ACC_PROFILES, make test-matrix those of every profile; it fails when an example's profile
@@ -143,6 +146,8 @@ examples-check: setup provider
 # tools.env fails; TFPI_EXTRA_CLIS=0 (refused in CI by build.sh) runs Terraform 1.0.3 only.
 ACC_PROFILES ?= default revision
 MATRIX_PROFILES ?= default revision multi-network multi-network-hostname named-cluster
+ACC_CLI_SKIP ?= ^(TestAccOracle_|TestAccFaults_|TestAccExamples|TestAccBadInput|TestAccProviderSettings_|TestAccLeastPrivilege_|TestAcc[A-Za-z]+_validation$$)
+MATRIX_CLI_SKIP := ^(TestAccOracle_|TestAccFaults_|TestAccExamples)
 ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService|TestAccOracle_(istioctlBundles|liveVMs)|TestAccExamples)
 ACC_ENV = set -a; . $(TOOLS_ENV); set +a; export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1
 # acc_run CLI PROFILE PACKAGES [-run REGEX]: one go test run; a failure is
@@ -164,13 +169,14 @@ acceptance: setup provider
 	  if [[ -z "$$first" ]]; then first=$$profile; $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,./...); \
 	  else $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,.,-run '$(ACC_VM_TESTS)'); fi; \
 	done; \
-	for cli in $$clis; do $(call acc_run,$$cli,$$first,.,-skip '^(TestAccOracle_|TestAccFaults_|TestAccExamples)'); done; \
+	for cli in $$clis; do $(call acc_run,$$cli,$$first,.,-skip '$(ACC_CLI_SKIP)'); done; \
 	if [[ -n "$$failed" ]]; then echo "make test: acceptance tests failed with: $${failed#; }" >&2; exit 1; fi; \
 	echo "acceptance tests passed"
 
 # make test with every CLI, and the VM tests on every install profile.
 test-matrix: CLIS := $(MATRIX_CLIS)
 test-matrix: ACC_PROFILES := $(MATRIX_PROFILES)
+test-matrix: ACC_CLI_SKIP := $(MATRIX_CLI_SKIP)
 test-matrix: test
 
 # ---- release ----------------------------------------------------------------
