@@ -55,18 +55,6 @@ type badInput struct {
 // has the same verb, so it counts as well.
 var writeVerbs = map[string]bool{"create": true, "update": true, "patch": true, "delete": true, "deletecollection": true}
 
-// providerRequests keeps the provider's requests: its user agent starts with
-// terraform-provider-istio, or is empty (kube-rs sends no User-Agent header
-// unless the provider sets one). Every other client of the control plane
-// (client-go in these tests, istiod, the controller manager, the API server
-// itself) names itself otherwise.
-func providerRequests(since, until time.Time) func(controlplane.AuditEntry) bool {
-	return func(e controlplane.AuditEntry) bool {
-		provider := e.UserAgent == "" || strings.HasPrefix(e.UserAgent, "terraform-provider-istio")
-		return provider && !e.RequestReceived.Before(since) && !e.RequestReceived.After(until)
-	}
-}
-
 // expectNoProviderWrites fails when the audit log shows a write of the
 // provider between since and until, and returns how many requests it made.
 func expectNoProviderWrites(t *testing.T, since, until time.Time) int {

@@ -249,9 +249,11 @@ func listObjects(t *testing.T, gvr schema.GroupVersionResource, ns, selector str
 	return list.Items
 }
 
-// registrationSecrets are the token Secrets of registrations in ns.
+// registrationSecrets are the token Secrets of registrations in ns: the
+// provider's Secrets (the registration ID is a Secret's UID; the registration
+// label is on entries only).
 func registrationSecrets(t *testing.T, ns string) []unstructured.Unstructured {
-	return listObjects(t, gvrSecret, ns, registrationLabel)
+	return listObjects(t, gvrSecret, ns, "app.kubernetes.io/managed-by=terraform-provider-istio")
 }
 
 // waitForEntries waits until ns holds n WorkloadEntries and returns them.

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::client::build_config;
+use crate::cluster::client::{build_config, new_client};
 use crate::cluster::connection::{check_connection, client_error};
 use crate::cluster::{ConnectionSettings, ExecSettings, KubeError, Setting};
 use crate::istio::{DEFAULT_ISTIO_NAMESPACE, is_revisioned};
@@ -206,8 +206,7 @@ async fn configure_from_model(model: &ProviderModel) -> Result<Configured, KubeE
     tracing::debug!(?settings, "configuring Kubernetes connection");
     let config = build_config(&settings).await?;
     let server = config.cluster_url.to_string();
-    let client =
-        kube::Client::try_from(config).map_err(|error| client_error(error, &server, &settings))?;
+    let client = new_client(config).map_err(|error| client_error(error, &server, &settings))?;
     check_connection(&client, &server, &settings).await?;
     Ok(Configured::new(
         client,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::RwLock;
 
+use crate::cluster::cache::ClusterCache;
 use crate::tfplug::{AttributePath, Diagnostics};
 
 /// What every resource needs after configuration.
@@ -16,6 +17,8 @@ pub struct Configured {
     pub istio_namespace: String,
     pub revision: Option<String>,
     pub field_manager: String,
+    /// Reads and watches shared by every resource of this provider process.
+    pub cache: ClusterCache,
 }
 
 impl Configured {
@@ -27,6 +30,7 @@ impl Configured {
         field_manager: String,
     ) -> Self {
         Configured {
+            cache: ClusterCache::new(client.clone()),
             client,
             server,
             istio_namespace,

@@ -169,6 +169,10 @@ def main(raw, results, plot_path):
     w("Raw data: [`mesh-results-raw.tsv`](mesh-results-raw.tsv). Ratios are between medians measured in")
     w("the same run, with A, B and the floor alternating round by round on a shared, noisy machine;")
     w("absolute times only say what this run saw.")
+    if "peer_from" in m:
+        w("")
+        w(f"**B was not re-run:** its rows come from the run of {m['peer_from']} (`PEER_RAW`), so ratios")
+        w("to B compare medians of two runs on this machine; A and the floor ran together in this one.")
     w("")
     w("## Run")
     w("")
@@ -179,8 +183,8 @@ def main(raw, results, plot_path):
                        ("provider_a", "A"), ("peer_b", "B (hashicorp/kubernetes v3.2.1)"),
                        ("peer_b_deps", "B's SDKs"), ("local", "B's files"), ("rounds", "Rounds per N"),
                        ("react", "Reaction runs"), ("cap", "B's time cap per command (s)"), ("runtime", "Run time (s)"),
-                       ("note", "Note")]:
-        if key == "note" and key not in m:
+                       ("peer_from", "B's figures from"), ("note", "Note")]:
+        if key in ("note", "peer_from") and key not in m:
             continue
         w(f"| {label} | {m.get(key, '–')} |")
     w("")
@@ -296,6 +300,11 @@ def main(raw, results, plot_path):
         values = [(n, p["total"]) for n, p in values if p]
         if values:
             text = ", ".join(f"N={n}: {v:.2f}" for n, v in values)
+            if len(values) >= 2:
+                # What one more registration costs, without the fixed requests of the command
+                # (configure, discovery, the group, the mesh facts, the Service).
+                (n1, v1), (n2, v2) = values[0], values[-1]
+                text += f"; per added registration (N={n1}→{n2}): {(v2 * n2 - v1 * n1) / (n2 - n1):.2f}"
             w(f"| ≤ {limit} API request(s) per registration on {label} | {text} | {verdict(all(v <= limit for _, v in values))} |")
     r100 = d.react.get(("a", 100))
     watches = d.per_registration("a", 100, "apply")

@@ -18,6 +18,7 @@ LIMIT=${LIMIT:-1800}            # the same bound for A and the floor: a safety n
 REACT_SIZES=${REACT_SIZES:-1 100}
 REACT_SAMPLES=${REACT_SAMPLES:-3}  # reaction applies per N: enough for this many waits (N=1: 3, N=100: 1)
 WHICH=${WHICH:-a b floor}       # configurations to run (a quicker check of one of them)
+PEER_RAW=${PEER_RAW:-}          # with WHICH without b: B's rows from this earlier raw data file
 TERRAFORM=${TERRAFORM:-$TFPI_CACHE/terraform-1.5.7/terraform}
 CONTROLPLANE=${CONTROLPLANE:-$TFPI_CACHE/bin/controlplane}
 PEER_B=${PEER_B:-$TFPI_CACHE/bench-mesh/bin/terraform-provider-kubernetes_v3.2.1}
@@ -27,11 +28,11 @@ RESULTS=${RESULTS:-$ROOT/bench/mesh-results.md}
 RAW=${RESULTS%.md}-raw.tsv
 PLOT=${RESULTS%.md}.png
 KEEP=${KEEP:-0}
-# User agents in the audit log: kube-rs sends none; B's SDKv2 half sends "HashiCorp/1.0
-# Terraform/…", its kubernetes_manifest half client-go's default (the binary's name) and, for
-# /openapi/v2, Go's plain HTTP client. Nothing else on the control plane sends an empty or a
-# Go-http-client agent while a command runs (the helper sends "meshbench").
-AGENT_A='^$'
+# User agents in the audit log: A sends "terraform-provider-istio/<version>"; B's SDKv2 half
+# sends "HashiCorp/1.0 Terraform/…", its kubernetes_manifest half client-go's default (the
+# binary's name) and, for /openapi/v2, Go's plain HTTP client. Nothing else on the control plane
+# sends a Go-http-client agent while a command runs (the helper sends "meshbench").
+AGENT_A='^terraform-provider-istio/'
 AGENT_B='^(HashiCorp/|terraform-provider-kubernetes|Go-http-client/)'
 
 log() { printf '[bench-mesh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -42,6 +43,10 @@ now_ns() { local t=$EPOCHREALTIME; echo "${t/./}000"; }
 [[ -x $TERRAFORM ]] || die "Terraform 1.5.7 not found at $TERRAFORM (acceptance-tests/tools/build.sh terraform-1.5.7)"
 [[ -x $CONTROLPLANE ]] || die "controlplane CLI not found at $CONTROLPLANE (make setup)"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time (GNU time) is needed for peak RSS: apt-get install -y time"
+[[ -z $PEER_RAW || -r $PEER_RAW ]] || die "PEER_RAW=$PEER_RAW is not readable"
+[[ -z $PEER_RAW || " $WHICH " != *" b "* ]] || die "PEER_RAW replaces B's runs: leave b out of WHICH"
+PEER_ROWS=$(if [[ -n $PEER_RAW ]]; then awk -F'\t' '$1 != "meta" && $2 == "b"' "$PEER_RAW"; fi)
+PEER_FROM=$(if [[ -n $PEER_RAW ]]; then awk -F'\t' '$1 == "meta" && $2 == "date" { d = $3 } $1 == "meta" && $2 == "load" { l = $3 } END { print d " (load " l ")" }' "$PEER_RAW"; fi)
 [[ -x $PEER_B ]] || die "peer B not found at $PEER_B: build hashicorp/terraform-provider-kubernetes v3.2.1 from its tagged source (bench/README.md, \"Peer B\") and put the binary there, or set PEER_B"
 for tool in go cargo python3 timeout; do command -v $tool >/dev/null || die "$tool is needed"; done
 
@@ -62,8 +67,12 @@ T_START=$EPOCHREALTIME
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- builds (all cached) -----------------------------------------------------------------------
-log "cargo build: tfplug test provider (the floor); the provider itself comes from make provider"
-(cd "$ROOT" && cargo build --release --features tfplug-test-provider --bin terraform-provider-tfplugtest)
+if [[ ${SKIP_CARGO:-0} == 1 ]]; then
+  log "SKIP_CARGO=1: the floor's test provider in $CARGO_TARGET_DIR/release as it is"
+else
+  log "cargo build: tfplug test provider (the floor); the provider itself comes from make provider"
+  (cd "$ROOT" && cargo build --release --features tfplug-test-provider --bin terraform-provider-tfplugtest)
+fi
 if [[ ! -x $LOCAL_BIN ]]; then
   log "go install hashicorp/local v$LOCAL_VERSION from the Go module proxy (once)"
   GOBIN=$(dirname "$LOCAL_BIN") go install -p 2 -trimpath "github.com/terraform-providers/terraform-provider-local@v$LOCAL_VERSION"
@@ -278,6 +287,12 @@ meta react "N = $REACT_SIZES; ≥ $REACT_SAMPLES waits per N (one apply each rou
 meta cap "$CAP"
 meta runtime "$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { printf "%.0f", b - a }')"
 
+if [[ -n $PEER_RAW ]]; then
+  # B's code is not ours and did not change: its figures may come from an earlier run on this
+  # machine. The page says so; ratios to B then compare medians of two runs.
+  printf '%s\n' "$PEER_ROWS" >>"$DATA"
+  meta peer_from "$PEER_FROM"
+fi
 cp "$DATA" "$RAW"
 log "raw data: $RAW"
 "$VENV/bin/python" "$MESH/report.py" "$RAW" "$RESULTS" "$PLOT"

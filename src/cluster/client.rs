@@ -487,6 +487,17 @@ fn base64_pem(pem: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(pem.as_bytes())
 }
 
+/// The User-Agent of every request, so the API server's audit log and metrics name the
+/// provider (kube-rs sends none of its own).
+pub const USER_AGENT: &str = concat!("terraform-provider-istio/", env!("CARGO_PKG_VERSION"));
+
+/// The client for `config`, naming itself with [`USER_AGENT`].
+pub fn new_client(mut config: Config) -> Result<kube::Client, kube::Error> {
+    let agent = http::HeaderValue::from_static(USER_AGENT);
+    config.headers.push((http::header::USER_AGENT, agent));
+    kube::Client::try_from(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! configuration, server-side apply with conflict reporting, and watch-based waits.
 
 pub mod apply;
+pub mod cache;
 pub mod client;
 pub mod connection;
 pub mod discovery;

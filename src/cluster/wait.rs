@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::wait::delete::{Error as DeleteError, delete_and_finalize};
@@ -131,6 +132,84 @@ fn reflect<K: Watched>(
             }
         });
     (reader, changes)
+}
+
+/// One watch of the objects matching a label selector in one namespace, shared by every wait
+/// and read of the provider process: N concurrent waits cost one LIST and one WATCH instead of
+/// N of each. A background task keeps the store current (with backoff after errors, re-listing
+/// by itself) and announces every change to the waiters; it stops when the last user drops it.
+pub struct SharedWatch<K: Watched> {
+    objects: Store<K>,
+    changes: tokio::sync::watch::Receiver<u64>,
+    /// True once the first list is in the store. (`Store::wait_until_ready` wakes only the
+    /// last of several concurrent waiters: it keeps a single waker.)
+    listed: tokio::sync::watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<K: Watched> SharedWatch<K> {
+    pub fn start(api: Api<K>, label_selector: &str) -> Self {
+        let (objects, writer) = reflector::store();
+        let (announce, changes) = tokio::sync::watch::channel(0u64);
+        let (mark_listed, listed) = tokio::sync::watch::channel(false);
+        let selector = label_selector.to_string();
+        let config = watcher::Config::default().labels(label_selector);
+        // Nobody reads managedFields: dropping them keeps a store of 1000 entries small.
+        let events = watcher(api, config)
+            .default_backoff()
+            .modify(|object| object.managed_fields_mut().clear())
+            .reflect(writer);
+        let task = tokio::spawn(async move {
+            let mut events = pin!(events);
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(watcher::Event::InitDone) => mark_listed.send_replace(true),
+                    Ok(_) => false,
+                    Err(error) => {
+                        tracing::debug!(%error, %selector, "shared watch error; retrying");
+                        false
+                    }
+                };
+                announce.send_modify(|generation| *generation = generation.wrapping_add(1));
+            }
+        });
+        SharedWatch {
+            objects,
+            changes,
+            listed,
+            task,
+        }
+    }
+
+    /// Like [`wait_for_set`], judged over the shared store after every change it sees.
+    pub async fn wait_for<T>(
+        &self,
+        judge: impl Fn(&[Arc<K>]) -> T,
+        done: impl Fn(&T) -> bool,
+        deadline: Deadline<'_>,
+        what: &str,
+    ) -> Result<T, (KubeError, T)> {
+        let changes = futures::stream::unfold(self.changes.clone(), |mut changes| async move {
+            changes.changed().await.ok()?;
+            Some(((), changes))
+        });
+        let judge_now = || judge(&self.objects.state());
+        wait_on(changes, judge_now, done, deadline, what).await
+    }
+
+    /// The objects as of now, once the first list has arrived; `None` when it has not within
+    /// `timeout` (the watch keeps failing, e.g. for want of RBAC).
+    pub async fn current(&self, timeout: Duration) -> Option<Vec<Arc<K>>> {
+        let mut listed = self.listed.clone();
+        let ready = tokio::time::timeout(timeout, listed.wait_for(|listed| *listed)).await;
+        matches!(ready, Ok(Ok(_))).then(|| self.objects.state())
+    }
+}
+
+impl<K: Watched> Drop for SharedWatch<K> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Judges after every change until `done`, the deadline or cancellation.
@@ -347,6 +426,68 @@ mod tests {
         // without backoff the watcher re-lists hundreds of times in the same 300 ms.
         let requests = recorded.all().len();
         assert_eq!(requests, 1, "{requests} requests in {SHORT:?}");
+    }
+
+    #[tokio::test]
+    async fn waits_on_a_shared_watch_share_one_list() {
+        let (client, recorded) = mock_client(|seen| match seen.is_watch() {
+            false => list(vec![
+                config_map("a", "starting"),
+                config_map("b", "starting"),
+            ]),
+            true if seen.query.contains("resourceVersion=1") => Reply::Events(vec![
+                json!({"type": "MODIFIED", "object": config_map("a", "ready")}),
+                json!({"type": "MODIFIED", "object": config_map("b", "ready")}),
+            ]),
+            true => Reply::Hang,
+        });
+        let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+        let shared = SharedWatch::start(api, "app=x");
+        let cancel = CancellationToken::new();
+        let named = |name: &'static str| {
+            move |objects: &[Arc<ConfigMap>]| {
+                let mine: Vec<_> = objects
+                    .iter()
+                    .filter(|c| c.metadata.name.as_deref() == Some(name))
+                    .cloned()
+                    .collect();
+                ready(&mine)
+            }
+        };
+        let long = Duration::from_secs(5);
+        let (a, b) = tokio::join!(
+            shared.wait_for(named("a"), |n| *n == 1, Deadline::new(long, &cancel), "a"),
+            shared.wait_for(named("b"), |n| *n == 1, Deadline::new(long, &cancel), "b"),
+        );
+        assert_eq!((a.expect("a ready"), b.expect("b ready")), (1, 1));
+        assert_eq!(
+            recorded.lines(),
+            ["GET /api/v1/namespaces/ns/configmaps"],
+            "one LIST for both waits"
+        );
+        let current = shared.current(long).await.expect("listed");
+        assert_eq!(ready(&current), 2);
+    }
+
+    #[tokio::test]
+    async fn every_reader_waiting_for_the_first_list_gets_it() {
+        let (client, _) = mock_client(|seen| match seen.is_watch() {
+            false => list(vec![config_map("a", "ready")]),
+            true => Reply::Hang,
+        });
+        let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+        let shared = SharedWatch::start(api, "app=x");
+        // Readers that are never woken would wait for their hour: a hang, not a slow answer.
+        let readers = (0..5).map(|_| shared.current(Duration::from_secs(3600)));
+        let all_read = futures::future::join_all(readers);
+        let lists = tokio::time::timeout(Duration::from_secs(30), all_read)
+            .await
+            .expect("a reader waiting for the first list was never woken");
+        assert!(
+            lists
+                .iter()
+                .all(|l| l.as_ref().is_some_and(|l| ready(l) == 1))
+        );
     }
 
     #[tokio::test]

@@ -6,18 +6,20 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 
 use super::validate::parse_host_port;
-use super::{REGISTRATION_LABEL, VmRegistrationModel, registration_label, token_lifetime};
+use super::{
+    MANAGED_BY, MANAGED_BY_LABEL, REGISTRATION_LABEL, VmRegistrationModel, registration_label,
+    token_lifetime,
+};
 use crate::cluster::KubeError;
 use crate::cluster::apply::server_side_apply;
-use crate::cluster::discovery::served_version;
 use crate::cluster::error::ignore_not_found;
 use crate::cluster::mesh;
-use crate::cluster::wait::{Deadline, delete_and_wait, wait_for_set};
+use crate::cluster::wait::{Deadline, SharedWatch, delete_and_wait};
 use crate::istio::control_plane::{
     AUTOREGISTRATION_ENV, autoregistration_enabled, ingress_service_location, vm_cluster_id,
 };
@@ -31,6 +33,9 @@ use crate::istio::{IstioError, is_healthy};
 use crate::provider_data::Configured;
 use crate::resources::common::DEFAULT_NAMESPACE;
 use crate::resources::error::ResourceError;
+
+/// How long a refresh waits for the shared watch's first list before it lists by itself.
+const SHARED_LIST_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The registration's WorkloadGroup and the API version it was read at.
 pub(super) struct Group {
@@ -83,14 +88,13 @@ impl<'a> Registration<'a> {
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
     pub async fn group(&self) -> Result<Group, ResourceError> {
         let on_group = |error: ResourceError| error.on("workload_group");
-        let version = served_version(&self.configured.client)
+        let cache = &self.configured.cache;
+        let version = cache
+            .served_version()
             .await
             .map_err(|e| on_group(e.into()))?;
-        let resource = version.api_resource(WorkloadGroup::KIND);
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.configured.client.clone(), &self.namespace, &resource);
-        let object = api
-            .get_opt(&self.group_name)
+        let object = cache
+            .workload_group(version, &self.namespace, &self.group_name)
             .await
             .map_err(|e| on_group(e.into()))?;
         let Some(object) = object else {
@@ -107,7 +111,8 @@ impl<'a> Registration<'a> {
     }
 
     /// The Secret the VM's tokens are bound to: deleting it revokes them. Its server-assigned
-    /// UID becomes the registration label, unique and valid as a label value.
+    /// UID is the registration ID (unique, and valid as a label value). Everything it carries is
+    /// in the create request: one request.
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
     pub async fn create_token_secret(&self, group: &Group) -> Result<Secret, ResourceError> {
         let api: Api<Secret> = self.api();
@@ -116,8 +121,8 @@ impl<'a> Registration<'a> {
                 generate_name: Some(format!("{}-vm-", self.group_name)),
                 namespace: Some(self.namespace.clone()),
                 labels: Some(BTreeMap::from([(
-                    "app.kubernetes.io/managed-by".into(),
-                    "terraform-provider-istio".into(),
+                    MANAGED_BY_LABEL.into(),
+                    MANAGED_BY.into(),
                 )])),
                 annotations: Some(BTreeMap::from([(
                     "terraform-provider-istio/purpose".into(),
@@ -131,22 +136,9 @@ impl<'a> Registration<'a> {
             type_: Some("Opaque".into()),
             ..Default::default()
         };
-        let created = api
-            .create(&PostParams::default(), &secret)
+        api.create(&PostParams::default(), &secret)
             .await
-            .map_err(|e| ResourceError::from(e).on("workload_group"))?;
-        let mut labelled = created.clone();
-        labelled
-            .metadata
-            .labels
-            .get_or_insert_default()
-            .insert(REGISTRATION_LABEL.into(), registration_id(&created));
-        labelled.metadata.managed_fields = None;
-        let name = created.metadata.name.clone().unwrap_or_default();
-        Ok(api
-            .replace(&name, &PostParams::default(), &labelled)
-            .await
-            .unwrap_or(created))
+            .map_err(|e| ResourceError::from(e).on("workload_group"))
     }
 
     /// The token Secret, `None` when it is gone (or was never recorded).
@@ -156,6 +148,25 @@ impl<'a> Registration<'a> {
             return Ok(None);
         }
         Ok(self.api::<Secret>().get_opt(name).await?)
+    }
+
+    /// Like [`Self::secret`] for a refresh: looked up in one LIST of the provider's Secrets
+    /// shared by every registration of the namespace; only a Secret missing there costs a GET.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, secret = name))]
+    pub async fn secret_exists(&self, name: &str) -> Result<bool, ResourceError> {
+        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+        let listed = self
+            .configured
+            .cache
+            .secrets(&self.namespace, &selector)
+            .await?;
+        if listed
+            .iter()
+            .any(|s| s.metadata.name.as_deref() == Some(name))
+        {
+            return Ok(true);
+        }
+        Ok(self.secret(name).await?.is_some())
     }
 
     /// A token for the group's service account with istiod's audience, bound to `secret`.
@@ -262,17 +273,19 @@ impl<'a> Registration<'a> {
     /// revision tag points at (istioctl 1.28+'s rule), else the unrevisioned control plane.
     pub async fn revision(&self) -> String {
         let explicit = Some(self.revision.as_str()).filter(|r| !r.is_empty());
-        mesh::resolve_revision(
-            &self.configured.client,
-            &self.configured.istio_namespace,
-            explicit,
-        )
-        .await
+        let istio_namespace = &self.configured.istio_namespace;
+        self.configured
+            .cache
+            .revision(istio_namespace, explicit)
+            .await
     }
 
     async fn mesh_config(&self, revision: &str) -> Result<String, ResourceError> {
         let istio_namespace = &self.configured.istio_namespace;
-        let mesh_config = mesh::mesh_config(&self.configured.client, istio_namespace, revision)
+        let mesh_config = self
+            .configured
+            .cache
+            .mesh_config(istio_namespace, revision)
             .await
             .map_err(|e| ResourceError::from(e).on("revision"))?;
         mesh_config.ok_or_else(|| {
@@ -291,7 +304,10 @@ impl<'a> Registration<'a> {
     async fn default_cluster_id(&self, revision: &str) -> Result<String, ResourceError> {
         let on_cluster_id = |error: ResourceError| error.on("cluster_id");
         let istio_namespace = &self.configured.istio_namespace;
-        let values = mesh::injector_values(&self.configured.client, istio_namespace, revision)
+        let values = self
+            .configured
+            .cache
+            .injector_values(istio_namespace, revision)
             .await
             .map_err(|e| on_cluster_id(e.into()))?;
         vm_cluster_id(values.as_deref(), revision).map_err(|e| on_cluster_id(e.into()))
@@ -299,7 +315,10 @@ impl<'a> Registration<'a> {
 
     /// The root certificate istiod publishes in the group's namespace.
     async fn root_cert(&self) -> Result<String, ResourceError> {
-        let root_cert = mesh::root_cert(&self.configured.client, &self.namespace)
+        let root_cert = self
+            .configured
+            .cache
+            .root_cert(&self.namespace)
             .await
             .map_err(|e| ResourceError::from(e).on("workload_group"))?;
         root_cert.ok_or_else(|| {
@@ -332,10 +351,10 @@ impl<'a> Registration<'a> {
                 .unwrap_or(DEFAULT_INGRESS_SERVICE),
             &self.configured.istio_namespace,
         );
-        let services: Api<Service> =
-            Api::namespaced(self.configured.client.clone(), &service_namespace);
-        let service = services
-            .get_opt(&service_name)
+        let service = self
+            .configured
+            .cache
+            .service(&service_namespace, &service_name)
             .await
             .map_err(|e| ResourceError::from(e).on("ingress_service"))?;
         let ports = service
@@ -406,7 +425,8 @@ impl<'a> Registration<'a> {
         }
     }
 
-    /// The WorkloadEntry of a manual registration, applied (forcing ownership) from its group.
+    /// The WorkloadEntry of a manual registration, applied (forcing ownership) from its group;
+    /// returns it as the API server stored it.
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, entry = entry_name))]
     pub async fn apply_manual_entry(
         &self,
@@ -414,7 +434,7 @@ impl<'a> Registration<'a> {
         group: &Group,
         entry_name: &str,
         registration: &str,
-    ) -> Result<(), ResourceError> {
+    ) -> Result<WorkloadEntry, ResourceError> {
         let on_address = |error: ResourceError| error.on("address");
         let entry = manual_entry(model, group, entry_name, registration)
             .map_err(|e| on_address(e.into()))?;
@@ -422,24 +442,45 @@ impl<'a> Registration<'a> {
         let resource = group.version.api_resource(WorkloadEntry::KIND);
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.configured.client.clone(), &self.namespace, &resource);
-        // A list by name, not a get: examples/rbac grants list on entries, not get.
-        let by_name = ListParams::default().fields(&format!("metadata.name={entry_name}"));
-        let previous_holder = api
-            .list(&by_name)
+        let previous_holder = self
+            .entry_holder(&api, entry_name)
             .await
-            .map_err(|e| on_address(e.into()))?
-            .items
-            .into_iter()
-            .find_map(|existing| existing.metadata.labels?.remove(REGISTRATION_LABEL))
+            .map_err(on_address)?
             .filter(|holder| holder != registration);
         let field_manager = &self.configured.field_manager;
-        server_side_apply(&api, entry_name, &object, field_manager, true)
+        let applied = server_side_apply(&api, entry_name, &object, field_manager, true)
             .await
             .map_err(|e| on_address(e.into()))?;
         if let Some(holder) = previous_holder {
             self.revoke_registration(&holder).await?;
         }
-        self.delete_other_entries(registration, entry_name).await
+        from_dynamic(applied).map_err(|e| on_address(e.into()))
+    }
+
+    /// The registration label of the entry named `entry_name`, as the namespace's shared watch
+    /// sees it (no request per registration); a LIST by name when the watch has not listed.
+    async fn entry_holder(
+        &self,
+        api: &Api<DynamicObject>,
+        entry_name: &str,
+    ) -> Result<Option<String>, ResourceError> {
+        let holder = |labels: Option<&BTreeMap<String, String>>| {
+            labels
+                .and_then(|labels| labels.get(REGISTRATION_LABEL))
+                .cloned()
+        };
+        if let Some(entries) = self.entries().current(SHARED_LIST_PATIENCE).await {
+            let named = entries
+                .iter()
+                .find(|entry| entry.metadata.name.as_deref() == Some(entry_name));
+            return Ok(named.and_then(|entry| holder(entry.metadata.labels.as_ref())));
+        }
+        // A list by name, not a get: examples/rbac grants list on entries, not get.
+        let by_name = ListParams::default().fields(&format!("metadata.name={entry_name}"));
+        let listed = api.list(&by_name).await?.items;
+        Ok(listed
+            .iter()
+            .find_map(|existing| holder(existing.metadata.labels.as_ref())))
     }
 
     /// One VM, one identity: the registration that held this VM's entry before (one whose
@@ -447,12 +488,13 @@ impl<'a> Registration<'a> {
     /// deleted with its token Secret kept) loses its token Secret, so no second bootstrap
     /// token for the same entry stays valid.
     async fn revoke_registration(&self, registration: &str) -> Result<(), ResourceError> {
-        let selector = format!("{REGISTRATION_LABEL}={registration}");
+        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
         let secrets = self.api::<Secret>();
         let list = secrets
             .list(&ListParams::default().labels(&selector))
             .await?;
-        for secret in list.items {
+        let held = |secret: &Secret| registration_id(secret) == registration;
+        for secret in list.items.into_iter().filter(held) {
             let name = secret.metadata.name.unwrap_or_default();
             tracing::info!(secret = %name, "revoking the token Secret of the entry's previous registration");
             ignore_not_found(secrets.delete(&name, &DeleteParams::default()).await)?;
@@ -461,8 +503,9 @@ impl<'a> Registration<'a> {
     }
 
     /// The entry name contains the network: after a network change the registration's old
-    /// entry would stay behind, announcing the VM at a network it left.
-    async fn delete_other_entries(
+    /// entry would stay behind, announcing the VM at a network it left. (A new registration has
+    /// no other entries: only an update needs this.)
+    pub async fn delete_other_entries(
         &self,
         registration: &str,
         keep: &str,
@@ -481,20 +524,25 @@ impl<'a> Registration<'a> {
         Ok(())
     }
 
-    /// Fills `model` from the cluster for an import: the token Secret, and for a manual entry
+    /// Fills `model` from the cluster for an import: the token Secret (the provider's Secret
+    /// whose UID is the registration ID), and for a manual entry
     /// (one without istiod's auto-registration annotation) the mode, address and weight.
-    /// False when no Secret carries the registration label.
+    /// False when there is no such Secret.
     pub async fn imported(
         &self,
         model: &mut VmRegistrationModel,
         registration: &str,
     ) -> Result<bool, ResourceError> {
-        let selector = format!("{REGISTRATION_LABEL}={registration}");
+        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
         let list = self
             .api::<Secret>()
             .list(&ListParams::default().labels(&selector))
             .await?;
-        let Some(secret) = list.items.into_iter().next() else {
+        let Some(secret) = list
+            .items
+            .into_iter()
+            .find(|secret| registration_id(secret) == registration)
+        else {
             return Ok(false);
         };
         model.token_secret_name = secret.metadata.name;
@@ -553,25 +601,50 @@ impl<'a> Registration<'a> {
         Ok(preferred_entry(list.items.iter()).cloned())
     }
 
+    /// The VM's entry as the namespace's shared watch sees it (refresh: one LIST and WATCH per
+    /// namespace instead of a LIST per registration). Falls back to [`Self::find_entry`] when
+    /// the watch has not listed within [`SHARED_LIST_PATIENCE`].
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
+    pub async fn observed_entry(
+        &self,
+        model: &VmRegistrationModel,
+    ) -> Result<Option<WorkloadEntry>, ResourceError> {
+        let Some(registration) = registration_label(model) else {
+            return Ok(None);
+        };
+        match self.entries().current(SHARED_LIST_PATIENCE).await {
+            Some(entries) => {
+                Ok(preferred_entry(registered_entries(&entries, registration)).cloned())
+            }
+            None => self.find_entry(model).await,
+        }
+    }
+
+    /// The shared watch of the registrations' entries in the group's namespace.
+    fn entries(&self) -> Arc<SharedWatch<WorkloadEntry>> {
+        self.configured
+            .cache
+            .workload_entries(&self.namespace, REGISTRATION_LABEL)
+    }
+
     /// Watches the VM's entry until istiod reports it healthy; on timeout or cancellation the
-    /// error comes with the entry as last seen.
+    /// error comes with the entry as last seen. All waits of a namespace share one watch.
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, registration, timeout_seconds = deadline.timeout.as_secs()))]
     pub async fn wait_healthy(
         &self,
         registration: &str,
         deadline: Deadline<'_>,
     ) -> Result<WorkloadEntry, (KubeError, Option<WorkloadEntry>)> {
-        let selector = format!("{REGISTRATION_LABEL}={registration}");
         let what = format!(
             "istiod to report the VM of WorkloadGroup {}/{} healthy",
             self.namespace, self.group_name
         );
         let entry = |entries: &[Arc<WorkloadEntry>]| {
-            preferred_entry(entries.iter().map(Arc::as_ref)).cloned()
+            preferred_entry(registered_entries(entries, registration)).cloned()
         };
         let healthy = |entry: &Option<WorkloadEntry>| entry.as_ref().is_some_and(is_healthy);
-        let api = self.api::<WorkloadEntry>();
-        match wait_for_set(&api, &selector, entry, healthy, deadline, &what).await {
+        let entries = self.entries();
+        match entries.wait_for(entry, healthy, deadline, &what).await {
             Ok(entry) => Ok(entry.expect("a healthy entry exists")),
             Err(failed) => Err(failed),
         }
@@ -602,6 +675,21 @@ impl<'a> Registration<'a> {
         }
         Ok(())
     }
+}
+
+/// The entries of `registration` among all the registrations' entries of a namespace.
+fn registered_entries<'e>(
+    entries: &'e [Arc<WorkloadEntry>],
+    registration: &'e str,
+) -> impl Iterator<Item = &'e WorkloadEntry> + Clone {
+    entries.iter().map(Arc::as_ref).filter(move |entry| {
+        entry
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get(REGISTRATION_LABEL))
+            .is_some_and(|value| value == registration)
+    })
 }
 
 /// The WorkloadEntry a manual registration applies.
@@ -765,6 +853,74 @@ mod tests {
         assert_eq!(
             spec["boundObjectRef"],
             json!({"apiVersion": "v1", "kind": "Secret", "name": "product-vm-vm-x", "uid": "uid-1"})
+        );
+    }
+
+    #[tokio::test]
+    async fn the_token_secret_is_made_in_one_request() {
+        let (configured, model, recorded) = registration_with(|seen| {
+            let mut created = seen.body.clone();
+            created["metadata"]["name"] = json!("product-vm-vm-abcde");
+            created["metadata"]["uid"] = json!("uid-7");
+            Reply::Json(201, created)
+        });
+        let registration = Registration::new(&configured, &model);
+        let secret = registration
+            .create_token_secret(&group())
+            .await
+            .expect("created");
+        assert_eq!(registration_id(&secret), "uid-7");
+        assert_eq!(
+            recorded.lines(),
+            ["POST /api/v1/namespaces/shop/secrets"],
+            "no follow-up update"
+        );
+        let metadata = &recorded.all()[0].body["metadata"];
+        assert_eq!(metadata["generateName"], "product-vm-vm-");
+        assert_eq!(
+            metadata["labels"],
+            json!({"app.kubernetes.io/managed-by": "terraform-provider-istio"})
+        );
+    }
+
+    #[tokio::test]
+    async fn import_finds_the_secret_by_its_uid() {
+        let secret = |name: &str, uid: &str| {
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": name, "namespace": "shop", "uid": uid}})
+        };
+        let (configured, _, recorded) =
+            registration_with(move |seen| match seen.path.ends_with("/secrets") {
+                true => list(vec![
+                    secret("product-vm-vm-a", "uid-a"),
+                    secret("product-vm-vm-b", "uid-b"),
+                ]),
+                false => list(vec![]),
+            });
+        let mut model = VmRegistrationModel {
+            workload_group: "shop/product-vm".into(),
+            id: Some("shop/product-vm/uid-b".into()),
+            ..Default::default()
+        };
+        let registration = Registration::new(&configured, &model);
+        assert!(
+            registration
+                .imported(&mut model, "uid-b")
+                .await
+                .expect("read")
+        );
+        assert_eq!(model.token_secret_name.as_deref(), Some("product-vm-vm-b"));
+        assert!(
+            recorded.all()[0]
+                .query
+                .contains("app.kubernetes.io%2Fmanaged-by%3Dterraform-provider-istio")
+        );
+        let mut other = model.clone();
+        assert!(
+            !registration
+                .imported(&mut other, "uid-c")
+                .await
+                .expect("read")
         );
     }
 
@@ -953,12 +1109,9 @@ mod tests {
         let (configured, _, recorded) =
             registration_with(
                 move |seen| match (seen.method.as_str(), seen.path.as_str()) {
-                    ("GET", path)
-                        if path.ends_with("/workloadentries")
-                            && seen.query.contains("metadata.name%3Dproduct-vm-10.0.0.5") =>
-                    {
-                        list(vec![held.clone()])
-                    }
+                    // The namespace's shared watch lists the registrations' entries.
+                    ("GET", _) if seen.is_watch() => Reply::Hang,
+                    ("GET", path) if path.ends_with("/workloadentries") => list(vec![held.clone()]),
                     ("PATCH", _) => Reply::Json(200, held.clone()),
                     ("GET", path) if path.ends_with("/secrets") => list(vec![orphan.clone()]),
                     ("DELETE", _) => Reply::Json(200, orphan.clone()),
@@ -983,6 +1136,9 @@ mod tests {
             .find(|seen| seen.path.ends_with("/secrets"))
             .expect("listed the previous registration's Secrets")
             .query;
-        assert!(secrets_query.contains("terraform-provider-istio%2Fregistration%3Duid-killed"));
+        // The provider's Secrets, of which the one whose UID is the previous registration's ID.
+        assert!(
+            secrets_query.contains("app.kubernetes.io%2Fmanaged-by%3Dterraform-provider-istio")
+        );
     }
 }

@@ -38,9 +38,14 @@ mod files;
 mod plan;
 mod validate;
 
-/// Label put on everything a registration creates (Secret, manual entry) and, through the
-/// bundle, on the entry istiod auto-registers: how the provider finds them again.
+/// Label put on the entries of a registration (its manual entry and, through the bundle, the
+/// entry istiod auto-registers): how the provider finds them again. Its value is the
+/// registration ID, the UID of the token Secret. (Token Secrets made by earlier builds carry it
+/// too.)
 pub const REGISTRATION_LABEL: &str = "terraform-provider-istio/registration";
+/// The token Secret's label saying who made it; import looks among these Secrets.
+const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+const MANAGED_BY: &str = "terraform-provider-istio";
 const MINIMUM_TOKEN_SECONDS: u64 = 600;
 const DEFAULT_RENEW_BEFORE: &str = "15m";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -269,10 +274,10 @@ impl Resource for VmRegistrationResource {
         let configured = self.handle.configured(diags).await?;
         let registration = Registration::new(&configured, &model);
         let secret_name = model.token_secret_name.clone().unwrap_or_default();
-        match registration.secret(&secret_name).await {
-            Ok(Some(_)) => {}
+        match registration.secret_exists(&secret_name).await {
+            Ok(true) => {}
             // Without its Secret the token is revoked: the registration is gone.
-            Ok(None) => return None,
+            Ok(false) => return None,
             Err(error) => {
                 error.report(FAILED, diags);
                 return Some(state);
@@ -294,7 +299,7 @@ impl Resource for VmRegistrationResource {
                 }
             }
         }
-        let entry = match registration.find_entry(&model).await {
+        let entry = match registration.observed_entry(&model).await {
             Ok(entry) => entry,
             Err(error) => {
                 error.report(FAILED, diags);
@@ -402,7 +407,7 @@ impl Resource for VmRegistrationResource {
             Ok(false) => {
                 diags.root_error(
                     "Cannot import VM registration",
-                    format!("No token Secret in namespace {namespace} carries the label {REGISTRATION_LABEL}={registration}: the registration does not exist (or its token was revoked)."),
+                    format!("No token Secret of the provider in namespace {namespace} (label {MANAGED_BY_LABEL}={MANAGED_BY}) has the UID {registration}: the registration does not exist (or its token was revoked)."),
                 );
                 None
             }
@@ -461,11 +466,16 @@ async fn register(
     }
     let bundle =
         render_bundle(&inputs).map_err(|e| ResourceError::new(Some("workload_group"), e))?;
+    let mut manual_entry = None;
     if let RegistrationMode::Manual { entry_name } = &inputs.mode {
-        registration
+        let applied = registration
             .apply_manual_entry(model, group, entry_name, &id)
             .await?;
+        if matches!(operation, Operation::Update) {
+            registration.delete_other_entries(&id, entry_name).await?;
+        }
         model.workload_entry_name = Some(entry_name.clone());
+        manual_entry = Some(applied);
     }
     // Only now does the entry the bundle names exist.
     record_bundle(model, &bundle);
@@ -474,7 +484,11 @@ async fn register(
             .map_err(|e| ResourceError::new(Some("output_dir"), e))?;
     }
     if !model.wait_for_healthy.unwrap_or(false) {
-        let entry = registration.find_entry(model).await?;
+        // A manual entry is what the apply returned; istiod creates an auto one.
+        let entry = match manual_entry {
+            Some(entry) => Some(entry),
+            None => registration.find_entry(model).await?,
+        };
         record_health(model, entry.as_ref());
         return Ok(());
     }

@@ -6,35 +6,37 @@ use super::WorkloadGroupModel;
 use super::convert::object_from_model;
 use crate::cluster::KubeError;
 use crate::cluster::apply::server_side_apply;
-use crate::cluster::discovery::served_version;
 use crate::cluster::wait::{Deadline, delete_and_wait};
 use crate::istio::crd::{IstioApiVersion, WorkloadGroup, from_dynamic, to_dynamic};
 use crate::provider_data::Configured;
 use crate::resources::error::ResourceError;
 
-/// The WorkloadGroups of one namespace, addressed at one served API version.
-pub(super) struct Groups {
+/// The WorkloadGroups of one namespace, addressed at one served API version. Writes update the
+/// provider's shared copy that registrations read (`ClusterCache::workload_group`).
+pub(super) struct Groups<'a> {
+    configured: &'a Configured,
     api: Api<DynamicObject>,
     pub namespace: String,
     pub version: IstioApiVersion,
 }
 
-impl Groups {
+impl<'a> Groups<'a> {
     /// At the version the cluster serves now (create, import).
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %namespace))]
     pub async fn discover(
-        configured: &Configured,
+        configured: &'a Configured,
         namespace: String,
     ) -> Result<Self, ResourceError> {
-        let version = served_version(&configured.client).await?;
+        let version = configured.cache.served_version().await?;
         Ok(Groups::at(configured, namespace, version))
     }
 
     /// At the version the state recorded (read, update, delete).
-    pub fn at(configured: &Configured, namespace: String, version: IstioApiVersion) -> Self {
+    pub fn at(configured: &'a Configured, namespace: String, version: IstioApiVersion) -> Self {
         let resource = version.api_resource(WorkloadGroup::KIND);
         let api = Api::namespaced_with(configured.client.clone(), &namespace, &resource);
         Groups {
+            configured,
             api,
             namespace,
             version,
@@ -66,13 +68,19 @@ impl Groups {
         let applied = server_side_apply(&self.api, &model.name, &object, field_manager, force)
             .await
             .map_err(|error| self.naming_the_group(error))?;
+        let cache = &self.configured.cache;
+        cache.remember_workload_group(self.version, &applied);
         Ok(from_dynamic(applied)?)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name))]
     pub async fn delete(&self, name: &str, deadline: Deadline<'_>) -> Result<(), ResourceError> {
         let kind = WorkloadGroup::KIND;
-        Ok(delete_and_wait(&self.api, kind, name, deadline).await?)
+        let deleted = delete_and_wait(&self.api, kind, name, deadline).await;
+        self.configured
+            .cache
+            .forget_workload_group(&self.namespace, name);
+        Ok(deleted?)
     }
 
     /// A conflict names the kind and namespace of the object, which the apply call cannot know.
