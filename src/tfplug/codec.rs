@@ -7,7 +7,7 @@ use rmpv::Value as Mp;
 use super::Error;
 use super::diag::{AttributePath, PathStep};
 use super::types::Type;
-use super::value::{Number, Value};
+use super::value::{Number, Value, check_tuple_len, decode_elements};
 
 /// Terraform accepts any extension type as "unknown"; cty writes extension 0 with one zero byte.
 const UNKNOWN_EXT_TYPE: i8 = 0;
@@ -64,23 +64,12 @@ fn from_msgpack(raw: Mp, ty: &Type, path: &mut AttributePath) -> Result<Value, E
             Value::Set(array_from_msgpack(items, elem, path).map_err(|e| e.at_set(depth))?)
         }
         (Type::Tuple(elems), Mp::Array(items)) => {
-            if elems.len() != items.len() {
-                return Err(Error::value(
-                    path,
-                    format!(
-                        "expected {} tuple elements, got {}",
-                        elems.len(),
-                        items.len()
-                    ),
-                ));
-            }
-            let mut out = Vec::with_capacity(items.len());
-            for (i, (item, elem)) in items.into_iter().zip(elems).enumerate() {
-                path.steps.push(PathStep::ElementKeyInt(i as i64));
-                out.push(from_msgpack(item, elem, path)?);
-                path.steps.pop();
-            }
-            Value::Tuple(out)
+            check_tuple_len(elems, items.len(), path)?;
+            Value::Tuple(decode_elements(
+                items.into_iter().zip(elems),
+                path,
+                |(item, elem), path| from_msgpack(item, elem, path),
+            )?)
         }
         (Type::Map(elem), Mp::Map(entries)) => {
             let mut out = BTreeMap::new();
@@ -135,13 +124,7 @@ fn array_from_msgpack(
     elem: &Type,
     path: &mut AttributePath,
 ) -> Result<Vec<Value>, Error> {
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        path.steps.push(PathStep::ElementKeyInt(i as i64));
-        out.push(from_msgpack(item, elem, path)?);
-        path.steps.pop();
-    }
-    Ok(out)
+    decode_elements(items, path, |item, path| from_msgpack(item, elem, path))
 }
 
 fn key_string(key: Mp, path: &AttributePath) -> Result<String, Error> {

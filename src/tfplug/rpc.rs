@@ -79,17 +79,7 @@ impl ProviderService {
         type_name: &str,
         diags: &mut Diagnostics,
     ) -> Option<(Arc<dyn Resource>, &Schema)> {
-        tracing::Span::current().record("tf_resource_type", type_name);
-        match self.resources.get(type_name) {
-            Some((resource, schema)) => Some((resource.clone(), schema)),
-            None => {
-                diags.root_error(
-                    "Unknown resource type",
-                    format!("This provider has no resource type {type_name:?}."),
-                );
-                None
-            }
-        }
+        registered(&self.resources, "resource type", type_name, diags)
     }
 
     fn data_source(
@@ -97,17 +87,7 @@ impl ProviderService {
         type_name: &str,
         diags: &mut Diagnostics,
     ) -> Option<(Arc<dyn DataSource>, &Schema)> {
-        tracing::Span::current().record("tf_resource_type", type_name);
-        match self.data_sources.get(type_name) {
-            Some((data_source, schema)) => Some((data_source.clone(), schema)),
-            None => {
-                diags.root_error(
-                    "Unknown data source",
-                    format!("This provider has no data source {type_name:?}."),
-                );
-                None
-            }
-        }
+        registered(&self.data_sources, "data source", type_name, diags)
     }
 
     fn ephemeral_resource(
@@ -115,16 +95,12 @@ impl ProviderService {
         type_name: &str,
         diags: &mut Diagnostics,
     ) -> Option<(Arc<dyn EphemeralResource>, &Schema)> {
-        match self.ephemeral_resources.get(type_name) {
-            Some((ephemeral, schema)) => Some((ephemeral.clone(), schema)),
-            None => {
-                diags.root_error(
-                    "Unknown ephemeral resource",
-                    format!("This provider has no ephemeral resource {type_name:?}."),
-                );
-                None
-            }
-        }
+        registered(
+            &self.ephemeral_resources,
+            "ephemeral resource",
+            type_name,
+            diags,
+        )
     }
 
     fn capabilities() -> pb::ServerCapabilities {
@@ -133,6 +109,37 @@ impl ProviderService {
             get_provider_schema_optional: true,
         }
     }
+}
+
+/// The implementation and schema registered under `type_name`, or an error saying this provider
+/// has no such `kind` ("resource type", "data source", "ephemeral resource"). The RPC's span
+/// records the type.
+fn registered<'a, T: ?Sized>(
+    registry: &'a HashMap<String, (Arc<T>, Schema)>,
+    kind: &str,
+    type_name: &str,
+    diags: &mut Diagnostics,
+) -> Option<(Arc<T>, &'a Schema)> {
+    tracing::Span::current().record("tf_resource_type", type_name);
+    match registry.get(type_name) {
+        Some((registered, schema)) => Some((registered.clone(), schema)),
+        None => {
+            diags.root_error(
+                format!("Unknown {kind}"),
+                format!("This provider has no {kind} {type_name:?}."),
+            );
+            None
+        }
+    }
+}
+
+/// Answers one RPC: runs `body` guarded (a panic answers with `on_panic`) and wraps the answer.
+async fn respond<T>(
+    rpc: &str,
+    body: impl Future<Output = T>,
+    on_panic: impl FnOnce(Vec<pb::Diagnostic>) -> T,
+) -> Result<Response<T>, Status> {
+    Ok(Response::new(guarded(rpc, body, on_panic).await))
 }
 
 /// Runs one RPC body; a panic becomes an error diagnostic instead of a dead plugin.
@@ -289,6 +296,19 @@ fn decode_or_report(
     }
 }
 
+/// A configuration to validate: decoded with `schema`, with a warning for each deprecated
+/// attribute it sets.
+fn config_to_validate(
+    config: Option<&pb::DynamicValue>,
+    schema: &Schema,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Value> {
+    let config = decode_or_report(config, &schema.value_type(), what, diags)?;
+    deprecation_warnings(&schema.block, &config, diags);
+    Some(config)
+}
+
 fn missing_result(diags: &mut Diagnostics, operation: &str) {
     if !diags.has_errors() {
         diags.root_error(
@@ -363,25 +383,22 @@ impl pb::provider_server::Provider for ProviderService {
         let request = request.into_inner();
         let body = async {
             let mut diags = Diagnostics::new();
-            let ty = self.provider_schema.value_type();
-            if let Some(config) = decode_or_report(
+            if let Some(config) = config_to_validate(
                 request.config.as_ref(),
-                &ty,
+                &self.provider_schema,
                 "provider configuration",
                 &mut diags,
             ) {
-                deprecation_warnings(&self.provider_schema.block, &config, &mut diags);
                 self.provider.validate(&config, &mut diags).await;
             }
             pb::validate_provider_config::Response {
                 diagnostics: diags.to_proto(),
             }
         };
-        let response = guarded("ValidateProviderConfig", body, |diagnostics| {
+        respond("ValidateProviderConfig", body, |diagnostics| {
             pb::validate_provider_config::Response { diagnostics }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn validate_resource_config(
@@ -391,31 +408,27 @@ impl pb::provider_server::Provider for ProviderService {
         let request = request.into_inner();
         let body = async {
             let mut diags = Diagnostics::new();
-            if let Some((resource, schema)) = self.resource(&request.type_name, &mut diags) {
-                let ty = schema.value_type();
-                if let Some(config) =
-                    decode_or_report(request.config.as_ref(), &ty, "configuration", &mut diags)
-                {
-                    deprecation_warnings(&schema.block, &config, &mut diags);
-                    let write_only_allowed = request
-                        .client_capabilities
-                        .as_ref()
-                        .is_some_and(|c| c.write_only_attributes_allowed);
-                    if !write_only_allowed && schema.block.has_write_only() {
-                        schema.block.refuse_write_only(&config, &mut diags);
-                    }
-                    resource.validate(&config, &mut diags).await;
+            if let Some((resource, schema)) = self.resource(&request.type_name, &mut diags)
+                && let Some(config) =
+                    config_to_validate(request.config.as_ref(), schema, "configuration", &mut diags)
+            {
+                let write_only_allowed = request
+                    .client_capabilities
+                    .as_ref()
+                    .is_some_and(|c| c.write_only_attributes_allowed);
+                if !write_only_allowed && schema.block.has_write_only() {
+                    schema.block.refuse_write_only(&config, &mut diags);
                 }
+                resource.validate(&config, &mut diags).await;
             }
             pb::validate_resource_config::Response {
                 diagnostics: diags.to_proto(),
             }
         };
-        let response = guarded("ValidateResourceConfig", body, |diagnostics| {
+        respond("ValidateResourceConfig", body, |diagnostics| {
             pb::validate_resource_config::Response { diagnostics }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn validate_data_resource_config(
@@ -425,24 +438,20 @@ impl pb::provider_server::Provider for ProviderService {
         let request = request.into_inner();
         let body = async {
             let mut diags = Diagnostics::new();
-            if let Some((data_source, schema)) = self.data_source(&request.type_name, &mut diags) {
-                let ty = schema.value_type();
-                if let Some(config) =
-                    decode_or_report(request.config.as_ref(), &ty, "configuration", &mut diags)
-                {
-                    deprecation_warnings(&schema.block, &config, &mut diags);
-                    data_source.validate(&config, &mut diags).await;
-                }
+            if let Some((data_source, schema)) = self.data_source(&request.type_name, &mut diags)
+                && let Some(config) =
+                    config_to_validate(request.config.as_ref(), schema, "configuration", &mut diags)
+            {
+                data_source.validate(&config, &mut diags).await;
             }
             pb::validate_data_resource_config::Response {
                 diagnostics: diags.to_proto(),
             }
         };
-        let response = guarded("ValidateDataResourceConfig", body, |diagnostics| {
+        respond("ValidateDataResourceConfig", body, |diagnostics| {
             pb::validate_data_resource_config::Response { diagnostics }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn upgrade_resource_state(
@@ -458,14 +467,13 @@ impl pb::provider_server::Provider for ProviderService {
                 diagnostics: diags.to_proto(),
             }
         };
-        let response = guarded("UpgradeResourceState", body, |diagnostics| {
+        respond("UpgradeResourceState", body, |diagnostics| {
             pb::upgrade_resource_state::Response {
                 upgraded_state: None,
                 diagnostics,
             }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn configure_provider(
@@ -491,11 +499,10 @@ impl pb::provider_server::Provider for ProviderService {
                 diagnostics: diags.to_proto(),
             }
         };
-        let response = guarded("ConfigureProvider", body, |diagnostics| {
+        respond("ConfigureProvider", body, |diagnostics| {
             pb::configure_provider::Response { diagnostics }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn read_resource(
@@ -515,15 +522,14 @@ impl pb::provider_server::Provider for ProviderService {
             }
         };
         // On panic keep what Terraform has: the current state, unchanged.
-        let response = guarded("ReadResource", body, |diagnostics| {
+        respond("ReadResource", body, |diagnostics| {
             pb::read_resource::Response {
                 new_state: request.current_state.clone(),
                 diagnostics,
                 private,
             }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn plan_resource_change(
@@ -537,14 +543,13 @@ impl pb::provider_server::Provider for ProviderService {
             response.diagnostics = diags.to_proto();
             response
         };
-        let response = guarded("PlanResourceChange", body, |diagnostics| {
+        respond("PlanResourceChange", body, |diagnostics| {
             pb::plan_resource_change::Response {
                 diagnostics,
                 ..Default::default()
             }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn apply_resource_change(
@@ -566,7 +571,7 @@ impl pb::provider_server::Provider for ProviderService {
         // On panic report the prior state and private state so nothing Terraform knew about
         // is forgotten.
         let (prior, private) = (request.prior_state.clone(), request.planned_private.clone());
-        let response = guarded("ApplyResourceChange", body, |diagnostics| {
+        respond("ApplyResourceChange", body, |diagnostics| {
             pb::apply_resource_change::Response {
                 new_state: prior,
                 private,
@@ -574,8 +579,7 @@ impl pb::provider_server::Provider for ProviderService {
                 legacy_type_system: false,
             }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn import_resource_state(
@@ -611,14 +615,13 @@ impl pb::provider_server::Provider for ProviderService {
                 diagnostics: diags.to_proto(),
             }
         };
-        let response = guarded("ImportResourceState", body, |diagnostics| {
+        respond("ImportResourceState", body, |diagnostics| {
             pb::import_resource_state::Response {
                 imported_resources: Vec::new(),
                 diagnostics,
             }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn read_data_source(
@@ -646,14 +649,13 @@ impl pb::provider_server::Provider for ProviderService {
                 diagnostics: diags.to_proto(),
             }
         };
-        let response = guarded("ReadDataSource", body, |diagnostics| {
+        respond("ReadDataSource", body, |diagnostics| {
             pb::read_data_source::Response {
                 state: None,
                 diagnostics,
             }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn validate_ephemeral_resource_config(
@@ -665,24 +667,19 @@ impl pb::provider_server::Provider for ProviderService {
             let mut diags = Diagnostics::new();
             if let Some((ephemeral, schema)) =
                 self.ephemeral_resource(&request.type_name, &mut diags)
+                && let Some(config) =
+                    config_to_validate(request.config.as_ref(), schema, "configuration", &mut diags)
             {
-                let ty = schema.value_type();
-                if let Some(config) =
-                    decode_or_report(request.config.as_ref(), &ty, "configuration", &mut diags)
-                {
-                    deprecation_warnings(&schema.block, &config, &mut diags);
-                    ephemeral.validate(&config, &mut diags).await;
-                }
+                ephemeral.validate(&config, &mut diags).await;
             }
             pb::validate_ephemeral_resource_config::Response {
                 diagnostics: diags.to_proto(),
             }
         };
-        let response = guarded("ValidateEphemeralResourceConfig", body, |diagnostics| {
+        respond("ValidateEphemeralResourceConfig", body, |diagnostics| {
             pb::validate_ephemeral_resource_config::Response { diagnostics }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn open_ephemeral_resource(
@@ -714,14 +711,13 @@ impl pb::provider_server::Provider for ProviderService {
             response.diagnostics = diags.to_proto();
             response
         };
-        let response = guarded("OpenEphemeralResource", body, |diagnostics| {
+        respond("OpenEphemeralResource", body, |diagnostics| {
             pb::open_ephemeral_resource::Response {
                 diagnostics,
                 ..Default::default()
             }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn renew_ephemeral_resource(
@@ -743,14 +739,13 @@ impl pb::provider_server::Provider for ProviderService {
             response.diagnostics = diags.to_proto();
             response
         };
-        let response = guarded("RenewEphemeralResource", body, |diagnostics| {
+        respond("RenewEphemeralResource", body, |diagnostics| {
             pb::renew_ephemeral_resource::Response {
                 diagnostics,
                 ..Default::default()
             }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn close_ephemeral_resource(
@@ -770,11 +765,10 @@ impl pb::provider_server::Provider for ProviderService {
                 diagnostics: diags.to_proto(),
             }
         };
-        let response = guarded("CloseEphemeralResource", body, |diagnostics| {
+        respond("CloseEphemeralResource", body, |diagnostics| {
             pb::close_ephemeral_resource::Response { diagnostics }
         })
-        .await;
-        Ok(Response::new(response))
+        .await
     }
 
     async fn stop_provider(

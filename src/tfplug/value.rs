@@ -696,23 +696,12 @@ impl ExactJson {
                 Value::Set(array_to_values(items, elem, mode, path).map_err(|e| e.at_set(depth))?)
             }
             (Type::Tuple(elems), ExactJson::Array(items)) => {
-                if elems.len() != items.len() {
-                    return Err(Error::value(
-                        path,
-                        format!(
-                            "expected {} tuple elements, got {}",
-                            elems.len(),
-                            items.len()
-                        ),
-                    ));
-                }
-                let mut out = Vec::with_capacity(items.len());
-                for (i, (item, elem)) in items.iter().zip(elems).enumerate() {
-                    path.steps.push(PathStep::ElementKeyInt(i as i64));
-                    out.push(item.to_value(elem, mode, path)?);
-                    path.steps.pop();
-                }
-                Value::Tuple(out)
+                check_tuple_len(elems, items.len(), path)?;
+                Value::Tuple(decode_elements(
+                    items.iter().zip(elems),
+                    path,
+                    |(item, elem), path| item.to_value(elem, mode, path),
+                )?)
             }
             (Type::Map(elem), ExactJson::Object(items)) => {
                 let mut out = BTreeMap::new();
@@ -810,13 +799,38 @@ fn array_to_values(
     mode: JsonMode,
     path: &mut AttributePath,
 ) -> Result<Vec<Value>, Error> {
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    decode_elements(items, path, |item, path| item.to_value(elem, mode, path))
+}
+
+/// Decodes the elements of a list, set or tuple, each at its index in `path` (JSON and
+/// msgpack alike).
+pub(super) fn decode_elements<I>(
+    items: impl IntoIterator<Item = I>,
+    path: &mut AttributePath,
+    mut decode: impl FnMut(I, &mut AttributePath) -> Result<Value, Error>,
+) -> Result<Vec<Value>, Error> {
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
         path.steps.push(PathStep::ElementKeyInt(i as i64));
-        out.push(item.to_value(elem, mode, path)?);
+        out.push(decode(item, path)?);
         path.steps.pop();
     }
     Ok(out)
+}
+
+/// A tuple value must have as many elements as its type.
+pub(super) fn check_tuple_len(
+    elems: &[Type],
+    items: usize,
+    path: &AttributePath,
+) -> Result<(), Error> {
+    if elems.len() == items {
+        return Ok(());
+    }
+    Err(Error::value(
+        path,
+        format!("expected {} tuple elements, got {items}", elems.len()),
+    ))
 }
 
 #[cfg(test)]
