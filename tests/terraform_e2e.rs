@@ -11,6 +11,9 @@ use std::process::{Command, Output};
 
 use sha2::Digest as _;
 
+#[path = "support/reattach.rs"]
+mod reattach;
+
 const PROVIDER_BIN: &str = env!("CARGO_BIN_EXE_terraform-provider-tfplugtest");
 
 fn terraform_binary() -> PathBuf {
@@ -383,17 +386,7 @@ fn debug_mode_serves_terraform_through_tf_reattach_providers() {
         .unwrap();
     // Kept open until the end: a developer's terminal stays open too.
     let mut lines = BufReader::new(provider.stdout.take().unwrap()).lines();
-    let reattach = lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix("TF_REATTACH_PROVIDERS='")
-                .and_then(|rest| rest.strip_suffix('\''))
-                .map(str::to_string)
-        })
-        .expect("TF_REATTACH_PROVIDERS line");
-    let parsed: serde_json::Value = serde_json::from_str(&reattach).unwrap();
+    let (reattach, parsed) = reattach::reattach_providers(&mut lines);
     let entry = &parsed["registry.terraform.io/tfplug/tfplugtest"];
     assert_eq!(entry["Pid"], provider.id());
     assert_eq!(entry["ProtocolVersion"], 6);

@@ -6,6 +6,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+
+#[path = "support/reattach.rs"]
+mod reattach;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -349,17 +352,7 @@ async fn istio_provider_debug_mode_prints_tf_reattach_providers() {
         .unwrap();
     // Kept open until the end: a developer's terminal stays open too.
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let reattach = lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix("TF_REATTACH_PROVIDERS='")
-                .and_then(|rest| rest.strip_suffix('\''))
-                .map(str::to_string)
-        })
-        .expect("TF_REATTACH_PROVIDERS line");
-    let parsed: serde_json::Value = serde_json::from_str(&reattach).unwrap();
+    let (_, parsed) = reattach::reattach_providers(&mut lines);
     let entry = &parsed[terraform_provider_istio::PROVIDER_SOURCE];
     assert_eq!(entry["Protocol"], "grpc");
     assert_eq!(entry["ProtocolVersion"], 6);
