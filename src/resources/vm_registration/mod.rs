@@ -257,15 +257,8 @@ impl Resource for VmRegistrationResource {
             registration_id(&secret)
         ));
         // From here on the Secret exists: every error returns the state so it is not lost.
-        let registered = register(
-            &registration,
-            &mut model,
-            &group,
-            &secret,
-            ctx,
-            Operation::Create,
-        )
-        .await;
+        let operation = Operation::Create;
+        let registered = register(&registration, &mut model, &group, &secret, ctx, operation).await;
         keep_state(&model, &self.schema(), registered, FAILED, diags)
     }
 
@@ -372,15 +365,8 @@ impl Resource for VmRegistrationResource {
         } else {
             model.istio_token = None;
         }
-        let registered = register(
-            &registration,
-            &mut model,
-            &group,
-            &secret,
-            ctx,
-            Operation::Update,
-        )
-        .await;
+        let operation = Operation::Update;
+        let registered = register(&registration, &mut model, &group, &secret, ctx, operation).await;
         keep_state(&model, &self.schema(), registered, FAILED, diags)
     }
 
@@ -487,7 +473,7 @@ async fn register(
         // A manual entry is what the apply returned; istiod creates an auto one.
         let entry = match manual_entry {
             Some(entry) => Some(entry),
-            None => registration.find_entry(model).await?,
+            None => registration.find_entry(&id).await?,
         };
         record_health(model, entry.as_ref());
         return Ok(());
