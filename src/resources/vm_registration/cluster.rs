@@ -65,6 +65,7 @@ impl<'a> Registration<'a> {
             .split_once('/')
             .unwrap_or((DEFAULT_NAMESPACE, &model.workload_group));
         let revision = model
+            .settings
             .revision
             .clone()
             .filter(|r| !r.is_empty())
@@ -269,7 +270,7 @@ impl<'a> Registration<'a> {
         };
         let root_cert = self.root_cert().await?;
         let istiod = self.istiod_reach(model).await?;
-        let mut extra_labels = model.labels.clone().unwrap_or_default();
+        let mut extra_labels = model.settings.labels.clone().unwrap_or_default();
         extra_labels.insert(REGISTRATION_LABEL.into(), registration.to_string());
         Ok(BundleInputs {
             group_name: self.group_name.clone(),
@@ -281,13 +282,13 @@ impl<'a> Registration<'a> {
             cluster_id,
             mesh_config_yaml,
             root_cert,
-            token: model.istio_token.clone().unwrap_or_default(),
+            token: model.bundle.istio_token.clone().unwrap_or_default(),
             istiod,
             workload_ip: workload_ip(model),
-            capture_dns: model.capture_dns.unwrap_or(true),
+            capture_dns: model.settings.capture_dns.unwrap_or(true),
             mode: self.registration_mode(model, group),
-            network: model.network.clone(),
-            locality: model.locality.clone(),
+            network: model.settings.network.clone(),
+            locality: model.settings.locality.clone(),
             extra_labels,
         })
     }
@@ -361,14 +362,25 @@ impl<'a> Registration<'a> {
         &self,
         model: &VmRegistrationModel,
     ) -> Result<IstiodReach, ResourceError> {
-        if let Some((host, port)) = model.istiod_address.as_deref().and_then(parse_host_port) {
+        if let Some((host, port)) = model
+            .settings
+            .istiod_address
+            .as_deref()
+            .and_then(parse_host_port)
+        {
             return Ok(IstiodReach::DiscoveryAddress { host, port });
         }
-        if let Some(ip) = model.ingress_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+        if let Some(ip) = model
+            .settings
+            .ingress_ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+        {
             return Ok(IstiodReach::HostsEntry(ip));
         }
         let (service_name, service_namespace) = ingress_service_location(
             model
+                .settings
                 .ingress_service
                 .as_deref()
                 .unwrap_or(DEFAULT_INGRESS_SERVICE),
@@ -436,6 +448,7 @@ impl<'a> Registration<'a> {
             return RegistrationMode::Auto;
         }
         let network = model
+            .settings
             .network
             .clone()
             .or_else(|| Some(group.spec.template.network.clone()).filter(|n| !n.is_empty()));
@@ -696,13 +709,13 @@ pub(super) fn manual_entry(
     entry_name: &str,
     registration: &str,
 ) -> Result<WorkloadEntry, IstioError> {
-    let mut labels = model.labels.clone().unwrap_or_default();
+    let mut labels = model.settings.labels.clone().unwrap_or_default();
     labels.insert(REGISTRATION_LABEL.into(), registration.to_string());
     let manual = ManualRegistration {
         entry_name: entry_name.to_string(),
         address: model.address.clone().unwrap_or_default(),
-        network: model.network.clone(),
-        locality: model.locality.clone(),
+        network: model.settings.network.clone(),
+        locality: model.settings.locality.clone(),
         weight: model.weight.map(|w| w as u32),
         labels,
         group_api_version: group.version,
@@ -748,10 +761,20 @@ pub(super) fn registration_id(secret: &Secret) -> String {
 /// `hostname --all-ip-addresses`, which on a VM with several interfaces need not be the address
 /// the entry announces.
 pub(super) fn workload_ip(model: &VmRegistrationModel) -> Option<WorkloadIp> {
-    if let Some(ip) = model.internal_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+    if let Some(ip) = model
+        .settings
+        .internal_ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+    {
         return Some(WorkloadIp::Internal(ip));
     }
-    if let Some(ip) = model.external_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+    if let Some(ip) = model
+        .settings
+        .external_ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+    {
         return Some(WorkloadIp::External(ip));
     }
     if model.mode.as_deref() == Some("manual") {
