@@ -396,8 +396,8 @@ impl Resource for VmRegistrationResource {
         keep_state(&model, &self.schema(), registered, FAILED, diags)
     }
 
-    /// `<namespace>/<group>/<registration-id>`: adopts the token Secret (found by its
-    /// registration label) and the VM's entry. The token itself cannot be read back, so the
+    /// `<namespace>/<group>/<registration-id>`: adopts the token Secret (the
+    /// provider's Secret whose UID is the registration ID) and the VM's entry. The token itself cannot be read back, so the
     /// first apply after the import re-issues it (the plan shows the renewal).
     async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<Value> {
         let Some((namespace, group, registration)) = parse_registration_id(id) else {
