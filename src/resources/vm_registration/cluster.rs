@@ -852,6 +852,22 @@ mod tests {
         )
     }
 
+    /// The error of a token request the API server answers with `reply`.
+    async fn token_request_error(reply: impl Fn() -> Reply + Send + 'static) -> ResourceError {
+        let (configured, model, _) = registration_with(move |_| reply());
+        let registration = Registration::new(&configured, &model);
+        match registration
+            .request_token(&group(), &secret(), &model)
+            .await
+        {
+            Ok(issued) => panic!(
+                "the token request must fail, got a token until {}",
+                issued.expires_at
+            ),
+            Err(error) => error,
+        }
+    }
+
     #[tokio::test]
     async fn the_token_is_bound_to_the_secret_with_istiods_audience() {
         let (configured, model, recorded) = registration_with(|_| token_response("t0k3n"));
@@ -942,22 +958,6 @@ mod tests {
                 .await
                 .expect("read")
         );
-    }
-
-    /// The error of a token request the API server answers with `reply`.
-    async fn token_request_error(reply: impl Fn() -> Reply + Send + 'static) -> ResourceError {
-        let (configured, model, _) = registration_with(move |_| reply());
-        let registration = Registration::new(&configured, &model);
-        match registration
-            .request_token(&group(), &secret(), &model)
-            .await
-        {
-            Ok(issued) => panic!(
-                "the token request must fail, got a token until {}",
-                issued.expires_at
-            ),
-            Err(error) => error,
-        }
     }
 
     #[tokio::test]

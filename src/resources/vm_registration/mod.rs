@@ -283,8 +283,15 @@ impl Resource for VmRegistrationResource {
             registration_id(&secret)
         ));
         // From here on the Secret exists: every error returns the state so it is not lost.
-        let operation = Operation::Create;
-        let registered = register(&registration, &mut model, &group, &secret, ctx, operation).await;
+        let registered = register(
+            &registration,
+            &mut model,
+            &group,
+            &secret,
+            ctx,
+            Operation::Create,
+        )
+        .await;
         keep_state(&model, &self.schema(), registered, FAILED, diags)
     }
 
