@@ -65,6 +65,7 @@ impl<'a> Registration<'a> {
             .split_once('/')
             .unwrap_or((DEFAULT_NAMESPACE, &model.workload_group));
         let revision = model
+            .settings
             .revision
             .clone()
             .filter(|r| !r.is_empty())
@@ -82,6 +83,30 @@ impl<'a> Registration<'a> {
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
         Api::namespaced(self.configured.client.clone(), &self.namespace)
+    }
+
+    /// The WorkloadEntries of `registration` (manual, or auto-registered from its bundle), by
+    /// its registration label.
+    async fn registration_entries(
+        &self,
+        registration: &str,
+    ) -> Result<Vec<WorkloadEntry>, ResourceError> {
+        let selector = format!("{REGISTRATION_LABEL}={registration}");
+        let listed = self
+            .api::<WorkloadEntry>()
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        Ok(listed.items)
+    }
+
+    /// The provider's token Secrets (by the managed-by label) whose UID is `registration`.
+    async fn registration_secrets(&self, registration: &str) -> Result<Vec<Secret>, ResourceError> {
+        let listed = self
+            .api::<Secret>()
+            .list(&ListParams::default().labels(&managed_by_selector()))
+            .await?;
+        let held = |secret: &Secret| registration_id(secret) == registration;
+        Ok(listed.items.into_iter().filter(held).collect())
     }
 
     /// The WorkloadGroup the VM registers from, at the version the cluster serves.
@@ -154,11 +179,10 @@ impl<'a> Registration<'a> {
     /// shared by every registration of the namespace; only a Secret missing there costs a GET.
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, secret = name))]
     pub async fn secret_exists(&self, name: &str) -> Result<bool, ResourceError> {
-        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
         let listed = self
             .configured
             .cache
-            .secrets(&self.namespace, &selector)
+            .secrets(&self.namespace, &managed_by_selector())
             .await?;
         if listed
             .iter()
@@ -246,7 +270,7 @@ impl<'a> Registration<'a> {
         };
         let root_cert = self.root_cert().await?;
         let istiod = self.istiod_reach(model).await?;
-        let mut extra_labels = model.labels.clone().unwrap_or_default();
+        let mut extra_labels = model.settings.labels.clone().unwrap_or_default();
         extra_labels.insert(REGISTRATION_LABEL.into(), registration.to_string());
         Ok(BundleInputs {
             group_name: self.group_name.clone(),
@@ -258,13 +282,13 @@ impl<'a> Registration<'a> {
             cluster_id,
             mesh_config_yaml,
             root_cert,
-            token: model.istio_token.clone().unwrap_or_default(),
+            token: model.bundle.istio_token.clone().unwrap_or_default(),
             istiod,
             workload_ip: workload_ip(model),
-            capture_dns: model.capture_dns.unwrap_or(true),
+            capture_dns: model.settings.capture_dns.unwrap_or(true),
             mode: self.registration_mode(model, group),
-            network: model.network.clone(),
-            locality: model.locality.clone(),
+            network: model.settings.network.clone(),
+            locality: model.settings.locality.clone(),
             extra_labels,
         })
     }
@@ -338,14 +362,25 @@ impl<'a> Registration<'a> {
         &self,
         model: &VmRegistrationModel,
     ) -> Result<IstiodReach, ResourceError> {
-        if let Some((host, port)) = model.istiod_address.as_deref().and_then(parse_host_port) {
+        if let Some((host, port)) = model
+            .settings
+            .istiod_address
+            .as_deref()
+            .and_then(parse_host_port)
+        {
             return Ok(IstiodReach::DiscoveryAddress { host, port });
         }
-        if let Some(ip) = model.ingress_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+        if let Some(ip) = model
+            .settings
+            .ingress_ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+        {
             return Ok(IstiodReach::HostsEntry(ip));
         }
         let (service_name, service_namespace) = ingress_service_location(
             model
+                .settings
                 .ingress_service
                 .as_deref()
                 .unwrap_or(DEFAULT_INGRESS_SERVICE),
@@ -413,6 +448,7 @@ impl<'a> Registration<'a> {
             return RegistrationMode::Auto;
         }
         let network = model
+            .settings
             .network
             .clone()
             .or_else(|| Some(group.spec.template.network.clone()).filter(|n| !n.is_empty()));
@@ -464,23 +500,18 @@ impl<'a> Registration<'a> {
         api: &Api<DynamicObject>,
         entry_name: &str,
     ) -> Result<Option<String>, ResourceError> {
-        let holder = |labels: Option<&BTreeMap<String, String>>| {
-            labels
-                .and_then(|labels| labels.get(REGISTRATION_LABEL))
-                .cloned()
-        };
         if let Some(entries) = self.entries().current(SHARED_LIST_PATIENCE).await {
             let named = entries
                 .iter()
                 .find(|entry| entry.metadata.name.as_deref() == Some(entry_name));
-            return Ok(named.and_then(|entry| holder(entry.metadata.labels.as_ref())));
+            return Ok(named.and_then(|entry| registration_of(&entry.metadata).cloned()));
         }
         // A list by name, not a get: examples/rbac grants list on entries, not get.
         let by_name = ListParams::default().fields(&format!("metadata.name={entry_name}"));
         let listed = api.list(&by_name).await?.items;
         Ok(listed
             .iter()
-            .find_map(|existing| holder(existing.metadata.labels.as_ref())))
+            .find_map(|existing| registration_of(&existing.metadata).cloned()))
     }
 
     /// One VM, one identity: the registration that held this VM's entry before (one whose
@@ -488,13 +519,8 @@ impl<'a> Registration<'a> {
     /// deleted with its token Secret kept) loses its token Secret, so no second bootstrap
     /// token for the same entry stays valid.
     async fn revoke_registration(&self, registration: &str) -> Result<(), ResourceError> {
-        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
         let secrets = self.api::<Secret>();
-        let list = secrets
-            .list(&ListParams::default().labels(&selector))
-            .await?;
-        let held = |secret: &Secret| registration_id(secret) == registration;
-        for secret in list.items.into_iter().filter(held) {
+        for secret in self.registration_secrets(registration).await? {
             let name = secret.metadata.name.unwrap_or_default();
             tracing::info!(secret = %name, "revoking the token Secret of the entry's previous registration");
             ignore_not_found(secrets.delete(&name, &DeleteParams::default()).await)?;
@@ -510,12 +536,8 @@ impl<'a> Registration<'a> {
         registration: &str,
         keep: &str,
     ) -> Result<(), ResourceError> {
-        let selector = format!("{REGISTRATION_LABEL}={registration}");
         let entries = self.api::<WorkloadEntry>();
-        let list = entries
-            .list(&ListParams::default().labels(&selector))
-            .await?;
-        for entry in list.items {
+        for entry in self.registration_entries(registration).await? {
             let name = entry.metadata.name.unwrap_or_default();
             if name != keep {
                 ignore_not_found(entries.delete(&name, &DeleteParams::default()).await)?;
@@ -533,20 +555,12 @@ impl<'a> Registration<'a> {
         model: &mut VmRegistrationModel,
         registration: &str,
     ) -> Result<bool, ResourceError> {
-        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
-        let list = self
-            .api::<Secret>()
-            .list(&ListParams::default().labels(&selector))
-            .await?;
-        let Some(secret) = list
-            .items
-            .into_iter()
-            .find(|secret| registration_id(secret) == registration)
-        else {
+        let secrets = self.registration_secrets(registration).await?;
+        let Some(secret) = secrets.into_iter().next() else {
             return Ok(false);
         };
         model.token_secret_name = secret.metadata.name;
-        let entry = self.find_entry(model).await?;
+        let entry = self.find_entry(registration).await?;
         let manual = entry.as_ref().is_some_and(|e| {
             e.metadata
                 .annotations
@@ -585,20 +599,13 @@ impl<'a> Registration<'a> {
 
     /// The VM's entry: found by the registration label (auto-registered entries carry it from
     /// the bundle's labels; manual ones from us).
-    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, registration))]
     pub async fn find_entry(
         &self,
-        model: &VmRegistrationModel,
+        registration: &str,
     ) -> Result<Option<WorkloadEntry>, ResourceError> {
-        let Some(registration) = registration_label(model) else {
-            return Ok(None);
-        };
-        let selector = format!("{REGISTRATION_LABEL}={registration}");
-        let list = self
-            .api::<WorkloadEntry>()
-            .list(&ListParams::default().labels(&selector))
-            .await?;
-        Ok(preferred_entry(list.items.iter()).cloned())
+        let entries = self.registration_entries(registration).await?;
+        Ok(preferred_entry(entries.iter()).cloned())
     }
 
     /// The VM's entry as the namespace's shared watch sees it (refresh: one LIST and WATCH per
@@ -616,7 +623,7 @@ impl<'a> Registration<'a> {
             Some(entries) => {
                 Ok(preferred_entry(registered_entries(&entries, registration)).cloned())
             }
-            None => self.find_entry(model).await,
+            None => self.find_entry(registration).await,
         }
     }
 
@@ -659,12 +666,8 @@ impl<'a> Registration<'a> {
         deadline: Deadline<'_>,
     ) -> Result<(), ResourceError> {
         if let Some(registration) = registration_label(model) {
-            let selector = format!("{REGISTRATION_LABEL}={registration}");
             let entries = self.api::<WorkloadEntry>();
-            let list = entries
-                .list(&ListParams::default().labels(&selector))
-                .await?;
-            for entry in list.items {
+            for entry in self.registration_entries(registration).await? {
                 let name = entry.metadata.name.clone().unwrap_or_default();
                 delete_and_wait(&entries, WorkloadEntry::KIND, &name, deadline).await?;
             }
@@ -682,14 +685,21 @@ fn registered_entries<'e>(
     entries: &'e [Arc<WorkloadEntry>],
     registration: &'e str,
 ) -> impl Iterator<Item = &'e WorkloadEntry> + Clone {
-    entries.iter().map(Arc::as_ref).filter(move |entry| {
-        entry
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|labels| labels.get(REGISTRATION_LABEL))
-            .is_some_and(|value| value == registration)
-    })
+    entries
+        .iter()
+        .map(Arc::as_ref)
+        .filter(move |entry| registration_of(&entry.metadata).is_some_and(|r| r == registration))
+}
+
+/// The registration an object belongs to: its registration label.
+fn registration_of(metadata: &ObjectMeta) -> Option<&String> {
+    metadata.labels.as_ref()?.get(REGISTRATION_LABEL)
+}
+
+/// `<managed-by label>=<the provider>`: selects the provider's token Secrets (they carry no
+/// registration label; a registration's Secret is the one whose UID is its ID).
+fn managed_by_selector() -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY}")
 }
 
 /// The WorkloadEntry a manual registration applies.
@@ -699,13 +709,13 @@ pub(super) fn manual_entry(
     entry_name: &str,
     registration: &str,
 ) -> Result<WorkloadEntry, IstioError> {
-    let mut labels = model.labels.clone().unwrap_or_default();
+    let mut labels = model.settings.labels.clone().unwrap_or_default();
     labels.insert(REGISTRATION_LABEL.into(), registration.to_string());
     let manual = ManualRegistration {
         entry_name: entry_name.to_string(),
         address: model.address.clone().unwrap_or_default(),
-        network: model.network.clone(),
-        locality: model.locality.clone(),
+        network: model.settings.network.clone(),
+        locality: model.settings.locality.clone(),
         weight: model.weight.map(|w| w as u32),
         labels,
         group_api_version: group.version,
@@ -751,10 +761,20 @@ pub(super) fn registration_id(secret: &Secret) -> String {
 /// `hostname --all-ip-addresses`, which on a VM with several interfaces need not be the address
 /// the entry announces.
 pub(super) fn workload_ip(model: &VmRegistrationModel) -> Option<WorkloadIp> {
-    if let Some(ip) = model.internal_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+    if let Some(ip) = model
+        .settings
+        .internal_ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+    {
         return Some(WorkloadIp::Internal(ip));
     }
-    if let Some(ip) = model.external_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+    if let Some(ip) = model
+        .settings
+        .external_ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+    {
         return Some(WorkloadIp::External(ip));
     }
     if model.mode.as_deref() == Some("manual") {
@@ -830,6 +850,22 @@ mod tests {
                    "spec": {"audiences": ["istio-ca"]},
                    "status": {"token": token, "expirationTimestamp": "2026-01-01T00:00:00Z"}}),
         )
+    }
+
+    /// The error of a token request the API server answers with `reply`.
+    async fn token_request_error(reply: impl Fn() -> Reply + Send + 'static) -> ResourceError {
+        let (configured, model, _) = registration_with(move |_| reply());
+        let registration = Registration::new(&configured, &model);
+        match registration
+            .request_token(&group(), &secret(), &model)
+            .await
+        {
+            Ok(issued) => panic!(
+                "the token request must fail, got a token until {}",
+                issued.expires_at
+            ),
+            Err(error) => error,
+        }
     }
 
     #[tokio::test]
@@ -926,14 +962,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_request_without_token_is_missing_not_a_watch_error() {
-        let (configured, model, _) = registration_with(|_| token_response(""));
-        let registration = Registration::new(&configured, &model);
-        let Err(error) = registration
-            .request_token(&group(), &secret(), &model)
-            .await
-        else {
-            panic!("an empty token must fail");
-        };
+        let error = token_request_error(|| token_response("")).await;
         assert_eq!(error.attribute, Some("token_duration"));
         assert!(matches!(error.kind, ErrorKind::Missing(_)), "{error}");
         assert!(error.to_string().contains("returned no token"), "{error}");
@@ -941,14 +970,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_service_account_is_blamed_on_the_group() {
-        let (configured, model, _) = registration_with(|_| status(404, "NotFound"));
-        let registration = Registration::new(&configured, &model);
-        let Err(error) = registration
-            .request_token(&group(), &secret(), &model)
-            .await
-        else {
-            panic!("a missing ServiceAccount must fail");
-        };
+        let error = token_request_error(|| status(404, "NotFound")).await;
         assert_eq!(error.attribute, Some("workload_group"));
         assert!(
             error.to_string().contains("ServiceAccount shop/default"),
