@@ -556,21 +556,51 @@ func names(objects []unstructured.Unstructured) []string {
 }
 
 // TestAccFaults_providerKilledDuringApply kills the provider with SIGKILL
-// while a registration waits: Terraform fails, and the next plan shows the
-// truth (the registration is not in the state, so it is to be created); the
-// apply that follows leaves exactly one entry and one token Secret.
+// while a registration waits, after its token was written to output_dir:
+// Terraform fails, and the next plan shows the truth (the registration is not
+// in the state, so it is to be created). The apply that follows leaves exactly
+// one entry (manual) and one token Secret, the state's, and the killed
+// create's token no longer passes TokenReview: in manual mode the retry takes
+// over the entry and revokes the Secret the entry named; in auto mode the
+// killed create's Secret is still pending after its deadline, and the retry's
+// create revokes it.
 func TestAccFaults_providerKilledDuringApply(t *testing.T) {
-	ns := testNamespace(t, "fault-kill")
+	t.Run("manual", func(t *testing.T) {
+		ns := testNamespace(t, "fault-kill")
+		killedCreateIsRepaired(t, ns, func(extra string) string { return faultConfig(ns, "10.20.0.5", extra) }, 1)
+	})
+	t.Run("auto", func(t *testing.T) {
+		ns := testNamespace(t, "fault-kill-auto")
+		killedCreateIsRepaired(t, ns, func(extra string) string { return autoFaultConfig(ns, extra) }, 0)
+	})
+}
+
+// autoFaultConfig is faultConfig with an auto registration (no VM connects).
+func autoFaultConfig(ns, registrationExtra string) string {
+	return strings.Replace(faultConfig(ns, "", registrationExtra), `  mode           = "manual"
+  address        = ""
+`, "", 1)
+}
+
+func killedCreateIsRepaired(t *testing.T, ns string, config func(extra string) string, wantEntries int) {
 	waitForDefaultServiceAccount(t, ns)
-	w := newTFWork(t, faultConfig(ns, "10.20.0.5", `
+	dir := t.TempDir()
+	outputDir := fmt.Sprintf("  output_dir = %q\n", dir)
+	w := newTFWork(t, config(outputDir+`
   wait_for_healthy = true
+  timeouts {
+    create = "20s"
+  }
 `))
 	apply := w.start("apply", "-auto-approve", "-input=false", "-no-color")
-	entry := waitForEntries(t, ns, 1, 2*time.Minute)[0]
+	tokenFile := filepath.Join(dir, "istio-token")
+	eventually(t, 2*time.Minute, "the token in "+tokenFile, func() error { _, err := os.Stat(tokenFile); return err })
+	time.Sleep(time.Second) // in the wait
 	provider := providerProcess(t, apply.cmd.Process.Pid)
 	if err := syscall.Kill(provider, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	killedToken := readFile(t, tokenFile)
 	if code := apply.wait(t, 60*time.Second); code == 0 {
 		t.Fatalf("apply succeeded with its provider killed:\n%s", apply.output)
 	}
@@ -578,25 +608,58 @@ func TestAccFaults_providerKilledDuringApply(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "istio_vm_registration.vm will be created") {
 		t.Fatalf("plan after the kill exited %d, want the registration to be created:\n%s", code, out)
 	}
-	// The VM serves meanwhile: the next apply's wait is met at once.
-	reportHealthy(t, ns, entry.GetName())
+	orphans := registrationSecrets(t, ns)
+	if len(orphans) != 1 {
+		t.Fatalf("token Secrets after the kill: %v, want the killed create's one", names(orphans))
+	}
+	if until, ok := orphans[0].GetAnnotations()[pendingAnnotation]; ok {
+		deadline, err := time.Parse(time.RFC3339, until)
+		if err != nil {
+			t.Fatalf("%s = %q: %v", pendingAnnotation, until, err)
+		}
+		t.Logf("the killed create's Secret %s is pending until %s; waiting for it", orphans[0].GetName(), until)
+		time.Sleep(time.Until(deadline) + time.Second)
+	} else if wantEntries == 0 {
+		t.Fatalf("the killed auto create's Secret %s has no %s annotation", orphans[0].GetName(), pendingAnnotation)
+	}
+
+	// The retry: the manual VM serves meanwhile, so its wait is met at once;
+	// no VM connects in auto mode, so that retry does not wait.
+	if wantEntries == 1 {
+		reportHealthy(t, ns, waitForEntries(t, ns, 1, time.Second)[0].GetName())
+		w.setConfig(config(outputDir + "  wait_for_healthy = true\n"))
+	} else {
+		w.setConfig(config(outputDir))
+	}
 	w.must("apply", "-auto-approve", "-input=false", "-no-color")
 	registration := w.state()["istio_vm_registration.vm"]
-	if registration == nil || registration.AttributeValues["healthy"] != true {
-		t.Fatalf("registration in state: %+v, want it healthy", registration)
+	if registration == nil || registration.Tainted {
+		t.Fatalf("registration in state: %+v, want it created", registration)
 	}
 	entries := listObjects(t, gvrWorkloadEntry, ns, "")
 	secrets := registrationSecrets(t, ns)
-	if len(entries) != 1 || len(secrets) != 1 {
-		t.Errorf("after the repair: entries %v, token Secrets %v; want one of each", names(entries), names(secrets))
+	if len(entries) != wantEntries || len(secrets) != 1 || secrets[0].GetName() != registration.AttributeValues["token_secret_name"] {
+		t.Errorf("after the retry: entries %v, token Secrets %v; want %d entries and only the state's Secret %v",
+			names(entries), names(secrets), wantEntries, registration.AttributeValues["token_secret_name"])
 	}
-	if len(secrets) > 0 && secrets[len(secrets)-1].GetName() != registration.AttributeValues["token_secret_name"] &&
-		secrets[0].GetName() != registration.AttributeValues["token_secret_name"] {
-		t.Errorf("token Secrets %v do not include the state's %v", names(secrets), registration.AttributeValues["token_secret_name"])
+	if len(secrets) == 1 {
+		if until, pending := secrets[0].GetAnnotations()[pendingAnnotation]; pending {
+			t.Errorf("the retry's Secret %s is still pending (until %s) after its create ended", secrets[0].GetName(), until)
+		}
+	}
+	if err := expectTokenRejected(t, killedToken); err != nil {
+		t.Errorf("the killed create's token: %v", err)
+	}
+	if err := expectTokenAccepted(t, fmt.Sprint(registration.AttributeValues["istio_token"]), ns); err != nil {
+		t.Errorf("the retry's token: %v", err)
 	}
 	w.expectNoChanges()
 	w.destroyAndExpectNothingLeft(ns)
 }
+
+// pendingAnnotation marks the token Secret of an auto registration whose
+// create has not ended (src/resources/vm_registration/mod.rs).
+const pendingAnnotation = "terraform-provider-istio/pending-until"
 
 // providerProcess is the pid of our provider in the process group of a
 // Terraform run.
