@@ -6,11 +6,11 @@ package acceptance
 // in agreement (an empty plan) and, after destroy, nothing left behind.
 //
 // The tests that need signals or a saved plan drive the real Terraform CLI
-// directly (tfWork); the others use terraform-plugin-testing. Where a test
-// needs istiod's health verdict on a manual entry it writes the Healthy
-// condition itself, as istiod writes it when the VM's probe reports: those
-// tests are about the provider's watch surviving a fault, not about who
-// reports health (TestAccVmRegistration_live covers that with a real agent).
+// directly (tfWork); the others use terraform-plugin-testing. Where health
+// crosses the fault (the API server restarts), a simulated VM (vmsim: the real
+// pilot-agent) reports it and istiod writes it. Elsewhere, where a test needs
+// a manual entry healthy only so that a wait ends, it writes the Healthy
+// condition as istiod would.
 
 import (
 	"bytes"
@@ -35,6 +35,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"terraform-provider-istio/acceptance-tests/vmsim"
 )
 
 const registrationLabel = "terraform-provider-istio/registration"
@@ -295,75 +297,155 @@ func reportHealthy(t *testing.T, ns, name string) {
 	}
 }
 
+// liveVM is a simulated VM (vmsim: the real pilot-agent, started by
+// istio-start.sh from the provider's files) whose application fails its
+// readiness probe until ready is called, so that istiod reports it
+// Healthy=False first and Healthy=True only from then on.
+type liveVM struct {
+	ip, bundleDir string
+	app           *probedApp
+	vm            *vmsim.VM
+}
+
+func newLiveVM(t *testing.T) *liveVM {
+	v := &liveVM{ip: "127.0.78." + fmt.Sprint(10+time.Now().UnixNano()%200), bundleDir: t.TempDir()}
+	v.app = startProbedApp(t, v.ip)
+	v.app.notReady.Store(true)
+	t.Cleanup(v.stop)
+	return v
+}
+
+// config is a WorkloadGroup whose probe is the app's /ready, and an auto
+// registration writing the VM's files into bundleDir, with extra lines.
+func (v *liveVM) config(ns, registrationExtra string) string {
+	return providerConfig() + fmt.Sprintf(`
+resource "istio_workload_group" "product" {
+  name      = "product-vm"
+  namespace = %[1]q
+  metadata {
+    labels = { app = "product" }
+  }
+  template {
+    service_account = "default"
+    ports           = { http = %[2]d }
+  }
+  probe {
+    period_seconds = 1
+    http_get {
+      path = "/ready"
+      port = %[2]d
+    }
+  }
+}
+
+resource "istio_vm_registration" "vm" {
+  workload_group = istio_workload_group.product.id
+  output_dir     = %[3]q
+%[4]s
+}
+`, ns, v.app.port, v.bundleDir, registrationExtra)
+}
+
+// boot starts the VM from the files once the provider has written them, and
+// returns once istiod has auto-registered it and reported its failing probe.
+func (v *liveVM) boot(t *testing.T, ns string) {
+	t.Helper()
+	token := filepath.Join(v.bundleDir, "istio-token")
+	eventually(t, 2*time.Minute, "the VM's files in "+v.bundleDir, func() error { _, err := os.Stat(token); return err })
+	var err error
+	v.vm, err = vmsim.Start(context.Background(), vmsim.Options{BundleDir: v.bundleDir, WorkDir: t.TempDir(), IP: v.ip, Logf: t.Logf, DNS: vmDNS()})
+	if err != nil {
+		t.Fatalf("starting the simulated VM: %v", err)
+	}
+	waitForEntryHealth(t, ns, v.entryName(), "False")
+}
+
+func (v *liveVM) entryName() *regexp.Regexp {
+	return regexp.MustCompile(`^product-vm-` + regexp.QuoteMeta(v.ip))
+}
+
+// ready makes the probe pass: istiod then writes Healthy=True.
+func (v *liveVM) ready() { v.app.notReady.Store(false) }
+
+func (v *liveVM) stop() {
+	if v.vm != nil {
+		_ = v.vm.Stop()
+		v.vm = nil
+	}
+}
+
 // TestAccFaults_apiServerRestartDuringHealthWait restarts kube-apiserver
-// while the registration waits for health: the wait's watch resumes on the
-// restarted server, sees the health istiod reports afterwards, and the apply
-// completes.
+// while the registration waits for health: a simulated VM has connected and
+// istiod reports its failing probe (Healthy=False); the API server restarts;
+// then the probe passes and istiod writes Healthy=True on the restarted
+// server. The wait's watch resumes there, sees it, and the apply completes.
 func TestAccFaults_apiServerRestartDuringHealthWait(t *testing.T) {
 	ns := testNamespace(t, "fault-restart")
 	waitForDefaultServiceAccount(t, ns)
-	w := newTFWork(t, faultConfig(ns, "10.20.0.1", `
+	vm := newLiveVM(t)
+	w := newTFWork(t, vm.config(ns, `
   wait_for_healthy = true
   timeouts {
     create = "4m"
   }
 `))
 	apply := w.start("apply", "-auto-approve", "-input=false", "-no-color")
-	entry := waitForEntries(t, ns, 1, 2*time.Minute)[0]
-	time.Sleep(2 * time.Second) // the wait's watch is established
+	vm.boot(t, ns)
 	restartAPIServer(t)
-	reportHealthy(t, ns, entry.GetName())
+	vm.ready()
 	back := time.Now()
 	if code := apply.wait(t, 4*time.Minute); code != 0 {
-		t.Fatalf("apply across the API server restart exited %d:\n%s", code, apply.output)
+		t.Fatalf("apply across the API server restart exited %d:\n%s\nagent:\n%s", code, apply.output, vm.vm.LogTail(20))
 	}
-	t.Logf("the apply completed %s after the VM was reported healthy on the restarted API server", time.Since(back).Round(100*time.Millisecond))
+	t.Logf("the apply completed %s after the VM's probe started to pass", time.Since(back).Round(100*time.Millisecond))
 	registration := w.state()["istio_vm_registration.vm"]
 	if registration == nil || registration.AttributeValues["healthy"] != true || registration.Tainted {
 		t.Fatalf("registration in state: %+v, want healthy and not tainted", registration)
 	}
+	if !vm.entryName().MatchString(fmt.Sprint(registration.AttributeValues["workload_entry_name"])) {
+		t.Errorf("workload_entry_name %v, want the entry istiod registered for %s", registration.AttributeValues["workload_entry_name"], vm.ip)
+	}
 	w.expectNoChanges()
+	vm.stop()
 	w.destroyAndExpectNothingLeft(ns)
 }
 
 // TestAccFaults_apiServerRestartDuringMeshServiceWait restarts kube-apiserver
-// while istio_mesh_service waits for an endpoint; the VM that serves appears
-// after the restart.
+// while istio_mesh_service waits for a healthy endpoint: the simulated VM's
+// probe passes only after the restart, and istiod's Healthy=True completes the
+// wait.
 func TestAccFaults_apiServerRestartDuringMeshServiceWait(t *testing.T) {
 	ns := testNamespace(t, "fault-svc")
-	w := newTFWork(t, providerConfig()+fmt.Sprintf(`
+	waitForDefaultServiceAccount(t, ns)
+	vm := newLiveVM(t)
+	w := newTFWork(t, vm.config(ns, ""))
+	w.must("apply", "-auto-approve", "-input=false", "-no-color")
+	vm.boot(t, ns)
+	w.setConfig(vm.config(ns, "") + fmt.Sprintf(`
 resource "istio_mesh_service" "product" {
   name      = "product"
   namespace = %q
   selector  = { app = "product" }
   ports {
     name = "http"
-    port = 8080
+    port = %d
   }
   wait {
     min_healthy_endpoints = 1
     timeout               = "4m"
   }
 }
-`, ns))
+`, ns, vm.app.port))
 	apply := w.start("apply", "-auto-approve", "-input=false", "-no-color")
 	waitForObject(t, gvrService, ns, "product", 2*time.Minute)
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // the wait's watch is established
 	restartAPIServer(t)
-	// A VM without health checks serves as soon as its entry exists (istiod's rule).
-	entry := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
-		"metadata": map[string]any{"name": "product-vm-1", "namespace": ns, "labels": map[string]any{"app": "product"}},
-		"spec":     map[string]any{"address": "10.20.1.1"},
-	}}
-	if _, err := resourceClient(gvrWorkloadEntry, ns).Create(context.Background(), entry, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating the VM's entry: %v", err)
-	}
+	vm.ready()
 	back := time.Now()
 	if code := apply.wait(t, 4*time.Minute); code != 0 {
 		t.Fatalf("apply across the API server restart exited %d:\n%s", code, apply.output)
 	}
-	t.Logf("the apply completed %s after the VM's entry appeared on the restarted API server", time.Since(back).Round(100*time.Millisecond))
+	t.Logf("the apply completed %s after the VM's probe started to pass", time.Since(back).Round(100*time.Millisecond))
 	service := w.state()["istio_mesh_service.product"]
 	if service == nil || service.Tainted {
 		t.Fatalf("mesh service in state: %+v, want it present and not tainted", service)
@@ -372,9 +454,7 @@ resource "istio_mesh_service" "product" {
 		t.Fatalf("endpoints in state: %v, want one healthy VM", service.AttributeValues["endpoints"])
 	}
 	w.expectNoChanges()
-	if err := resourceClient(gvrWorkloadEntry, ns).Delete(context.Background(), "product-vm-1", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	vm.stop()
 	w.destroyAndExpectNothingLeft(ns)
 }
 
