@@ -479,32 +479,57 @@ func waitForObject(t *testing.T, gvr schema.GroupVersionResource, ns, name strin
 	}
 }
 
-// TestAccFaults_istiodStoppedDuringWait stops istiod while the registration
-// waits: the error names istiod and says that no health was reported; the
-// registration is kept (tainted) and destroy removes everything.
+// TestAccFaults_istiodStoppedDuringWait: a health wait that times out with
+// istiod running blames the VM, not istiod; with istiod killed (SIGKILL)
+// during the wait, the error names istiod, says that no health was reported
+// and gives the evidence: the leader-election Lease istiod stopped renewing,
+// with the holder the cluster shows. The registration is kept (tainted), and
+// istiod is started again afterwards.
 func TestAccFaults_istiodStoppedDuringWait(t *testing.T) {
 	ns := testNamespace(t, "fault-istiod")
 	waitForDefaultServiceAccount(t, ns)
-	w := newTFWork(t, faultConfig(ns, "10.20.0.2", `
+	config := func(timeout string) string {
+		return faultConfig(ns, "10.20.0.2", fmt.Sprintf(`
   wait_for_healthy = true
   timeouts {
-    create = "15s"
+    create = %q
   }
-`))
+`, timeout))
+	}
+	w := newTFWork(t, config("10s"))
+	out, code := w.run("apply", "-auto-approve", "-input=false", "-no-color")
+	if out = oneSpace(out); code == 0 || !strings.Contains(out, "istiod has not reported health yet") || strings.Contains(out, "not running") {
+		t.Fatalf("with istiod running, apply exited %d; want a timeout that does not blame istiod:\n%s", code, out)
+	}
+	w.must("destroy", "-auto-approve", "-input=false", "-no-color")
+
+	lease, err := kubeClient(t).CoordinationV1().Leases("istio-system").Get(context.Background(), "istio-gateway-status-leader-default", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil {
+		t.Fatalf("istiod's per-revision Lease (pilot/pkg/leaderelection/leaderelection.go): %v %+v", err, lease)
+	}
+	w.setConfig(config("60s"))
 	apply := w.start("apply", "-auto-approve", "-input=false", "-no-color")
 	waitForEntries(t, ns, 1, 2*time.Minute)
-	if err := cp.PauseIstiod(); err != nil {
-		t.Fatalf("stopping istiod: %v", err)
+	killed := time.Now()
+	if err := cp.KillIstiod(); err != nil {
+		t.Fatalf("killing istiod: %v", err)
 	}
-	code := apply.wait(t, 2*time.Minute)
-	if err := cp.ResumeIstiod(context.Background()); err != nil {
-		t.Fatalf("resuming istiod: %v", err)
+	code = apply.wait(t, 3*time.Minute)
+	t.Logf("apply ended %s after istiod was killed", time.Since(killed).Round(time.Second))
+	if err := cp.StartIstiod(context.Background()); err != nil {
+		t.Fatalf("starting istiod again: %v", err)
 	}
 	output := oneSpace(apply.output.String())
 	if code == 0 {
-		t.Fatalf("apply succeeded while istiod was stopped:\n%s", output)
+		t.Fatalf("apply succeeded while istiod was killed:\n%s", output)
 	}
-	for _, want := range []string{"waiting for istiod to report the VM", "istiod has not reported health yet"} {
+	for _, want := range []string{
+		"waiting for istiod to report the VM",
+		"istiod (namespace istio-system, revision ",
+		"is not running, so no health was reported",
+		"Lease istio-system/" + lease.Name + " was last renewed by " + *lease.Spec.HolderIdentity,
+		"istiod has not reported health yet",
+	} {
 		if !strings.Contains(output, want) {
 			t.Errorf("the error does not say %q:\n%s", want, output)
 		}

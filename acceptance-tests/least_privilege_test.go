@@ -378,6 +378,9 @@ var usedOnlyByAWatch = map[string]string{
 	// one LIST per namespace.
 	"core/secrets get": "istio_vm_registration: the token Secret on an update of the registration, " +
 		"or at a refresh when the shared list misses it",
+	// Used only when a health wait times out.
+	"coordination.k8s.io/leases get": "istio_vm_registration: after a health wait timed out, whether istiod " +
+		"renews its Leases (TestAccFaults_istiodStoppedDuringWait)",
 }
 
 // permission is "group/resource verb" ("core" for the core group).

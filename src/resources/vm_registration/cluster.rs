@@ -26,6 +26,7 @@ use crate::istio::control_plane::{
     AUTOREGISTRATION_ENV, autoregistration_enabled, ingress_service_location, vm_cluster_id,
 };
 use crate::istio::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, to_dynamic};
+use crate::istio::liveness::{IstiodLiveness, istiod_liveness};
 use crate::istio::{
     BundleInputs, DEFAULT_INGRESS_SERVICE, ISTIOD_TLS_PORT, IstiodReach, ManualRegistration,
     ROOT_CERT_CONFIGMAP, RegistrationMode, TOKEN_AUDIENCE, WorkloadIp, manual_workload_entry,
@@ -615,6 +616,20 @@ impl<'a> Registration<'a> {
             model.weight = entry.spec.weight.map(i64::from);
         }
         Ok(true)
+    }
+
+    /// Why nobody writes the VM's health when istiod of `revision` is not running: the
+    /// evidence from its Leases; `None` when it runs or that cannot be told.
+    pub async fn istiod_not_running(&self, revision: &str) -> Option<String> {
+        let istio_namespace = &self.configured.istio_namespace;
+        let leases = mesh::istiod_leases(&self.configured.client, istio_namespace, revision).await;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match istiod_liveness(&leases, istio_namespace, now) {
+            IstiodLiveness::NotRunning(evidence) => Some(format!(
+                "istiod (namespace {istio_namespace}, revision {revision:?}) is not running, so no health was reported: {evidence}. Start istiod (`kubectl -n {istio_namespace} get pods`) and apply again."
+            )),
+            IstiodLiveness::Running | IstiodLiveness::Unknown => None,
+        }
     }
 
     /// istiod must auto-register at all: `PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION` of its

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Operation, TimeoutsModel, keep_state};
 use super::error::{OrReport, ResourceError};
+use crate::cluster::KubeError;
 use crate::cluster::wait::Deadline;
 use crate::istio::control_plane::autoregistration_checklist;
 use crate::istio::crd::{WorkloadEntry, WorkloadGroup};
@@ -528,7 +529,12 @@ async fn register(
         }
         Err((cause, last_seen)) => {
             record_health(model, last_seen.as_ref());
-            let last_state = last_state(model, &inputs.istio_namespace);
+            let mut last_state = last_state(model, &inputs.istio_namespace);
+            if matches!(cause, KubeError::Timeout { .. })
+                && let Some(stopped) = registration.istiod_not_running(&inputs.revision).await
+            {
+                last_state = format!("{stopped} {last_state}");
+            }
             Err(ResourceError::timeout(
                 "wait_for_healthy",
                 cause,
