@@ -36,6 +36,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"terraform-provider-istio/acceptance-tests/controlplane"
 	"terraform-provider-istio/acceptance-tests/vmsim"
 )
 
@@ -503,7 +504,7 @@ func TestAccFaults_istiodStoppedDuringWait(t *testing.T) {
 	}
 	w.must("destroy", "-auto-approve", "-input=false", "-no-color")
 
-	lease, err := kubeClient(t).CoordinationV1().Leases("istio-system").Get(context.Background(), "istio-gateway-status-leader-default", metav1.GetOptions{})
+	lease, err := kubeClient(t).CoordinationV1().Leases(controlplane.IstioNamespace).Get(context.Background(), "istio-gateway-status-leader-default", metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil {
 		t.Fatalf("istiod's per-revision Lease (pilot/pkg/leaderelection/leaderelection.go): %v %+v", err, lease)
 	}
@@ -536,6 +537,9 @@ func TestAccFaults_istiodStoppedDuringWait(t *testing.T) {
 	}
 	if n := len(diagnosticStart.FindAllStringIndex(apply.output.String(), -1)); n != 1 {
 		t.Errorf("%d errors, want one:\n%s", n, output)
+	}
+	if i := strings.Index(output, "Error: "); i >= 0 {
+		t.Logf("the error: %s", output[i:])
 	}
 	registration := w.state()["istio_vm_registration.vm"]
 	if registration == nil || !registration.Tainted {
