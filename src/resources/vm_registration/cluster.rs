@@ -8,12 +8,14 @@ use std::sync::Arc;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions,
+};
 
 use super::validate::parse_host_port;
 use super::{
-    MANAGED_BY, MANAGED_BY_LABEL, REGISTRATION_LABEL, VmRegistrationModel, registration_label,
-    token_lifetime,
+    MANAGED_BY, MANAGED_BY_LABEL, PENDING_ANNOTATION, REGISTRATION_LABEL, VmRegistrationModel,
+    registration_label, token_lifetime,
 };
 use crate::cluster::KubeError;
 use crate::cluster::apply::server_side_apply;
@@ -24,6 +26,7 @@ use crate::istio::control_plane::{
     AUTOREGISTRATION_ENV, autoregistration_enabled, ingress_service_location, vm_cluster_id,
 };
 use crate::istio::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, to_dynamic};
+use crate::istio::liveness::{IstiodLiveness, istiod_liveness};
 use crate::istio::{
     BundleInputs, DEFAULT_INGRESS_SERVICE, ISTIOD_TLS_PORT, IstiodReach, ManualRegistration,
     ROOT_CERT_CONFIGMAP, RegistrationMode, TOKEN_AUDIENCE, WorkloadIp, manual_workload_entry,
@@ -137,10 +140,25 @@ impl<'a> Registration<'a> {
 
     /// The Secret the VM's tokens are bound to: deleting it revokes them. Its server-assigned
     /// UID is the registration ID (unique, and valid as a label value). Everything it carries is
-    /// in the create request: one request.
+    /// in the create request: one request. With `pending_until` it carries
+    /// [`PENDING_ANNOTATION`] until [`Self::confirm_token_secret`].
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
-    pub async fn create_token_secret(&self, group: &Group) -> Result<Secret, ResourceError> {
+    pub async fn create_token_secret(
+        &self,
+        group: &Group,
+        pending_until: Option<String>,
+    ) -> Result<Secret, ResourceError> {
         let api: Api<Secret> = self.api();
+        let mut annotations = BTreeMap::from([(
+            "terraform-provider-istio/purpose".to_string(),
+            format!(
+                "Bootstrap tokens of a VM in WorkloadGroup {} are bound to this Secret; deleting it revokes them.",
+                group.group.metadata.name.clone().unwrap_or_default()
+            ),
+        )]);
+        if let Some(until) = pending_until {
+            annotations.insert(PENDING_ANNOTATION.into(), until);
+        }
         let secret = Secret {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{}-vm-", self.group_name)),
@@ -149,13 +167,7 @@ impl<'a> Registration<'a> {
                     MANAGED_BY_LABEL.into(),
                     MANAGED_BY.into(),
                 )])),
-                annotations: Some(BTreeMap::from([(
-                    "terraform-provider-istio/purpose".into(),
-                    format!(
-                        "Bootstrap tokens of a VM in WorkloadGroup {} are bound to this Secret; deleting it revokes them.",
-                        group.group.metadata.name.clone().unwrap_or_default()
-                    ),
-                )])),
+                annotations: Some(annotations),
                 ..Default::default()
             },
             type_: Some("Opaque".into()),
@@ -164,6 +176,51 @@ impl<'a> Registration<'a> {
         api.create(&PostParams::default(), &secret)
             .await
             .map_err(|e| ResourceError::from(e).on("workload_group"))
+    }
+
+    /// The create is over and its state (complete or tainted) names the Secret: it is no longer
+    /// pending, so no later create takes it for abandoned.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
+    pub async fn confirm_token_secret(&self, secret: &Secret) -> Result<(), ResourceError> {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let patch = serde_json::json!({"metadata": {"annotations": {PENDING_ANNOTATION: null}}});
+        self.api::<Secret>()
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes the token Secrets of creates that never ended: a provider killed (`kill -9`, a
+    /// crash, a lost machine) during a create leaves its Secret pending, and no state names it.
+    /// A Secret still pending after its deadline is such a one. The delete is conditional on the
+    /// Secret being as listed, so one confirmed meanwhile is kept.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace))]
+    pub async fn revoke_abandoned_secrets(&self) -> Result<(), ResourceError> {
+        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+        let listed = self
+            .configured
+            .cache
+            .secrets(&self.namespace, &selector)
+            .await?;
+        let now = time::OffsetDateTime::now_utc();
+        let api = self.api::<Secret>();
+        for secret in listed.iter().filter(|s| abandoned(s, now)) {
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            tracing::info!(secret = %name, "revoking the token Secret of a create that never ended");
+            let unchanged = DeleteParams {
+                preconditions: Some(Preconditions {
+                    resource_version: secret.metadata.resource_version.clone(),
+                    uid: secret.metadata.uid.clone(),
+                }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&name, &unchanged).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
     }
 
     /// The token Secret, `None` when it is gone (or was never recorded).
@@ -575,6 +632,20 @@ impl<'a> Registration<'a> {
         Ok(true)
     }
 
+    /// Why nobody writes the VM's health when istiod of `revision` is not running: the
+    /// evidence from its Leases; `None` when it runs or that cannot be told.
+    pub async fn istiod_not_running(&self, revision: &str) -> Option<String> {
+        let istio_namespace = &self.configured.istio_namespace;
+        let leases = mesh::istiod_leases(&self.configured.client, istio_namespace, revision).await;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match istiod_liveness(&leases, istio_namespace, now) {
+            IstiodLiveness::NotRunning(evidence) => Some(format!(
+                "istiod (namespace {istio_namespace}, revision {revision:?}) is not running, so no health was reported: {evidence}. Start istiod (`kubectl -n {istio_namespace} get pods`) and apply again."
+            )),
+            IstiodLiveness::Running | IstiodLiveness::Unknown => None,
+        }
+    }
+
     /// istiod must auto-register at all: `PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION` of its
     /// Deployment, where that can be read.
     pub async fn check_autoregistration(&self, revision: &str) -> Result<(), ResourceError> {
@@ -751,6 +822,18 @@ fn preferred_entry<'e>(
         .or_else(|| entries.next())
 }
 
+/// A token Secret whose create's deadline ([`PENDING_ANNOTATION`]) has passed.
+fn abandoned(secret: &Secret, now: time::OffsetDateTime) -> bool {
+    use time::format_description::well_known::Rfc3339;
+    secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PENDING_ANNOTATION))
+        .and_then(|until| time::OffsetDateTime::parse(until, &Rfc3339).ok())
+        .is_some_and(|until| until < now)
+}
+
 /// The registration's ID: the token Secret's UID.
 pub(super) fn registration_id(secret: &Secret) -> String {
     secret.metadata.uid.clone().unwrap_or_default()
@@ -902,7 +985,7 @@ mod tests {
         });
         let registration = Registration::new(&configured, &model);
         let secret = registration
-            .create_token_secret(&group())
+            .create_token_secret(&group(), None)
             .await
             .expect("created");
         assert_eq!(registration_id(&secret), "uid-7");
@@ -957,6 +1040,46 @@ mod tests {
                 .imported(&mut other, "uid-c")
                 .await
                 .expect("read")
+        );
+    }
+
+    #[tokio::test]
+    async fn only_secrets_pending_past_their_deadline_are_revoked_and_only_if_unchanged() {
+        let secret = |name: &str, pending_until: Option<&str>| {
+            let annotations = pending_until.map(|until| json!({PENDING_ANNOTATION: until}));
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"),
+                                "resourceVersion": "7", "annotations": annotations}})
+        };
+        let (configured, model, recorded) = registration_with(move |seen| {
+            match (seen.method.as_str(), seen.path.ends_with("/secrets")) {
+                ("GET", true) => list(vec![
+                    secret("abandoned", Some("2020-01-01T00:00:00Z")),
+                    secret("confirmed", None),
+                    secret("running", Some("2999-01-01T00:00:00Z")),
+                ]),
+                _ => Reply::Json(200, json!({"kind": "Status", "status": "Success"})),
+            }
+        });
+        let registration = Registration::new(&configured, &model);
+        registration
+            .revoke_abandoned_secrets()
+            .await
+            .expect("swept");
+        let deletes: Vec<_> = recorded
+            .all()
+            .into_iter()
+            .filter(|seen| seen.method == "DELETE")
+            .collect();
+        assert_eq!(deletes.len(), 1, "{:?}", recorded.lines());
+        assert_eq!(
+            deletes[0].line(),
+            "DELETE /api/v1/namespaces/shop/secrets/abandoned"
+        );
+        assert_eq!(
+            deletes[0].body["preconditions"],
+            json!({"resourceVersion": "7", "uid": "uid-abandoned"}),
+            "a Secret confirmed since the list is kept"
         );
     }
 

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Operation, TimeoutsModel, keep_state};
 use super::error::{OrReport, ResourceError};
+use crate::cluster::KubeError;
 use crate::cluster::wait::Deadline;
 use crate::istio::control_plane::autoregistration_checklist;
 use crate::istio::crd::{WorkloadEntry, WorkloadGroup};
@@ -46,6 +47,14 @@ pub const REGISTRATION_LABEL: &str = "terraform-provider-istio/registration";
 /// The token Secret's label saying who made it; import looks among these Secrets.
 const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 const MANAGED_BY: &str = "terraform-provider-istio";
+/// On the token Secret of an auto registration while its create runs: the time (RFC 3339) by
+/// which the create has ended, its timeout plus [`PENDING_SLACK`]. The create removes it when it
+/// returns the state; a Secret that still has it afterwards was left by a provider killed
+/// mid-create, no state names it, and the next create in the namespace revokes it. (A manual
+/// registration needs none: the retry takes over the entry, which names the old Secret.)
+const PENDING_ANNOTATION: &str = "terraform-provider-istio/pending-until";
+/// Beyond the create's timeout: the requests after the wait, and clocks of two machines apart.
+const PENDING_SLACK: Duration = Duration::from_secs(30);
 const MINIMUM_TOKEN_SECONDS: u64 = 600;
 const DEFAULT_RENEW_BEFORE: &str = "15m";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -272,8 +281,14 @@ impl Resource for VmRegistrationResource {
             error.report(FAILED, diags);
             return None;
         }
+        registration
+            .revoke_abandoned_secrets()
+            .await
+            .or_report(FAILED, diags)?;
+        let auto = registration.registration_mode(&model, &group.group) == RegistrationMode::Auto;
+        let pending_until = auto.then(|| pending_deadline(&model));
         let secret = registration
-            .create_token_secret(&group)
+            .create_token_secret(&group, pending_until)
             .await
             .or_report(FAILED, diags)?;
         model.token_secret_name = secret.metadata.name.clone();
@@ -292,7 +307,18 @@ impl Resource for VmRegistrationResource {
             Operation::Create,
         )
         .await;
-        keep_state(&model, &self.schema(), registered, FAILED, diags)
+        // The state returned now (complete or tainted) names the Secret.
+        let confirmed = match auto {
+            true => registration.confirm_token_secret(&secret).await,
+            false => Ok(()),
+        };
+        keep_state(
+            &model,
+            &self.schema(),
+            registered.and(confirmed),
+            FAILED,
+            diags,
+        )
     }
 
     async fn read(&self, _ctx: &Ctx, state: Value, diags: &mut Diagnostics) -> Option<Value> {
@@ -522,7 +548,12 @@ async fn register(
         }
         Err((cause, last_seen)) => {
             record_health(model, last_seen.as_ref());
-            let last_state = last_state(model, &inputs.istio_namespace);
+            let mut last_state = last_state(model, &inputs.istio_namespace);
+            if matches!(cause, KubeError::Timeout { .. })
+                && let Some(stopped) = registration.istiod_not_running(&inputs.revision).await
+            {
+                last_state = format!("{stopped} {last_state}");
+            }
             Err(ResourceError::timeout(
                 "wait_for_healthy",
                 cause,
@@ -530,6 +561,18 @@ async fn register(
             ))
         }
     }
+}
+
+/// [`PENDING_ANNOTATION`]'s value for a create starting now.
+fn pending_deadline(model: &VmRegistrationModel) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let timeout = TimeoutsModel::get(&model.timeouts, Operation::Create, DEFAULT_TIMEOUT);
+    let until = time::OffsetDateTime::now_utc() + timeout + PENDING_SLACK;
+    until
+        .replace_nanosecond(0)
+        .unwrap_or(until)
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 /// A manual entry edited outside Terraform (its address, ports, labels, ...) no longer is what
