@@ -38,18 +38,8 @@ const (
 )
 
 // oracleKnownDefects maps a case ID of the validation oracle to the issue-10 item whose fix
-// makes it agree with istiod.
+// makes it agree with istiod (none left).
 var oracleKnownDefects = map[string]string{}
-
-func init() {
-	defect := func(item string, ids ...string) {
-		for _, id := range ids {
-			oracleKnownDefects[id] = item
-		}
-	}
-	defect("issue 10 item 5 (remaining cases the oracle settles): the plan does not check the template labels an entry inherits from a group created outside Terraform",
-		"registration/manual/group/reg-bad-template-label", "registration/auto/group/reg-bad-template-label")
-}
 
 // bundleKnownDefects maps a bundle variant (oracle_bundles_test.go), or "<profile>/<variant>",
 // to the issue-10 item that makes it differ from istioctl today.

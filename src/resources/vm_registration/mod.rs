@@ -233,7 +233,7 @@ impl Resource for VmRegistrationResource {
         if plan.planned.is_null() {
             return;
         }
-        self.check_wait_has_probe(&plan.planned, diags).await;
+        self.check_group(&plan.planned, diags).await;
         plan::warn_auto_entry_changes(plan, diags);
     }
 
@@ -242,7 +242,7 @@ impl Resource for VmRegistrationResource {
         let configured = self.handle.configured(diags).await?;
         let registration = Registration::new(&configured, &model);
         let group = registration.group().await.or_report(FAILED, diags)?;
-        if let Some(error) = wait_problem(&model, &group.group) {
+        if let Some(error) = group_problem(&model, &group.group) {
             error.report(FAILED, diags);
             return None;
         }
@@ -342,7 +342,7 @@ impl Resource for VmRegistrationResource {
         let Some(group) = registration.group().await.or_report(FAILED, diags) else {
             return Some(prior_state);
         };
-        if let Some(error) = wait_problem(&model, &group.group) {
+        if let Some(error) = group_problem(&model, &group.group) {
             error.report(FAILED, diags);
             return Some(prior_state);
         }
@@ -564,31 +564,41 @@ fn wait_problem(model: &VmRegistrationModel, group: &WorkloadGroup) -> Option<Re
     Some(ResourceError::missing(Some("wait_for_healthy"), problem))
 }
 
+/// What in the group keeps this registration from working, checked before anything is written:
+/// metadata no WorkloadEntry can carry, or a wait that can only time out.
+fn group_problem(model: &VmRegistrationModel, group: &WorkloadGroup) -> Option<ResourceError> {
+    validate::inherited_metadata_problem(group)
+        .map(|problem| ResourceError::missing(Some("workload_group"), problem))
+        .or_else(|| wait_problem(model, group))
+}
+
 impl VmRegistrationResource {
-    /// `wait_for_healthy` on a group without a probe could only time out: say so at plan when
-    /// the group already exists (create and update check again before writing anything).
-    async fn check_wait_has_probe(&self, planned: &Value, diags: &mut Diagnostics) {
-        if planned
-            .get_attr("wait_for_healthy")
-            .and_then(Value::as_bool)
-            != Some(true)
-        {
-            return;
-        }
+    /// Says at plan what in an existing group keeps the registration from working (create and
+    /// update check again before writing anything): metadata that no WorkloadEntry can carry
+    /// (on `workload_group`), and `wait_for_healthy` on a group without a probe, which could
+    /// only time out. A group that does not exist yet (or cannot be read) is checked at apply.
+    async fn check_group(&self, planned: &Value, diags: &mut Diagnostics) {
         let Some(Value::String(reference)) = planned.get_attr("workload_group") else {
             return;
         };
         let model = VmRegistrationModel {
             workload_group: reference.clone(),
-            wait_for_healthy: Some(true),
+            wait_for_healthy: planned
+                .get_attr("wait_for_healthy")
+                .and_then(Value::as_bool),
             ..Default::default()
         };
         let Some(configured) = self.handle.configured(&mut Diagnostics::new()).await else {
             return;
         };
-        if let Ok(group) = Registration::new(&configured, &model).group().await
-            && let Some(error) = wait_problem(&model, &group.group)
-        {
+        let Ok(group) = Registration::new(&configured, &model).group().await else {
+            return;
+        };
+        if let Some(problem) = validate::inherited_metadata_problem(&group.group) {
+            ResourceError::missing(Some("workload_group"), problem)
+                .report("The group's WorkloadEntries cannot be created", diags);
+        }
+        if let Some(error) = wait_problem(&model, &group.group) {
             error.report("wait_for_healthy cannot succeed", diags);
         }
     }
