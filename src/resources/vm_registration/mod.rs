@@ -27,7 +27,9 @@ use crate::istio::entry_health;
 use crate::istio::health::health_is_reported;
 use crate::istio::{Bundle, DEFAULT_TOKEN_SECONDS, RegistrationMode, render_bundle};
 use crate::provider_data::ProviderHandle;
-use crate::tfplug::{Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
+use crate::tfplug::{
+    AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
+};
 use crate::validation;
 pub(crate) use bootstrap::{check_settings, group_of_registration, mint_bootstrap};
 use cluster::{Group, Registration, registration_id};
@@ -246,6 +248,7 @@ impl Resource for VmRegistrationResource {
             error.report(FAILED, diags);
             return None;
         }
+        warn_istiod_certificate(&registration, &model, diags).await;
         let secret = registration
             .create_token_secret(&group)
             .await
@@ -346,6 +349,7 @@ impl Resource for VmRegistrationResource {
             error.report(FAILED, diags);
             return Some(prior_state);
         }
+        warn_istiod_certificate(&registration, &model, diags).await;
         let secret_name = prior.token_secret_name.clone().unwrap_or_default();
         let secret = match registration.secret(&secret_name).await {
             Ok(Some(secret)) => secret,
@@ -601,6 +605,50 @@ impl VmRegistrationResource {
         if let Some(error) = wait_problem(&model, &group.group) {
             error.report("wait_for_healthy cannot succeed", diags);
         }
+        self.check_istiod_certificate_name(planned, diags).await;
+    }
+
+    /// Says at plan when the VM would ask istiod for its certificate by a name istiod's
+    /// certificate lacks (create and update say it again, for what the plan did not know);
+    /// skipped while the attributes that choose the address are unknown.
+    async fn check_istiod_certificate_name(&self, planned: &Value, diags: &mut Diagnostics) {
+        let reach = [
+            "workload_group",
+            "revision",
+            "istiod_address",
+            "ingress_ip",
+            "ingress_service",
+        ];
+        if reach
+            .iter()
+            .any(|name| planned.get_attr(name).is_some_and(|v| !v.is_known()))
+        {
+            return;
+        }
+        let Some(model) =
+            decode::<VmRegistrationModel>(planned, UnknownAs::Null, &mut Diagnostics::new())
+        else {
+            return;
+        };
+        let Some(configured) = self.handle.configured(&mut Diagnostics::new()).await else {
+            return;
+        };
+        warn_istiod_certificate(&Registration::new(&configured, &model), &model, diags).await;
+    }
+}
+
+/// The warning of [`Registration::istiod_certificate_warning`], on its attribute.
+async fn warn_istiod_certificate(
+    registration: &Registration<'_>,
+    model: &VmRegistrationModel,
+    diags: &mut Diagnostics,
+) {
+    if let Some((attribute, message)) = registration.istiod_certificate_warning(model).await {
+        diags.warning(
+            "The VM would never get its certificate",
+            message,
+            AttributePath::new(attribute),
+        );
     }
 }
 
