@@ -612,7 +612,7 @@ impl<'a> Registration<'a> {
             (
                 "ingress_service",
                 format!(
-                    "The gateway Service reports only the hostname {host}, by which the VM reaches istiod. {problem}."
+                    "The gateway Service of `ingress_service` reports only the hostname {host}, by which the VM reaches istiod. {problem}."
                 ),
             )
         })

@@ -145,8 +145,9 @@ pub struct VmRegistrationModel {
     /// name). The discovery connection checks istiod's own name (`ISTIOD_SAN`); the CA
     /// connection goes to the same address (`CA_ADDR`, which `istio-start.sh` always sets) and
     /// checks istiod's certificate against this host, so istiod must carry it in
-    /// `ISTIOD_CUSTOM_HOST`. Port 15010 (plaintext) is refused. The same holds for a gateway
-    /// whose load balancer reports only a hostname.
+    /// `ISTIOD_CUSTOM_HOST` (`values.pilot.env.ISTIOD_CUSTOM_HOST` of the install); plan and
+    /// apply warn when istiod's Deployment shows it does not. Port 15010 (plaintext) is
+    /// refused. The same holds for a gateway whose load balancer reports only a hostname.
     pub istiod_address: Option<String>,
     /// Issue the VM's token here and keep it in state (`istio_token`, the `istio-token` file).
     /// Default true. Set false when the VM gets its token from the ephemeral
@@ -248,7 +249,6 @@ impl Resource for VmRegistrationResource {
             error.report(FAILED, diags);
             return None;
         }
-        warn_istiod_certificate(&registration, &model, diags).await;
         let secret = registration
             .create_token_secret(&group)
             .await
@@ -349,7 +349,6 @@ impl Resource for VmRegistrationResource {
             error.report(FAILED, diags);
             return Some(prior_state);
         }
-        warn_istiod_certificate(&registration, &model, diags).await;
         let secret_name = prior.token_secret_name.clone().unwrap_or_default();
         let secret = match registration.secret(&secret_name).await {
             Ok(Some(secret)) => secret,
@@ -609,8 +608,9 @@ impl VmRegistrationResource {
     }
 
     /// Says at plan when the VM would ask istiod for its certificate by a name istiod's
-    /// certificate lacks (create and update say it again, for what the plan did not know);
-    /// skipped while the attributes that choose the address are unknown.
+    /// certificate lacks; skipped while the attributes that choose the address are unknown.
+    /// This covers apply too: Terraform plans each resource again during apply, with the
+    /// values known by then (a group created in the same run).
     async fn check_istiod_certificate_name(&self, planned: &Value, diags: &mut Diagnostics) {
         let reach = [
             "workload_group",
@@ -633,22 +633,16 @@ impl VmRegistrationResource {
         let Some(configured) = self.handle.configured(&mut Diagnostics::new()).await else {
             return;
         };
-        warn_istiod_certificate(&Registration::new(&configured, &model), &model, diags).await;
-    }
-}
-
-/// The warning of [`Registration::istiod_certificate_warning`], on its attribute.
-async fn warn_istiod_certificate(
-    registration: &Registration<'_>,
-    model: &VmRegistrationModel,
-    diags: &mut Diagnostics,
-) {
-    if let Some((attribute, message)) = registration.istiod_certificate_warning(model).await {
-        diags.warning(
-            "The VM would never get its certificate",
-            message,
-            AttributePath::new(attribute),
-        );
+        if let Some((attribute, message)) = Registration::new(&configured, &model)
+            .istiod_certificate_warning(&model)
+            .await
+        {
+            diags.warning(
+                "The VM would never get its certificate",
+                message,
+                AttributePath::new(attribute),
+            );
+        }
     }
 }
 
