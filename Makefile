@@ -148,7 +148,7 @@ ACC_PROFILES ?= default revision
 MATRIX_PROFILES ?= default revision multi-network multi-network-hostname named-cluster
 ACC_CLI_SKIP ?= ^(TestAccOracle_|TestAccFaults_|TestAccExamples|TestAccBadInput|TestAccProviderSettings_|TestAccLeastPrivilege_|TestAcc[A-Za-z]+_validation)
 MATRIX_CLI_SKIP := ^(TestAccOracle_|TestAccFaults_|TestAccExamples)
-ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService|TestAccOracle_(istioctlBundles|liveVMs)|TestAccExamples)
+ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService|TestAccOracle_(istioctlBundles|liveVMs|manualEntryMatchesAutoRegistered)|TestAccExamples)
 ACC_ENV = set -a; . $(TOOLS_ENV); set +a; export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1
 # acc_run CLI PROFILE PACKAGES [-run REGEX]: one go test run; a failure is
 # recorded in $$failed and the loop goes on.
