@@ -178,9 +178,16 @@ func TestControlPlaneIstioInstallation(t *testing.T) {
 	}
 	// What the harness did not apply is only what needs a kubelet.
 	for _, skipped := range cp.Skipped {
-		if !strings.HasPrefix(skipped, "Deployment ") && !strings.HasPrefix(skipped, "HorizontalPodAutoscaler ") && !strings.HasPrefix(skipped, "PodDisruptionBudget ") {
+		if !strings.HasPrefix(skipped, "HorizontalPodAutoscaler ") && !strings.HasPrefix(skipped, "PodDisruptionBudget ") {
 			t.Errorf("skipped %s", skipped)
 		}
+	}
+	// istiod's Deployment is there as in a cluster (the provider reads its env), without Pods.
+	deployment, err := c.AppsV1().Deployments("istio-system").Get(ctx, strings.TrimSuffix(istiodHost(newestRevision()), ".istio-system.svc"), metav1.GetOptions{})
+	if err != nil {
+		t.Errorf("istiod Deployment: %v", err)
+	} else if deployment.Spec.Replicas == nil || *deployment.Spec.Replicas != 0 {
+		t.Errorf("istiod Deployment replicas = %v, want 0 (no kubelet runs its Pods)", deployment.Spec.Replicas)
 	}
 }
 

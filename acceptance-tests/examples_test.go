@@ -36,8 +36,8 @@ var appliedExamples = []appliedExample{
 	{dir: "quickstart", profiles: []string{"default"}, apply: applyQuickstart},
 	{dir: "fleet", profiles: []string{"default"}, apply: applyFleet},
 	// Not on multi-network-hostname: a VM reaching istiod through the load balancer's DNS name
-	// gets no certificate until istiod's certificate carries that name (liveKnownDefects,
-	// issue10CAAddr in oracle_known_defects_test.go).
+	// gets no certificate unless istiod's certificate carries that name (the provider warns;
+	// judgeCertificateWarning in oracle_live_test.go).
 	{dir: "multi-network", profiles: []string{"multi-network"}, apply: applyMultiNetwork},
 	{dir: "revision", profiles: []string{"named-cluster"}, apply: applyRevision},
 }

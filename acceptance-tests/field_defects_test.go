@@ -25,10 +25,6 @@ func TestAccFieldDefects_clusterID(t *testing.T) {
 	// global.multiCluster.clusterName as installed: what istioctl writes into
 	// ISTIO_META_CLUSTER_ID ("" on a default install).
 	clusterName := cp.Get("CLUSTER_NAME")
-	wantSource := "injector_values"
-	if clusterName == "" {
-		wantSource = "default"
-	}
 	accTest(t, resource.TestCase{
 		Steps: []resource.TestStep{{
 			Config: registrationConfig(ns, "") + `
@@ -38,8 +34,8 @@ data "istio_mesh" "this" {}
 				resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "cluster_env", containsAll(
 					"ISTIO_META_CLUSTER_ID='"+clusterName+"'")),
 				resource.TestCheckResourceAttr("data.istio_mesh.this", "cluster_id", cp.Get("CLUSTER_ID")),
-				// istiod runs out of cluster here: no Deployment to read.
-				resource.TestCheckResourceAttr("data.istio_mesh.this", "cluster_id_source", wantSource),
+				// istiod's Deployment is applied (without Pods), as in a cluster.
+				resource.TestCheckResourceAttr("data.istio_mesh.this", "cluster_id_source", "istiod_deployment"),
 			),
 		}},
 	})

@@ -119,7 +119,7 @@ resource "istio_workload_group" "product" {
 			t.Errorf("terraform destroy: %v", err)
 		}
 	})
-	failures := applyCases(t, dir)
+	failures, _ := applyCases(t, dir)
 	states := stateAttributes(t, dir)
 
 	results := make(map[string]error, len(variants))
@@ -136,15 +136,20 @@ resource "istio_workload_group" "product" {
 }
 
 // applyCases applies the configuration in dir whose case_<i>.tf files are the variants and
-// returns the errors per variant. A variant whose error stops the whole run (a validation or
-// plan error) is removed and the rest applied again, so every other variant still applies.
-func applyCases(t *testing.T, dir string) map[int]string {
+// returns the errors and the warnings per variant. A variant whose error stops the whole run (a
+// validation or plan error) is removed and the rest applied again, so every other variant still
+// applies.
+func applyCases(t *testing.T, dir string) (failures, warnings map[int]string) {
 	t.Helper()
-	failures := map[int]string{}
+	failures, warnings = map[int]string{}, map[int]string{}
 	for round := 0; round < 4; round++ {
 		applyJSON, _ := terraformOutput(t, dir, "apply", "-auto-approve", "-json", "-input=false", "-no-color")
 		failed := map[int]bool{}
 		for _, d := range planDiagnostics(t, applyJSON) {
+			if d.Severity == tfjson.DiagnosticSeverityWarning && d.Range != nil && caseFile.MatchString(d.Range.Filename) {
+				i := atoi(caseFile.FindStringSubmatch(d.Range.Filename)[1])
+				warnings[i] += strings.Join(strings.Fields(d.Summary+": "+d.Detail), " ") + "\n"
+			}
 			if d.Severity != tfjson.DiagnosticSeverityError {
 				continue
 			}
@@ -156,7 +161,7 @@ func applyCases(t *testing.T, dir string) map[int]string {
 			failed[i] = true
 		}
 		if len(failed) == 0 {
-			return failures
+			return failures, warnings
 		}
 		for i := range failed {
 			if err := os.Remove(filepath.Join(dir, fmt.Sprintf("case_%d.tf", i))); err != nil {
@@ -165,7 +170,7 @@ func applyCases(t *testing.T, dir string) map[int]string {
 		}
 	}
 	t.Fatalf("terraform apply still fails after removing the failing variants: %v", failures)
-	return nil
+	return nil, nil
 }
 
 func terraformHeader() string {

@@ -4,8 +4,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"terraform-provider-istio/acceptance-tests/controlplane"
 )
 
 // The oracles' two lists: where the provider is deliberately stricter than Istio (with the
@@ -38,46 +36,18 @@ const (
 )
 
 // oracleKnownDefects maps a case ID of the validation oracle to the issue-10 item whose fix
-// makes it agree with istiod.
+// makes it agree with istiod (none left).
 var oracleKnownDefects = map[string]string{}
-
-func init() {
-	defect := func(item string, ids ...string) {
-		for _, id := range ids {
-			oracleKnownDefects[id] = item
-		}
-	}
-	defect("issue 10 item 5 (remaining cases the oracle settles): the plan does not check the template labels an entry inherits from a group created outside Terraform",
-		"registration/manual/group/reg-bad-template-label", "registration/auto/group/reg-bad-template-label")
-}
 
 // bundleKnownDefects maps a bundle variant (oracle_bundles_test.go), or "<profile>/<variant>",
 // to the issue-10 item that makes it differ from istioctl today.
 var bundleKnownDefects = map[string]string{}
 
 // liveKnownDefects maps a live VM variant (oracle_live_test.go), or "<profile>/<variant>", to
-// the issue-10 item that keeps its VM from booting today.
+// the issue-10 item that keeps its VM from booting today (none left). Where istiod's certificate
+// lacks the name a variant's VM dials (profiles without ISTIOD_CUSTOM_HOST), the provider warns,
+// and the VM that then gets no certificate proves the warning (judgeCertificateWarning).
 var liveKnownDefects = map[string]string{}
-
-func init() {
-	// Only multi-network-hostname sets ISTIOD_CUSTOM_HOST (to its gateway's name), as a user
-	// of a hostname gateway must; elsewhere istiod's certificate lacks the DNS name.
-	for _, profile := range controlplane.ProfileNames() {
-		if profile != "multi-network-hostname" {
-			liveKnownDefects[profile+"/istiod-address"] = issue10CAAddr
-			liveKnownDefects[profile+"/gateway-hostname"] = issue10CAAddr
-		}
-	}
-}
-
-// issue10CAAddr: before the fix cluster.env had no CA_ADDR, so istio-start.sh exported
-// istiod.istio-system.svc:15012, which such a VM cannot resolve (no certificate). Since the fix
-// CA_ADDR is the DNS name, and the agent verifies istiod's certificate against it
-// (pilot/cmd/pilot-agent/options/security.go applies ISTIOD_SAN only when CA_ADDR is empty,
-// and istio-start.sh never leaves it empty): istiod must carry the name (ISTIOD_CUSTOM_HOST,
-// as the istiod_address docs say), which only the multi-network-hostname profile sets.
-const issue10CAAddr = "issue 10 item 2: no certificate through a DNS name: x509 \"certificate is valid for istiod.istio-system.svc, not <the name>\"; " +
-	"istiod's certificate must carry the name (ISTIOD_CUSTOM_HOST), which only profile multi-network-hostname sets"
 
 // checkKnownDefectNames fails for an entry of list that names no variant, so a renamed or
 // removed variant cannot leave a stale entry behind.

@@ -36,9 +36,16 @@ var (
 // skippedKinds are rendered but not applied: each only acts through Pods, and
 // no kubelet runs here. README.md "Local control plane" lists the same.
 var skippedKinds = map[string]string{
-	"Deployment":              "its Pods need a kubelet: istiod runs as a local process with the Deployment's args and env (istiod.go), the east-west gateway's Envoy is the gateway process (gateway.go), the ingress gateway does not run",
-	"HorizontalPodAutoscaler": "it scales a Deployment that is not applied",
+	"HorizontalPodAutoscaler": "it would scale up a Deployment whose Pods cannot run here",
 	"PodDisruptionBudget":     "it protects Pods that do not exist",
+}
+
+// withoutPods are applied as rendered but with `spec.replicas: 0`: the object is
+// what a real cluster shows (the provider reads istiod's env from its
+// Deployment), and its Pods would need a kubelet. README.md "Local control
+// plane" lists the same.
+var withoutPods = map[string]string{
+	"Deployment": "its Pods need a kubelet: istiod runs as a local process with the Deployment's args and env (istiod.go), the east-west gateway's Envoy is the gateway process (gateway.go), the ingress gateway does not run",
 }
 
 // fieldManager is the one `istioctl install` applies with
@@ -220,6 +227,12 @@ func (cp *ControlPlane) applyRendered(ctx context.Context, steps []rendered, api
 				crds = append(crds, obj)
 			case skippedKinds[kind] != "":
 				cp.Skipped = append(cp.Skipped, fmt.Sprintf("%s %s/%s (%s)", kind, obj.GetNamespace(), obj.GetName(), step.step))
+			case withoutPods[kind] != "":
+				obj = obj.DeepCopy()
+				if err := unstructured.SetNestedField(obj.Object, int64(0), "spec", "replicas"); err != nil {
+					return err
+				}
+				rest = append(rest, obj)
 			default:
 				rest = append(rest, obj)
 			}
@@ -353,7 +366,7 @@ func (cp *ControlPlane) exposeIstiod() (rendered, error) {
 // does (namespace, CRDs, everything else, then the `default` revision tag),
 // and gives the east-west gateway's Service its load balancer address.
 func (cp *ControlPlane) install(ctx context.Context, steps []rendered, apiserver *process) error {
-	cp.progress("applying the rendered install (skipping %s)", strings.Join(sortedNames(skippedKinds), ", "))
+	cp.progress("applying the rendered install (skipping %s; %s without Pods)", strings.Join(sortedNames(skippedKinds), ", "), strings.Join(sortedNames(withoutPods), ", "))
 	if err := cp.createIstioNamespace(ctx); err != nil {
 		return err
 	}

@@ -149,6 +149,75 @@ pub fn autoregistration_checklist(istio_namespace: &str, group: &str, namespace:
     )
 }
 
+/// istiod's env var of extra names for its serving certificate, comma-separated
+/// (`features.IstiodServiceCustomHost` in `pilot/pkg/features/pilot.go`); the install sets it
+/// through `values.pilot.env.ISTIOD_CUSTOM_HOST`.
+pub const ISTIOD_CUSTOM_HOST_ENV: &str = "ISTIOD_CUSTOM_HOST";
+/// istiod's switch for its CA (`features.EnableCAServer`, default true).
+const ENABLE_CA_SERVER_ENV: &str = "ENABLE_CA_SERVER";
+/// Service names istiod always puts on its serving certificate, as `<name>.<namespace>.svc`
+/// (`getDNSNames` in `pilot/pkg/bootstrap/server.go`).
+const ISTIOD_KNOWN_HOSTS: [&str; 3] = ["istiod", "istiod-remote", "istio-pilot"];
+
+/// The names on the serving certificate istiod issues itself (`getDNSNames` in
+/// `pilot/pkg/bootstrap/server.go`, used for both its own CA and a Kubernetes signer,
+/// `pilot/pkg/bootstrap/certcontroller.go`): every name of `ISTIOD_CUSTOM_HOST`, and
+/// `istiod`, `istiod-remote`, `istio-pilot` and, for a revision, `istiod-<revision>`, each as
+/// `<name>.<namespace>.svc`. `None` where the env does not tell: a value that is not literal,
+/// or `ENABLE_CA_SERVER=false`, where istiod issues no certificate and serves one of the
+/// user's (e.g. cert-manager's istio-csr).
+pub fn istiod_certificate_names(
+    env: &[(String, Option<String>)],
+    istio_namespace: &str,
+    revision: &str,
+) -> Option<Vec<String>> {
+    let value = |name: &str| -> Option<Option<&str>> {
+        match env.iter().find(|(n, _)| n == name) {
+            None => Some(None),
+            Some((_, Some(v))) => Some(Some(v.as_str())),
+            Some((_, None)) => None,
+        }
+    };
+    let ca_server = value(ENABLE_CA_SERVER_ENV)?;
+    if ca_server.and_then(super::health::go_parse_bool) == Some(false) {
+        return None;
+    }
+    let mut names: Vec<String> = value(ISTIOD_CUSTOM_HOST_ENV)?
+        .unwrap_or_default()
+        .split(',')
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut hosts = ISTIOD_KNOWN_HOSTS.map(str::to_string).to_vec();
+    if is_revisioned(revision) {
+        hosts.push(format!("istiod-{revision}"));
+    }
+    names.extend(
+        hosts
+            .iter()
+            .map(|host| format!("{host}.{istio_namespace}.svc")),
+    );
+    names.sort();
+    names.dedup();
+    Some(names)
+}
+
+/// Why a VM that gets its certificate from istiod at `host` never gets one, or `None` when
+/// istiod's certificate carries `host`. The agent checks istiod's certificate against the
+/// host it dials for its certificate (`CA_ADDR`, always set by `istio-start.sh`;
+/// `pilot/cmd/pilot-agent/options/security.go`, `pilot/pkg/grpc/tls.go`). `names` are the
+/// certificate's names ([`istiod_certificate_names`]).
+pub fn certificate_name_problem(host: &str, names: &[String]) -> Option<String> {
+    let host = host.trim_end_matches('.');
+    if names.iter().any(|name| name.eq_ignore_ascii_case(host)) {
+        return None;
+    }
+    Some(format!(
+        "istiod's serving certificate carries {}, not {host}. The VM's agent dials {host} for its workload certificate and checks istiod's certificate against that name, so it would never get one. Add the name to istiod's certificate: install istiod with `values.pilot.env.{ISTIOD_CUSTOM_HOST_ENV}` set to {host} (several names are comma-separated), then restart istiod",
+        names.join(", ")
+    ))
+}
+
 /// `--ingressService` as istioctl reads it (`createHosts` in `istioctl/pkg/workload/workload.go`):
 /// `<service>` in the Istio namespace, or `<service>.<namespace>`.
 pub fn ingress_service_location(value: &str, istio_namespace: &str) -> (String, String) {
@@ -163,6 +232,79 @@ pub fn ingress_service_location(value: &str, istio_namespace: &str) -> (String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env(pairs: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect()
+    }
+
+    /// `getDNSNames` in `pilot/pkg/bootstrap/server.go`.
+    #[test]
+    fn istiod_certificate_names_follow_istiod() {
+        let names = istiod_certificate_names(&env(&[]), "istio-system", "default").unwrap();
+        assert_eq!(
+            names,
+            [
+                "istio-pilot.istio-system.svc",
+                "istiod-remote.istio-system.svc",
+                "istiod.istio-system.svc"
+            ]
+        );
+        let names = istiod_certificate_names(
+            &env(&[(ISTIOD_CUSTOM_HOST_ENV, Some("gw.example.com,10.0.0.9"))]),
+            "mesh",
+            "canary",
+        )
+        .unwrap();
+        for name in [
+            "gw.example.com",
+            "10.0.0.9",
+            "istiod-canary.mesh.svc",
+            "istiod.mesh.svc",
+        ] {
+            assert!(names.contains(&name.to_string()), "{name} in {names:?}");
+        }
+        assert_eq!(
+            istiod_certificate_names(&env(&[(ISTIOD_CUSTOM_HOST_ENV, None)]), "istio-system", ""),
+            None,
+            "not literal: unknown"
+        );
+        assert_eq!(
+            istiod_certificate_names(
+                &env(&[("ENABLE_CA_SERVER", Some("false"))]),
+                "istio-system",
+                ""
+            ),
+            None,
+            "istiod serves the user's certificate"
+        );
+    }
+
+    #[test]
+    fn a_host_missing_from_istiods_certificate_says_to_set_the_custom_host() {
+        let names = istiod_certificate_names(&env(&[]), "istio-system", "").unwrap();
+        assert_eq!(
+            certificate_name_problem("istiod.istio-system.svc", &names),
+            None
+        );
+        let problem = certificate_name_problem("gw.vm.example", &names).unwrap();
+        for needle in [
+            "not gw.vm.example",
+            "values.pilot.env.ISTIOD_CUSTOM_HOST",
+            "istiod.istio-system.svc",
+        ] {
+            assert!(problem.contains(needle), "{needle} in {problem}");
+        }
+        let names = istiod_certificate_names(
+            &env(&[(ISTIOD_CUSTOM_HOST_ENV, Some("GW.vm.example"))]),
+            "istio-system",
+            "",
+        )
+        .unwrap();
+        assert_eq!(certificate_name_problem("gw.vm.example.", &names), None);
+    }
 
     #[test]
     fn istiod_cluster_id_prefers_the_deployment_then_the_injector_then_kubernetes() {

@@ -23,7 +23,8 @@ use crate::cluster::error::ignore_not_found;
 use crate::cluster::mesh;
 use crate::cluster::wait::{Deadline, SharedWatch, delete_and_wait};
 use crate::istio::control_plane::{
-    AUTOREGISTRATION_ENV, autoregistration_enabled, ingress_service_location, vm_cluster_id,
+    AUTOREGISTRATION_ENV, autoregistration_enabled, certificate_name_problem,
+    ingress_service_location, istiod_certificate_names, vm_cluster_id,
 };
 use crate::istio::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, to_dynamic};
 use crate::istio::liveness::{IstiodLiveness, istiod_liveness};
@@ -666,6 +667,40 @@ impl<'a> Registration<'a> {
                 value.unwrap_or_default()
             ),
         ))
+    }
+
+    /// Why the VM would never get its certificate, when it dials istiod's CA by a name that
+    /// istiod's serving certificate lacks (`istiod_address`, or a gateway that only has a
+    /// hostname): the attribute to blame and the message. Judged from the env of istiod's
+    /// Deployment; `None` when that cannot be read (istiod not run as a Deployment here, RBAC)
+    /// or the VM reaches istiod by its own name. A warning, not an error: istiod may serve a
+    /// certificate of the user's that carries the name, which the Deployment does not show.
+    pub async fn istiod_certificate_warning(
+        &self,
+        model: &VmRegistrationModel,
+    ) -> Option<(&'static str, String)> {
+        let IstiodReach::DiscoveryAddress { host, .. } = self.istiod_reach(model).await.ok()?
+        else {
+            return None;
+        };
+        let revision = self.revision().await;
+        let istio_namespace = &self.configured.istio_namespace;
+        let env = mesh::istiod_env(&self.configured.client, istio_namespace, &revision).await?;
+        let names = istiod_certificate_names(&env, istio_namespace, &revision)?;
+        let problem = certificate_name_problem(&host, &names)?;
+        Some(if model.istiod_address.is_some() {
+            (
+                "istiod_address",
+                format!("`istiod_address` names {host}. {problem}."),
+            )
+        } else {
+            (
+                "ingress_service",
+                format!(
+                    "The gateway Service of `ingress_service` reports only the hostname {host}, by which the VM reaches istiod. {problem}."
+                ),
+            )
+        })
     }
 
     /// The VM's entry: found by the registration label (auto-registered entries carry it from

@@ -28,7 +28,9 @@ use crate::istio::entry_health;
 use crate::istio::health::health_is_reported;
 use crate::istio::{Bundle, DEFAULT_TOKEN_SECONDS, RegistrationMode, render_bundle};
 use crate::provider_data::ProviderHandle;
-use crate::tfplug::{Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode};
+use crate::tfplug::{
+    AttributePath, Ctx, Diagnostics, Plan, Resource, Schema, UnknownAs, Value, decode, encode,
+};
 use crate::validation;
 pub(crate) use bootstrap::{check_settings, group_of_registration, mint_bootstrap};
 use cluster::{Group, Registration, registration_id};
@@ -200,8 +202,9 @@ pub struct BundleSettingsModel {
     /// name). The discovery connection checks istiod's own name (`ISTIOD_SAN`); the CA
     /// connection goes to the same address (`CA_ADDR`, which `istio-start.sh` always sets) and
     /// checks istiod's certificate against this host, so istiod must carry it in
-    /// `ISTIOD_CUSTOM_HOST`. Port 15010 (plaintext) is refused. The same holds for a gateway
-    /// whose load balancer reports only a hostname.
+    /// `ISTIOD_CUSTOM_HOST` (`values.pilot.env.ISTIOD_CUSTOM_HOST` of the install); plan and
+    /// apply warn when istiod's Deployment shows it does not. Port 15010 (plaintext) is
+    /// refused. The same holds for a gateway whose load balancer reports only a hostname.
     pub istiod_address: Option<String>,
 }
 
@@ -268,7 +271,7 @@ impl Resource for VmRegistrationResource {
         if plan.planned.is_null() {
             return;
         }
-        self.check_wait_has_probe(&plan.planned, diags).await;
+        self.check_group(&plan.planned, diags).await;
         plan::warn_auto_entry_changes(plan, diags);
     }
 
@@ -277,7 +280,7 @@ impl Resource for VmRegistrationResource {
         let configured = self.handle.configured(diags).await?;
         let registration = Registration::new(&configured, &model);
         let group = registration.group().await.or_report(FAILED, diags)?;
-        if let Some(error) = wait_problem(&model, &group.group) {
+        if let Some(error) = group_problem(&model, &group.group) {
             error.report(FAILED, diags);
             return None;
         }
@@ -394,7 +397,7 @@ impl Resource for VmRegistrationResource {
         let Some(group) = registration.group().await.or_report(FAILED, diags) else {
             return Some(prior_state);
         };
-        if let Some(error) = wait_problem(&model, &group.group) {
+        if let Some(error) = group_problem(&model, &group.group) {
             error.report(FAILED, diags);
             return Some(prior_state);
         }
@@ -626,32 +629,81 @@ fn wait_problem(model: &VmRegistrationModel, group: &WorkloadGroup) -> Option<Re
     Some(ResourceError::missing(Some("wait_for_healthy"), problem))
 }
 
+/// What in the group keeps this registration from working, checked before anything is written:
+/// metadata no WorkloadEntry can carry, or a wait that can only time out.
+fn group_problem(model: &VmRegistrationModel, group: &WorkloadGroup) -> Option<ResourceError> {
+    validate::inherited_metadata_problem(group)
+        .map(|problem| ResourceError::missing(Some("workload_group"), problem))
+        .or_else(|| wait_problem(model, group))
+}
+
 impl VmRegistrationResource {
-    /// `wait_for_healthy` on a group without a probe could only time out: say so at plan when
-    /// the group already exists (create and update check again before writing anything).
-    async fn check_wait_has_probe(&self, planned: &Value, diags: &mut Diagnostics) {
-        if planned
-            .get_attr("wait_for_healthy")
-            .and_then(Value::as_bool)
-            != Some(true)
-        {
-            return;
-        }
+    /// Says at plan what in an existing group keeps the registration from working (create and
+    /// update check again before writing anything): metadata that no WorkloadEntry can carry
+    /// (on `workload_group`), and `wait_for_healthy` on a group without a probe, which could
+    /// only time out. A group that does not exist yet (or cannot be read) is checked at apply.
+    async fn check_group(&self, planned: &Value, diags: &mut Diagnostics) {
         let Some(Value::String(reference)) = planned.get_attr("workload_group") else {
             return;
         };
         let model = VmRegistrationModel {
             workload_group: reference.clone(),
-            wait_for_healthy: Some(true),
+            wait_for_healthy: planned
+                .get_attr("wait_for_healthy")
+                .and_then(Value::as_bool),
             ..Default::default()
         };
         let Some(configured) = self.handle.configured(&mut Diagnostics::new()).await else {
             return;
         };
-        if let Ok(group) = Registration::new(&configured, &model).group().await
-            && let Some(error) = wait_problem(&model, &group.group)
-        {
+        let Ok(group) = Registration::new(&configured, &model).group().await else {
+            return;
+        };
+        if let Some(problem) = validate::inherited_metadata_problem(&group.group) {
+            ResourceError::missing(Some("workload_group"), problem)
+                .report("The group's WorkloadEntries cannot be created", diags);
+        }
+        if let Some(error) = wait_problem(&model, &group.group) {
             error.report("wait_for_healthy cannot succeed", diags);
+        }
+        self.check_istiod_certificate_name(planned, diags).await;
+    }
+
+    /// Says at plan when the VM would ask istiod for its certificate by a name istiod's
+    /// certificate lacks; skipped while the attributes that choose the address are unknown.
+    /// This covers apply too: Terraform plans each resource again during apply, with the
+    /// values known by then (a group created in the same run).
+    async fn check_istiod_certificate_name(&self, planned: &Value, diags: &mut Diagnostics) {
+        let reach = [
+            "workload_group",
+            "revision",
+            "istiod_address",
+            "ingress_ip",
+            "ingress_service",
+        ];
+        if reach
+            .iter()
+            .any(|name| planned.get_attr(name).is_some_and(|v| !v.is_known()))
+        {
+            return;
+        }
+        let Some(model) =
+            decode::<VmRegistrationModel>(planned, UnknownAs::Null, &mut Diagnostics::new())
+        else {
+            return;
+        };
+        let Some(configured) = self.handle.configured(&mut Diagnostics::new()).await else {
+            return;
+        };
+        if let Some((attribute, message)) = Registration::new(&configured, &model)
+            .istiod_certificate_warning(&model)
+            .await
+        {
+            diags.warning(
+                "The VM would never get its certificate",
+                message,
+                AttributePath::new(attribute),
+            );
         }
     }
 }

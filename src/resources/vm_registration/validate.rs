@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use super::{MINIMUM_TOKEN_SECONDS, REGISTRATION_LABEL, VmRegistrationModel, token_lifetime};
 use crate::istio::bundle::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL};
 use crate::istio::control_plane::{ingress_service_location, is_plaintext_discovery};
+use crate::istio::crd::WorkloadGroup;
 use crate::istio::rules;
 use crate::istio::{DEFAULT_ISTIO_NAMESPACE, ISTIOD_TLS_PORT};
 use crate::resources::common::{validate_config, validate_labels, validate_revision};
@@ -178,6 +179,45 @@ fn validate_entry_label_count(model: &VmRegistrationModel, diags: &mut Diagnosti
     }
 }
 
+/// What the VM's WorkloadEntry inherits from its group and the API server validates there as
+/// Kubernetes metadata: `template.labels` and `metadata.labels` become the entry's labels,
+/// `metadata.annotations` its annotations (`workloadEntryFromGroup` in
+/// `pilot/pkg/autoregistration/controller.go`, which the manual entry follows). A group created
+/// outside Terraform can hold values its own CRD accepts but no entry can carry: neither istiod
+/// nor the provider could then create the VM's entry. `None` when every value fits.
+pub(super) fn inherited_metadata_problem(group: &WorkloadGroup) -> Option<String> {
+    let metadata = group.spec.metadata.clone().unwrap_or_default();
+    let labels = [
+        ("spec.template.labels", &group.spec.template.labels),
+        ("spec.metadata.labels", &metadata.labels),
+    ];
+    let mut problems = Vec::new();
+    for (field, labels) in labels {
+        for (key, value) in labels {
+            if let Err(problem) = validation::qualified_name(key) {
+                problems.push(format!("{field} key {key:?}: {problem}"));
+            }
+            if let Err(problem) = validation::label_value(value) {
+                problems.push(format!("{field}[{key:?}] value {value:?}: {problem}"));
+            }
+        }
+    }
+    for key in metadata.annotations.keys() {
+        if let Err(problem) = validation::qualified_name(key) {
+            problems.push(format!("spec.metadata.annotations key {key:?}: {problem}"));
+        }
+    }
+    if problems.is_empty() {
+        return None;
+    }
+    let name = group.metadata.name.as_deref().unwrap_or_default();
+    let namespace = group.metadata.namespace.as_deref().unwrap_or_default();
+    Some(format!(
+        "WorkloadGroup {namespace}/{name} gives every WorkloadEntry of the group labels or annotations that Kubernetes rejects, so no entry can be created for this VM (by the provider in manual mode, by istiod in auto mode): {}. Fix them in the group (istio_workload_group rejects them at plan).",
+        problems.join("; ")
+    ))
+}
+
 fn validate_group_reference(reference: &str, diags: &mut Diagnostics) {
     match reference.split_once('/') {
         Some((namespace, name)) if validation::dns1123_label(namespace).is_ok() && validation::dns1123_subdomain(name).is_ok() => {}
@@ -246,6 +286,66 @@ mod tests {
         let mut diags = Diagnostics::new();
         check(&model, &value, &mut diags);
         diags.errors().map(|d| d.path.clone()).collect()
+    }
+
+    /// Issue 9 (validation oracle, `reg-bad-template-label`): what a group created outside
+    /// Terraform hands every entry must be valid entry metadata.
+    #[test]
+    fn group_metadata_no_entry_can_carry_is_named() {
+        use crate::istio::crd::{WorkloadEntrySpec, WorkloadGroupObjectMeta, WorkloadGroupSpec};
+        use std::collections::BTreeMap;
+        let group = |template: &[(&str, &str)], meta: &[(&str, &str)], annotations: &[&str]| {
+            let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            };
+            let mut g = WorkloadGroup::new(
+                "g",
+                WorkloadGroupSpec {
+                    metadata: Some(WorkloadGroupObjectMeta {
+                        labels: map(meta),
+                        annotations: annotations
+                            .iter()
+                            .map(|k| (k.to_string(), "v".to_string()))
+                            .collect(),
+                    }),
+                    template: WorkloadEntrySpec {
+                        labels: map(template),
+                        ..Default::default()
+                    },
+                    probe: None,
+                },
+            );
+            g.metadata.namespace = Some("shop".into());
+            g
+        };
+        assert_eq!(
+            inherited_metadata_problem(&group(
+                &[("app", "a")],
+                &[("example.com/x", "y")],
+                &["team"]
+            )),
+            None
+        );
+        let problem = inherited_metadata_problem(&group(&[("bad key", "x")], &[], &[])).unwrap();
+        assert!(problem.contains("WorkloadGroup shop/g"), "{problem}");
+        assert!(
+            problem.contains("spec.template.labels key \"bad key\""),
+            "{problem}"
+        );
+        let problem =
+            inherited_metadata_problem(&group(&[], &[("app", &"v".repeat(64))], &[])).unwrap();
+        assert!(
+            problem.contains("spec.metadata.labels[\"app\"] value"),
+            "{problem}"
+        );
+        let problem = inherited_metadata_problem(&group(&[], &[], &["a b"])).unwrap();
+        assert!(
+            problem.contains("spec.metadata.annotations key \"a b\""),
+            "{problem}"
+        );
     }
 
     #[test]
