@@ -5,14 +5,16 @@
 //! change made meanwhile; a missing ConfigMap or Service is asked for again (istiod may publish
 //! it any moment), and the provider's own writes replace what they change.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Secret, Service};
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject, ListParams, ObjectList};
+use kube::core::Request;
 use kube::{Client, Resource};
+use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::KubeError;
@@ -92,7 +94,7 @@ pub struct ClusterCache {
     /// `None` is kept too: at plan, a group created later in the run is absent for every
     /// registration; at apply, creating it replaces the `None`.
     groups: TtlCache<Option<DynamicObject>>,
-    secrets: TtlCache<Arc<Vec<Secret>>>,
+    secret_names: TtlCache<Arc<HashSet<String>>>,
     entry_watches: Mutex<HashMap<String, Arc<SharedWatch<WorkloadEntry>>>>,
 }
 
@@ -105,7 +107,7 @@ impl ClusterCache {
             revisions: TtlCache::new(FACTS_TTL),
             services: TtlCache::new(FACTS_TTL),
             groups: TtlCache::new(FACTS_TTL),
-            secrets: TtlCache::new(FACTS_TTL),
+            secret_names: TtlCache::new(FACTS_TTL),
             entry_watches: Mutex::new(HashMap::new()),
         }
     }
@@ -180,25 +182,19 @@ impl ClusterCache {
             .await
     }
 
-    /// The Secrets with `label_selector` in `namespace`: one LIST shared by the refresh of every
-    /// registration there. A Secret created after the list is not in it: callers confirm an
-    /// absence with a GET.
-    pub async fn secrets(
+    /// The names of the Secrets with `label_selector` in `namespace`: one LIST shared by the
+    /// refresh of every registration there. A Secret created after the list is not in it:
+    /// callers confirm an absence with a GET.
+    pub async fn secret_names(
         &self,
         namespace: &str,
         label_selector: &str,
-    ) -> Result<Arc<Vec<Secret>>, KubeError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+    ) -> Result<Arc<HashSet<String>>, KubeError> {
         let listed = self
-            .secrets
+            .secret_names
             .get_or_fetch(&format!("{namespace}/{label_selector}"), || async {
-                let params = ListParams::default().labels(label_selector);
-                let mut items = api.list(&params).await?.items;
-                // Only names are looked up: a thousand Secrets' managedFields would be dead weight.
-                items
-                    .iter_mut()
-                    .for_each(|s| s.metadata.managed_fields = None);
-                Ok::<_, KubeError>(Some(Arc::new(items)))
+                let names = list_names::<Secret>(&self.client, namespace, label_selector).await?;
+                Ok::<_, KubeError>(Some(Arc::new(names)))
             })
             .await?;
         Ok(listed.unwrap_or_default())
@@ -257,6 +253,48 @@ impl ClusterCache {
     }
 }
 
+/// Objects of a list read for their names only: everything else in the response (a thousand
+/// Secrets' managedFields above all) is skipped while parsing instead of being built and
+/// dropped, which keeps a refresh of a large fleet small.
+#[derive(Clone, Debug, Deserialize)]
+struct NameOnly {
+    metadata: NameOnlyMeta,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct NameOnlyMeta {
+    name: Option<String>,
+}
+
+/// Objects read per page of a list: bounds the response held at once.
+const LIST_PAGE: u32 = 250;
+
+/// The names of the `K`s with `label_selector` in `namespace`, listed page by page.
+async fn list_names<K>(
+    client: &Client,
+    namespace: &str,
+    label_selector: &str,
+) -> Result<HashSet<String>, KubeError>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let request = Request::new(K::url_path(&(), Some(namespace)));
+    let mut names = HashSet::new();
+    let mut params = ListParams::default()
+        .labels(label_selector)
+        .limit(LIST_PAGE);
+    loop {
+        let page: ObjectList<NameOnly> = client
+            .request(request.list(&params).map_err(kube::Error::BuildRequest)?)
+            .await?;
+        names.extend(page.items.into_iter().filter_map(|o| o.metadata.name));
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(names),
+        }
+    }
+}
+
 fn group_key(version: IstioApiVersion, namespace: &str, name: &str) -> String {
     format!("{}/{namespace}/{name}", version.api_version())
 }
@@ -266,6 +304,38 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    #[tokio::test]
+    async fn secret_names_are_listed_page_by_page_and_shared() {
+        use crate::cluster::mock::{Reply, mock_client};
+        use serde_json::json;
+        let secret = |name: &str| {
+            json!({"metadata": {"name": name, "managedFields": [{"manager": "x", "fieldsV1": {"f:type": {}}}]}})
+        };
+        let (client, recorded) = mock_client(move |seen| {
+            let (items, next) = match seen.query.contains("continue=more") {
+                false => (vec![secret("a"), secret("b")], "more"),
+                true => (vec![secret("c")], ""),
+            };
+            Reply::Json(
+                200,
+                json!({"kind": "SecretList", "apiVersion": "v1",
+                       "metadata": {"resourceVersion": "1", "continue": next}, "items": items}),
+            )
+        });
+        let cache = ClusterCache::new(client);
+        let first = cache.secret_names("ns", "app=x").await.unwrap();
+        let again = cache.secret_names("ns", "app=x").await.unwrap();
+        let mut names: Vec<_> = first.iter().cloned().collect();
+        names.sort();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert!(Arc::ptr_eq(&first, &again), "the second reader shares the first list");
+        let queries: Vec<_> = recorded.all().into_iter().map(|s| s.query).collect();
+        assert_eq!(queries.len(), 2, "{queries:?}");
+        assert!(queries.iter().all(|q| q.contains("labelSelector=app%3Dx")
+            && q.contains(&format!("limit={LIST_PAGE}"))));
+        assert!(queries[1].contains("continue=more"), "{queries:?}");
+    }
 
     #[tokio::test]
     async fn concurrent_misses_of_one_key_fetch_once() {

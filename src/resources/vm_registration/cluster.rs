@@ -158,12 +158,9 @@ impl<'a> Registration<'a> {
         let listed = self
             .configured
             .cache
-            .secrets(&self.namespace, &selector)
+            .secret_names(&self.namespace, &selector)
             .await?;
-        if listed
-            .iter()
-            .any(|s| s.metadata.name.as_deref() == Some(name))
-        {
+        if listed.contains(name) {
             return Ok(true);
         }
         Ok(self.secret(name).await?.is_some())
