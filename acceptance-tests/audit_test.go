@@ -151,6 +151,10 @@ resource "istio_vm_registration" "vm" {
 	if refresh["get secrets"] != 0 || refresh["list secrets"] != 1 {
 		t.Errorf("refresh: %d GET and %d LIST of secrets, want 0 and 1", refresh["get secrets"], refresh["list secrets"])
 	}
+	// The group is read once, for itself and for every registration made from it.
+	if refresh["get workloadgroups"] != 1 {
+		t.Errorf("refresh: %d GET of workloadgroups, want 1", refresh["get workloadgroups"])
+	}
 	if refresh.total() > n {
 		t.Errorf("refresh: %d requests for %d registrations, want at most %d", refresh.total(), n, n)
 	}
