@@ -121,6 +121,14 @@ impl ClusterCache {
             .copied()
     }
 
+    /// What the connection check found out about the served version (`None`: ask later).
+    pub fn knows_served_version(&self, version: Option<IstioApiVersion>) {
+        if let Some(version) = version {
+            // Set once per process; a second configure found the same.
+            let _ = self.version.set(version);
+        }
+    }
+
     /// [`mesh::mesh_config`], shared.
     pub async fn mesh_config(
         &self,
