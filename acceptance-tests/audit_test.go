@@ -151,6 +151,11 @@ resource "istio_vm_registration" "vm" {
 	if refresh["get secrets"] != 0 || refresh["list secrets"] != 1 {
 		t.Errorf("refresh: %d GET and %d LIST of secrets, want 0 and 1", refresh["get secrets"], refresh["list secrets"])
 	}
+	// Configure's connection check is the discovery the resources need: one request for both.
+	if refresh["get /apis"] != 0 || refresh["get /apis/networking.istio.io/v1"] != 1 {
+		t.Errorf("refresh: %d GET /apis and %d GET /apis/networking.istio.io/v1, want 0 and 1",
+			refresh["get /apis"], refresh["get /apis/networking.istio.io/v1"])
+	}
 	// The group is read once, for itself and for every registration made from it.
 	if refresh["get workloadgroups"] != 1 {
 		t.Errorf("refresh: %d GET of workloadgroups, want 1", refresh["get workloadgroups"])
