@@ -160,8 +160,11 @@ resource "istio_vm_registration" "vm" {
 	if refresh["get workloadgroups"] != 1 {
 		t.Errorf("refresh: %d GET of workloadgroups, want 1", refresh["get workloadgroups"])
 	}
-	if refresh.total() > n {
-		t.Errorf("refresh: %d requests for %d registrations, want at most %d", refresh.total(), n, n)
+	// None of a refresh's requests is per registration: 10 in all (discovery, the group, three
+	// ConfigMaps, the revision tag, the gateway Service, the Secrets, the entries' list and
+	// watch), so 10 registrations already meet 1 per registration.
+	if refresh.total() > 10 {
+		t.Errorf("refresh: %d requests for %d registrations, want at most 10 whatever the number of registrations", refresh.total(), n)
 	}
 }
 
