@@ -317,9 +317,7 @@ mod tests {
     async fn secret_names_are_listed_page_by_page_and_shared() {
         use crate::cluster::mock::{Reply, mock_client};
         use serde_json::json;
-        let secret = |name: &str| {
-            json!({"metadata": {"name": name, "managedFields": [{"manager": "x", "fieldsV1": {"f:type": {}}}]}})
-        };
+        let secret = |name: &str| json!({"metadata": {"name": name, "managedFields": [{"manager": "x", "fieldsV1": {"f:type": {}}}]}});
         let (client, recorded) = mock_client(move |seen| {
             let (items, next) = match seen.query.contains("continue=more") {
                 false => (vec![secret("a"), secret("b")], "more"),
@@ -337,11 +335,16 @@ mod tests {
         let mut names: Vec<_> = first.iter().cloned().collect();
         names.sort();
         assert_eq!(names, ["a", "b", "c"]);
-        assert!(Arc::ptr_eq(&first, &again), "the second reader shares the first list");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second reader shares the first list"
+        );
         let queries: Vec<_> = recorded.all().into_iter().map(|s| s.query).collect();
         assert_eq!(queries.len(), 2, "{queries:?}");
-        assert!(queries.iter().all(|q| q.contains("labelSelector=app%3Dx")
-            && q.contains(&format!("limit={LIST_PAGE}"))));
+        assert!(
+            queries.iter().all(|q| q.contains("labelSelector=app%3Dx")
+                && q.contains(&format!("limit={LIST_PAGE}")))
+        );
         assert!(queries[1].contains("continue=more"), "{queries:?}");
     }
 

@@ -35,7 +35,10 @@ pub async fn serves_preferred_version(
 /// Whether the discovery document of `version` lists WorkloadGroups (a 404: no).
 async fn serves(client: &Client, version: IstioApiVersion) -> Result<bool, kube::Error> {
     let plural = version.api_resource(WorkloadGroup::KIND).plural;
-    match client.list_api_group_resources(&version.api_version()).await {
+    match client
+        .list_api_group_resources(&version.api_version())
+        .await
+    {
         Ok(list) => Ok(list.resources.iter().any(|r| r.name == plural)),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
         Err(other) => Err(other),

@@ -53,7 +53,10 @@ impl<'a> Groups<'a> {
         // Through the process's cache: a refresh reads the group once for itself and for every
         // registration made from it.
         let cache = &self.configured.cache;
-        match cache.workload_group(self.version, &self.namespace, name).await? {
+        match cache
+            .workload_group(self.version, &self.namespace, name)
+            .await?
+        {
             Some(object) => Ok(Some(from_dynamic(object)?)),
             None => Ok(None),
         }
