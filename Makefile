@@ -103,7 +103,7 @@ SUMMARY     := acceptance-tests/tools/summary.py
 test:
 	@$(SUMMARY) reset
 	@for stage in $(TEST_STAGES); do \
-	  $(SUMMARY) run $$stage $(MAKE) --no-print-directory $$stage CLIS="$(CLIS)" ACC_PROFILES="$(ACC_PROFILES)" ACC_CLI_SKIP='$(ACC_CLI_SKIP)' \
+	  $(SUMMARY) run $$stage $(MAKE) --no-print-directory $$stage CLIS="$(CLIS)" ACC_PROFILES="$(ACC_PROFILES)" ACC_EXAMPLE_PROFILES="$(ACC_EXAMPLE_PROFILES)" ACC_CLI_SKIP='$(ACC_CLI_SKIP)' \
 	    || { $(SUMMARY) report; exit 1; }; \
 	done; $(SUMMARY) report
 
@@ -130,10 +130,11 @@ examples-check: setup provider
 	set -a; . $(TOOLS_ENV); set +a; \
 	TERRAFORM=$(TERRAFORM) TERRAFORM_EPHEMERAL=$${TFPI_TERRAFORM_1_13_3:-} TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) acceptance-tests/tools/examples-check.sh
 
-# Acceptance tests against the real control plane. Each run starts its own
-# control plane with one install profile (TFPI_PROFILE, README.md "Local
-# control plane"). Terraform 1.0.3 runs every package on the first profile of
-# ACC_PROFILES and the VM tests (ACC_VM_TESTS) on the others; every other CLI of
+# Acceptance tests against the real control plane, run by acceptance-tests/tools/acceptance.sh
+# (the list of runs is there): ACC_JOBS go test runs at a time, each with its own control
+# plane and install profile (TFPI_PROFILE, README.md "Local control plane"). Terraform 1.0.3
+# runs every package on the first profile of ACC_PROFILES (the fault tests, ACC_FAULT_TESTS,
+# and the long tests of ACC_SPLIT_TESTS in runs of their own) and the VM tests (ACC_VM_TESTS) on the others; every other CLI of
 # $(CLIS) runs the acceptance package on the first profile without the tests of ACC_CLI_SKIP:
 # the oracle, fault and example tests always (they judge the provider, not the CLI: Terraform
 # 1.0.3 runs them), and in make test also the bad-input, provider-setting, least-privilege and
@@ -141,23 +142,23 @@ examples-check: setup provider
 # runs those with every CLI; keeps a warm make test within its budget).
 # TestAccExamples applies each example of examples/ on the profiles it is written for
 # (appliedExamples in acceptance-tests/examples_test.go): make test applies those of
-# ACC_PROFILES, make test-matrix those of every profile; it fails when an example's profile
-# is missing from MATRIX_PROFILES. A CLI missing from
-# tools.env fails; TFPI_EXTRA_CLIS=0 (refused in CI by build.sh) runs Terraform 1.0.3 only.
+# ACC_PROFILES and, in runs of TestAccExamples alone, of ACC_EXAMPLE_PROFILES; make test-matrix
+# those of every profile. It fails when an example's profile is in neither list. A CLI missing
+# from tools.env fails; TFPI_EXTRA_CLIS=0 (refused in CI by build.sh) runs Terraform 1.0.3 only.
+# Never write a dollar sign in these regexps: the sub-make of `make test` would expand it.
 ACC_PROFILES ?= default revision
+ACC_EXAMPLE_PROFILES ?= multi-network named-cluster
 MATRIX_PROFILES ?= default revision multi-network multi-network-hostname named-cluster
+ACC_JOBS ?= 3
 ACC_CLI_SKIP ?= ^(TestAccOracle_|TestAccFaults_|TestAccExamples|TestAccBadInput|TestAccProviderSettings_|TestAccLeastPrivilege_|TestAcc[A-Za-z]+_validation)
 MATRIX_CLI_SKIP := ^(TestAccOracle_|TestAccFaults_|TestAccExamples)
+ACC_FAULT_TESTS := ^TestAccFaults_
+ACC_SPLIT_TESTS := ^(TestAccBadInput|TestAccOracle_|TestAccProviderSettings_|TestAccLeastPrivilege_)
 ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService|TestAccOracle_(istioctlBundles|liveVMs)|TestAccExamples)
 ACC_ENV = set -a; . $(TOOLS_ENV); set +a; export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1
-# acc_run CLI PROFILE PACKAGES [-run REGEX]: one go test run; a failure is
-# recorded in $$failed and the loop goes on.
-acc_run = name="$$($(1) version 2>/dev/null | sed -n 1p || true)"; \
-	echo "==> acceptance tests: $$name, profile $(2), $(3) $(4)"; \
-	(cd acceptance-tests && TF_ACC_TERRAFORM_PATH=$(1) TFPI_PROFILE=$(2) go test $(GO_TEST_FLAGS) $(4) $(3)) || failed="$$failed; $$name on $(2)"
 
 acceptance: setup provider
-	$(ACC_ENV); failed=""; first=""; clis=""; \
+	$(ACC_ENV); clis=""; \
 	for t in $(CLIS); do \
 	  if [[ "$$t" == terraform-1.0.3 ]]; then continue; fi; \
 	  var="TFPI_$$(tr a-z.- A-Z__ <<<"$$t")"; \
@@ -165,18 +166,15 @@ acceptance: setup provider
 	  elif [[ -z "$${!var:-}" ]]; then echo "make test: $$t is not built ($$var missing in $(TOOLS_ENV)); run make setup" >&2; exit 1; \
 	  else clis="$$clis $${!var}"; fi; \
 	done; \
-	for profile in $(ACC_PROFILES); do \
-	  if [[ -z "$$first" ]]; then first=$$profile; $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,./...); \
-	  else $(call acc_run,$$TFPI_TERRAFORM_1_0_3,$$profile,.,-run '$(ACC_VM_TESTS)'); fi; \
-	done; \
-	for cli in $$clis; do $(call acc_run,$$cli,$$first,.,-skip '$(ACC_CLI_SKIP)'); done; \
-	if [[ -n "$$failed" ]]; then echo "make test: acceptance tests failed with: $${failed#; }" >&2; exit 1; fi; \
-	echo "acceptance tests passed"
+	ACC_CLI_PATHS="$$clis" ACC_PROFILES="$(ACC_PROFILES)" ACC_EXAMPLE_PROFILES="$(ACC_EXAMPLE_PROFILES)" \
+	  ACC_VM_TESTS='$(ACC_VM_TESTS)' ACC_CLI_SKIP='$(ACC_CLI_SKIP)' ACC_FAULT_TESTS='$(ACC_FAULT_TESTS)' ACC_SPLIT_TESTS='$(ACC_SPLIT_TESTS)' \
+	  ACC_JOBS=$(ACC_JOBS) GO_TEST_FLAGS="$(GO_TEST_FLAGS)" acceptance-tests/tools/acceptance.sh
 
 # make test with every CLI, and the VM tests on every install profile.
 test-matrix: CLIS := $(MATRIX_CLIS)
 test-matrix: ACC_PROFILES := $(MATRIX_PROFILES)
 test-matrix: ACC_CLI_SKIP := $(MATRIX_CLI_SKIP)
+test-matrix: ACC_EXAMPLE_PROFILES :=
 test-matrix: test
 
 # ---- release ----------------------------------------------------------------

@@ -92,9 +92,14 @@ func checkEveryExampleIsAccountedFor(t *testing.T) {
 			t.Errorf("examples/%s is neither in appliedExamples nor in notAppliedExamples", entry.Name())
 		}
 	}
+	// make test must apply every example: its profile is one make test runs.
+	makeTest := append(makefileProfiles(t, "ACC_PROFILES"), makefileProfiles(t, "ACC_EXAMPLE_PROFILES")...)
 	matrix := makefileProfiles(t, "MATRIX_PROFILES")
 	for _, example := range appliedExamples {
 		for _, profile := range example.profiles {
+			if !slices.Contains(makeTest, profile) {
+				t.Errorf("examples/%s is applied on profile %s, which make test does not run (ACC_PROFILES, ACC_EXAMPLE_PROFILES in the Makefile)", example.dir, profile)
+			}
 			if !slices.Contains(matrix, profile) {
 				t.Errorf("examples/%s is applied on profile %s, which MATRIX_PROFILES in the Makefile does not run", example.dir, profile)
 			}

@@ -6,11 +6,11 @@ package acceptance
 // in agreement (an empty plan) and, after destroy, nothing left behind.
 //
 // The tests that need signals or a saved plan drive the real Terraform CLI
-// directly (tfWork); the others use terraform-plugin-testing. Where a test
-// needs istiod's health verdict on a manual entry it writes the Healthy
-// condition itself, as istiod writes it when the VM's probe reports: those
-// tests are about the provider's watch surviving a fault, not about who
-// reports health (TestAccVmRegistration_live covers that with a real agent).
+// directly (tfWork); the others use terraform-plugin-testing. Where health
+// crosses the fault (the API server restarts), a simulated VM (vmsim: the real
+// pilot-agent) reports it and istiod writes it. Elsewhere, where a test needs
+// a manual entry healthy only so that a wait ends, it writes the Healthy
+// condition as istiod would.
 
 import (
 	"bytes"
@@ -35,6 +35,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"terraform-provider-istio/acceptance-tests/controlplane"
+	"terraform-provider-istio/acceptance-tests/vmsim"
 )
 
 const registrationLabel = "terraform-provider-istio/registration"
@@ -295,75 +298,155 @@ func reportHealthy(t *testing.T, ns, name string) {
 	}
 }
 
+// liveVM is a simulated VM (vmsim: the real pilot-agent, started by
+// istio-start.sh from the provider's files) whose application fails its
+// readiness probe until ready is called, so that istiod reports it
+// Healthy=False first and Healthy=True only from then on.
+type liveVM struct {
+	ip, bundleDir string
+	app           *probedApp
+	vm            *vmsim.VM
+}
+
+func newLiveVM(t *testing.T) *liveVM {
+	v := &liveVM{ip: "127.0.78." + fmt.Sprint(10+time.Now().UnixNano()%200), bundleDir: t.TempDir()}
+	v.app = startProbedApp(t, v.ip)
+	v.app.notReady.Store(true)
+	t.Cleanup(v.stop)
+	return v
+}
+
+// config is a WorkloadGroup whose probe is the app's /ready, and an auto
+// registration writing the VM's files into bundleDir, with extra lines.
+func (v *liveVM) config(ns, registrationExtra string) string {
+	return providerConfig() + fmt.Sprintf(`
+resource "istio_workload_group" "product" {
+  name      = "product-vm"
+  namespace = %[1]q
+  metadata {
+    labels = { app = "product" }
+  }
+  template {
+    service_account = "default"
+    ports           = { http = %[2]d }
+  }
+  probe {
+    period_seconds = 1
+    http_get {
+      path = "/ready"
+      port = %[2]d
+    }
+  }
+}
+
+resource "istio_vm_registration" "vm" {
+  workload_group = istio_workload_group.product.id
+  output_dir     = %[3]q
+%[4]s
+}
+`, ns, v.app.port, v.bundleDir, registrationExtra)
+}
+
+// boot starts the VM from the files once the provider has written them, and
+// returns once istiod has auto-registered it and reported its failing probe.
+func (v *liveVM) boot(t *testing.T, ns string) {
+	t.Helper()
+	token := filepath.Join(v.bundleDir, "istio-token")
+	eventually(t, 2*time.Minute, "the VM's files in "+v.bundleDir, func() error { _, err := os.Stat(token); return err })
+	var err error
+	v.vm, err = vmsim.Start(context.Background(), vmsim.Options{BundleDir: v.bundleDir, WorkDir: t.TempDir(), IP: v.ip, Logf: t.Logf, DNS: vmDNS()})
+	if err != nil {
+		t.Fatalf("starting the simulated VM: %v", err)
+	}
+	waitForEntryHealth(t, ns, v.entryName(), "False")
+}
+
+func (v *liveVM) entryName() *regexp.Regexp {
+	return regexp.MustCompile(`^product-vm-` + regexp.QuoteMeta(v.ip))
+}
+
+// ready makes the probe pass: istiod then writes Healthy=True.
+func (v *liveVM) ready() { v.app.notReady.Store(false) }
+
+func (v *liveVM) stop() {
+	if v.vm != nil {
+		_ = v.vm.Stop()
+		v.vm = nil
+	}
+}
+
 // TestAccFaults_apiServerRestartDuringHealthWait restarts kube-apiserver
-// while the registration waits for health: the wait's watch resumes on the
-// restarted server, sees the health istiod reports afterwards, and the apply
-// completes.
+// while the registration waits for health: a simulated VM has connected and
+// istiod reports its failing probe (Healthy=False); the API server restarts;
+// then the probe passes and istiod writes Healthy=True on the restarted
+// server. The wait's watch resumes there, sees it, and the apply completes.
 func TestAccFaults_apiServerRestartDuringHealthWait(t *testing.T) {
 	ns := testNamespace(t, "fault-restart")
 	waitForDefaultServiceAccount(t, ns)
-	w := newTFWork(t, faultConfig(ns, "10.20.0.1", `
+	vm := newLiveVM(t)
+	w := newTFWork(t, vm.config(ns, `
   wait_for_healthy = true
   timeouts {
     create = "4m"
   }
 `))
 	apply := w.start("apply", "-auto-approve", "-input=false", "-no-color")
-	entry := waitForEntries(t, ns, 1, 2*time.Minute)[0]
-	time.Sleep(2 * time.Second) // the wait's watch is established
+	vm.boot(t, ns)
 	restartAPIServer(t)
-	reportHealthy(t, ns, entry.GetName())
+	vm.ready()
 	back := time.Now()
 	if code := apply.wait(t, 4*time.Minute); code != 0 {
-		t.Fatalf("apply across the API server restart exited %d:\n%s", code, apply.output)
+		t.Fatalf("apply across the API server restart exited %d:\n%s\nagent:\n%s", code, apply.output, vm.vm.LogTail(20))
 	}
-	t.Logf("the apply completed %s after the VM was reported healthy on the restarted API server", time.Since(back).Round(100*time.Millisecond))
+	t.Logf("the apply completed %s after the VM's probe started to pass", time.Since(back).Round(100*time.Millisecond))
 	registration := w.state()["istio_vm_registration.vm"]
 	if registration == nil || registration.AttributeValues["healthy"] != true || registration.Tainted {
 		t.Fatalf("registration in state: %+v, want healthy and not tainted", registration)
 	}
+	if !vm.entryName().MatchString(fmt.Sprint(registration.AttributeValues["workload_entry_name"])) {
+		t.Errorf("workload_entry_name %v, want the entry istiod registered for %s", registration.AttributeValues["workload_entry_name"], vm.ip)
+	}
 	w.expectNoChanges()
+	vm.stop()
 	w.destroyAndExpectNothingLeft(ns)
 }
 
 // TestAccFaults_apiServerRestartDuringMeshServiceWait restarts kube-apiserver
-// while istio_mesh_service waits for an endpoint; the VM that serves appears
-// after the restart.
+// while istio_mesh_service waits for a healthy endpoint: the simulated VM's
+// probe passes only after the restart, and istiod's Healthy=True completes the
+// wait.
 func TestAccFaults_apiServerRestartDuringMeshServiceWait(t *testing.T) {
 	ns := testNamespace(t, "fault-svc")
-	w := newTFWork(t, providerConfig()+fmt.Sprintf(`
+	waitForDefaultServiceAccount(t, ns)
+	vm := newLiveVM(t)
+	w := newTFWork(t, vm.config(ns, ""))
+	w.must("apply", "-auto-approve", "-input=false", "-no-color")
+	vm.boot(t, ns)
+	w.setConfig(vm.config(ns, "") + fmt.Sprintf(`
 resource "istio_mesh_service" "product" {
   name      = "product"
   namespace = %q
   selector  = { app = "product" }
   ports {
     name = "http"
-    port = 8080
+    port = %d
   }
   wait {
     min_healthy_endpoints = 1
     timeout               = "4m"
   }
 }
-`, ns))
+`, ns, vm.app.port))
 	apply := w.start("apply", "-auto-approve", "-input=false", "-no-color")
 	waitForObject(t, gvrService, ns, "product", 2*time.Minute)
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // the wait's watch is established
 	restartAPIServer(t)
-	// A VM without health checks serves as soon as its entry exists (istiod's rule).
-	entry := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
-		"metadata": map[string]any{"name": "product-vm-1", "namespace": ns, "labels": map[string]any{"app": "product"}},
-		"spec":     map[string]any{"address": "10.20.1.1"},
-	}}
-	if _, err := resourceClient(gvrWorkloadEntry, ns).Create(context.Background(), entry, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating the VM's entry: %v", err)
-	}
+	vm.ready()
 	back := time.Now()
 	if code := apply.wait(t, 4*time.Minute); code != 0 {
 		t.Fatalf("apply across the API server restart exited %d:\n%s", code, apply.output)
 	}
-	t.Logf("the apply completed %s after the VM's entry appeared on the restarted API server", time.Since(back).Round(100*time.Millisecond))
+	t.Logf("the apply completed %s after the VM's probe started to pass", time.Since(back).Round(100*time.Millisecond))
 	service := w.state()["istio_mesh_service.product"]
 	if service == nil || service.Tainted {
 		t.Fatalf("mesh service in state: %+v, want it present and not tainted", service)
@@ -372,9 +455,7 @@ resource "istio_mesh_service" "product" {
 		t.Fatalf("endpoints in state: %v, want one healthy VM", service.AttributeValues["endpoints"])
 	}
 	w.expectNoChanges()
-	if err := resourceClient(gvrWorkloadEntry, ns).Delete(context.Background(), "product-vm-1", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	vm.stop()
 	w.destroyAndExpectNothingLeft(ns)
 }
 
@@ -399,38 +480,66 @@ func waitForObject(t *testing.T, gvr schema.GroupVersionResource, ns, name strin
 	}
 }
 
-// TestAccFaults_istiodStoppedDuringWait stops istiod while the registration
-// waits: the error names istiod and says that no health was reported; the
-// registration is kept (tainted) and destroy removes everything.
+// TestAccFaults_istiodStoppedDuringWait: a health wait that times out with
+// istiod running blames the VM, not istiod; with istiod killed (SIGKILL)
+// during the wait, the error names istiod, says that no health was reported
+// and gives the evidence: the leader-election Lease istiod stopped renewing,
+// with the holder the cluster shows. The registration is kept (tainted), and
+// istiod is started again afterwards.
 func TestAccFaults_istiodStoppedDuringWait(t *testing.T) {
 	ns := testNamespace(t, "fault-istiod")
 	waitForDefaultServiceAccount(t, ns)
-	w := newTFWork(t, faultConfig(ns, "10.20.0.2", `
+	config := func(timeout string) string {
+		return faultConfig(ns, "10.20.0.2", fmt.Sprintf(`
   wait_for_healthy = true
   timeouts {
-    create = "15s"
+    create = %q
   }
-`))
+`, timeout))
+	}
+	w := newTFWork(t, config("10s"))
+	out, code := w.run("apply", "-auto-approve", "-input=false", "-no-color")
+	if out = oneSpace(out); code == 0 || !strings.Contains(out, "istiod has not reported health yet") || strings.Contains(out, "not running") {
+		t.Fatalf("with istiod running, apply exited %d; want a timeout that does not blame istiod:\n%s", code, out)
+	}
+	w.must("destroy", "-auto-approve", "-input=false", "-no-color")
+
+	lease, err := kubeClient(t).CoordinationV1().Leases(controlplane.IstioNamespace).Get(context.Background(), "istio-gateway-status-leader-default", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil {
+		t.Fatalf("istiod's per-revision Lease (pilot/pkg/leaderelection/leaderelection.go): %v %+v", err, lease)
+	}
+	w.setConfig(config("60s"))
 	apply := w.start("apply", "-auto-approve", "-input=false", "-no-color")
 	waitForEntries(t, ns, 1, 2*time.Minute)
-	if err := cp.PauseIstiod(); err != nil {
-		t.Fatalf("stopping istiod: %v", err)
+	killed := time.Now()
+	if err := cp.KillIstiod(); err != nil {
+		t.Fatalf("killing istiod: %v", err)
 	}
-	code := apply.wait(t, 2*time.Minute)
-	if err := cp.ResumeIstiod(context.Background()); err != nil {
-		t.Fatalf("resuming istiod: %v", err)
+	code = apply.wait(t, 3*time.Minute)
+	t.Logf("apply ended %s after istiod was killed", time.Since(killed).Round(time.Second))
+	if err := cp.StartIstiod(context.Background()); err != nil {
+		t.Fatalf("starting istiod again: %v", err)
 	}
 	output := oneSpace(apply.output.String())
 	if code == 0 {
-		t.Fatalf("apply succeeded while istiod was stopped:\n%s", output)
+		t.Fatalf("apply succeeded while istiod was killed:\n%s", output)
 	}
-	for _, want := range []string{"waiting for istiod to report the VM", "istiod has not reported health yet"} {
+	for _, want := range []string{
+		"waiting for istiod to report the VM",
+		"istiod (namespace istio-system, revision ",
+		"is not running, so no health was reported",
+		"Lease istio-system/" + lease.Name + " was last renewed by " + *lease.Spec.HolderIdentity,
+		"istiod has not reported health yet",
+	} {
 		if !strings.Contains(output, want) {
 			t.Errorf("the error does not say %q:\n%s", want, output)
 		}
 	}
 	if n := len(diagnosticStart.FindAllStringIndex(apply.output.String(), -1)); n != 1 {
 		t.Errorf("%d errors, want one:\n%s", n, output)
+	}
+	if i := strings.Index(output, "Error: "); i >= 0 {
+		t.Logf("the error: %s", output[i:])
 	}
 	registration := w.state()["istio_vm_registration.vm"]
 	if registration == nil || !registration.Tainted {
@@ -556,21 +665,51 @@ func names(objects []unstructured.Unstructured) []string {
 }
 
 // TestAccFaults_providerKilledDuringApply kills the provider with SIGKILL
-// while a registration waits: Terraform fails, and the next plan shows the
-// truth (the registration is not in the state, so it is to be created); the
-// apply that follows leaves exactly one entry and one token Secret.
+// while a registration waits, after its token was written to output_dir:
+// Terraform fails, and the next plan shows the truth (the registration is not
+// in the state, so it is to be created). The apply that follows leaves exactly
+// one entry (manual) and one token Secret, the state's, and the killed
+// create's token no longer passes TokenReview: in manual mode the retry takes
+// over the entry and revokes the Secret the entry named; in auto mode the
+// killed create's Secret is still pending after its deadline, and the retry's
+// create revokes it.
 func TestAccFaults_providerKilledDuringApply(t *testing.T) {
-	ns := testNamespace(t, "fault-kill")
+	t.Run("manual", func(t *testing.T) {
+		ns := testNamespace(t, "fault-kill")
+		killedCreateIsRepaired(t, ns, func(extra string) string { return faultConfig(ns, "10.20.0.5", extra) }, 1)
+	})
+	t.Run("auto", func(t *testing.T) {
+		ns := testNamespace(t, "fault-kill-auto")
+		killedCreateIsRepaired(t, ns, func(extra string) string { return autoFaultConfig(ns, extra) }, 0)
+	})
+}
+
+// autoFaultConfig is faultConfig with an auto registration (no VM connects).
+func autoFaultConfig(ns, registrationExtra string) string {
+	return strings.Replace(faultConfig(ns, "", registrationExtra), `  mode           = "manual"
+  address        = ""
+`, "", 1)
+}
+
+func killedCreateIsRepaired(t *testing.T, ns string, config func(extra string) string, wantEntries int) {
 	waitForDefaultServiceAccount(t, ns)
-	w := newTFWork(t, faultConfig(ns, "10.20.0.5", `
+	dir := t.TempDir()
+	outputDir := fmt.Sprintf("  output_dir = %q\n", dir)
+	w := newTFWork(t, config(outputDir+`
   wait_for_healthy = true
+  timeouts {
+    create = "20s"
+  }
 `))
 	apply := w.start("apply", "-auto-approve", "-input=false", "-no-color")
-	entry := waitForEntries(t, ns, 1, 2*time.Minute)[0]
+	tokenFile := filepath.Join(dir, "istio-token")
+	eventually(t, 2*time.Minute, "the token in "+tokenFile, func() error { _, err := os.Stat(tokenFile); return err })
+	time.Sleep(time.Second) // in the wait
 	provider := providerProcess(t, apply.cmd.Process.Pid)
 	if err := syscall.Kill(provider, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	killedToken := readFile(t, tokenFile)
 	if code := apply.wait(t, 60*time.Second); code == 0 {
 		t.Fatalf("apply succeeded with its provider killed:\n%s", apply.output)
 	}
@@ -578,25 +717,58 @@ func TestAccFaults_providerKilledDuringApply(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "istio_vm_registration.vm will be created") {
 		t.Fatalf("plan after the kill exited %d, want the registration to be created:\n%s", code, out)
 	}
-	// The VM serves meanwhile: the next apply's wait is met at once.
-	reportHealthy(t, ns, entry.GetName())
+	orphans := registrationSecrets(t, ns)
+	if len(orphans) != 1 {
+		t.Fatalf("token Secrets after the kill: %v, want the killed create's one", names(orphans))
+	}
+	if until, ok := orphans[0].GetAnnotations()[pendingAnnotation]; ok {
+		deadline, err := time.Parse(time.RFC3339, until)
+		if err != nil {
+			t.Fatalf("%s = %q: %v", pendingAnnotation, until, err)
+		}
+		t.Logf("the killed create's Secret %s is pending until %s; waiting for it", orphans[0].GetName(), until)
+		time.Sleep(time.Until(deadline) + time.Second)
+	} else if wantEntries == 0 {
+		t.Fatalf("the killed auto create's Secret %s has no %s annotation", orphans[0].GetName(), pendingAnnotation)
+	}
+
+	// The retry: the manual VM serves meanwhile, so its wait is met at once;
+	// no VM connects in auto mode, so that retry does not wait.
+	if wantEntries == 1 {
+		reportHealthy(t, ns, waitForEntries(t, ns, 1, time.Second)[0].GetName())
+		w.setConfig(config(outputDir + "  wait_for_healthy = true\n"))
+	} else {
+		w.setConfig(config(outputDir))
+	}
 	w.must("apply", "-auto-approve", "-input=false", "-no-color")
 	registration := w.state()["istio_vm_registration.vm"]
-	if registration == nil || registration.AttributeValues["healthy"] != true {
-		t.Fatalf("registration in state: %+v, want it healthy", registration)
+	if registration == nil || registration.Tainted {
+		t.Fatalf("registration in state: %+v, want it created", registration)
 	}
 	entries := listObjects(t, gvrWorkloadEntry, ns, "")
 	secrets := registrationSecrets(t, ns)
-	if len(entries) != 1 || len(secrets) != 1 {
-		t.Errorf("after the repair: entries %v, token Secrets %v; want one of each", names(entries), names(secrets))
+	if len(entries) != wantEntries || len(secrets) != 1 || secrets[0].GetName() != registration.AttributeValues["token_secret_name"] {
+		t.Errorf("after the retry: entries %v, token Secrets %v; want %d entries and only the state's Secret %v",
+			names(entries), names(secrets), wantEntries, registration.AttributeValues["token_secret_name"])
 	}
-	if len(secrets) > 0 && secrets[len(secrets)-1].GetName() != registration.AttributeValues["token_secret_name"] &&
-		secrets[0].GetName() != registration.AttributeValues["token_secret_name"] {
-		t.Errorf("token Secrets %v do not include the state's %v", names(secrets), registration.AttributeValues["token_secret_name"])
+	if len(secrets) == 1 {
+		if until, pending := secrets[0].GetAnnotations()[pendingAnnotation]; pending {
+			t.Errorf("the retry's Secret %s is still pending (until %s) after its create ended", secrets[0].GetName(), until)
+		}
+	}
+	if err := expectTokenRejected(t, killedToken); err != nil {
+		t.Errorf("the killed create's token: %v", err)
+	}
+	if err := expectTokenAccepted(t, fmt.Sprint(registration.AttributeValues["istio_token"]), ns); err != nil {
+		t.Errorf("the retry's token: %v", err)
 	}
 	w.expectNoChanges()
 	w.destroyAndExpectNothingLeft(ns)
 }
+
+// pendingAnnotation marks the token Secret of an auto registration whose
+// create has not ended (src/resources/vm_registration/mod.rs).
+const pendingAnnotation = "terraform-provider-istio/pending-until"
 
 // providerProcess is the pid of our provider in the process group of a
 // Terraform run.

@@ -271,10 +271,17 @@ func asUser(config, kubeconfig string) string {
 	return strings.Replace(config, providerConfig(), providerBlockWith(kubeconfig), 1)
 }
 
-// allResourcesConfig: a group, a manually registered VM, a mesh Service over it and the
-// istio_mesh data source; body is the Service's extra body.
+// allResourcesConfig: a group, a manually registered VM, an auto-registered one
+// (its create ends with a patch of its token Secret), a mesh Service over them
+// and the istio_mesh data source; body is the Service's extra body.
 func allResourcesConfig(ns, serviceBody string) string {
-	return serviceConfig(ns, serviceBody) + "\ndata \"istio_mesh\" \"this\" {}\n"
+	return serviceConfig(ns, serviceBody) + `
+resource "istio_vm_registration" "auto" {
+  workload_group = istio_workload_group.product.id
+}
+
+data "istio_mesh" "this" {}
+`
 }
 
 // The provider needs exactly the permissions of examples/rbac: a full lifecycle of every
@@ -371,6 +378,9 @@ var usedOnlyByAWatch = map[string]string{
 	// one LIST per namespace.
 	"core/secrets get": "istio_vm_registration: the token Secret on an update of the registration, " +
 		"or at a refresh when the shared list misses it",
+	// Used only when a health wait times out.
+	"coordination.k8s.io/leases get": "istio_vm_registration: after a health wait timed out, whether istiod " +
+		"renews its Leases (TestAccFaults_istiodStoppedDuringWait)",
 }
 
 // permission is "group/resource verb" ("core" for the core group).

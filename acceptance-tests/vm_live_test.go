@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,11 +154,12 @@ func vmDNS() map[string]string {
 }
 
 // probedApp is the VM's application: an HTTP server on the VM's address whose
-// /ready the agent probes.
+// /ready the agent probes. It answers 200, or 503 while notReady is set.
 type probedApp struct {
 	port     int
 	server   *http.Server
 	stopOnce sync.Once
+	notReady atomic.Bool
 }
 
 func startProbedApp(t *testing.T, ip string) *probedApp {
@@ -167,7 +169,12 @@ func startProbedApp(t *testing.T, ip string) *probedApp {
 		t.Fatalf("listening on the VM address %s: %v", ip, err)
 	}
 	app := &probedApp{port: listener.Addr().(*net.TCPAddr).Port}
-	app.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })}
+	app.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if app.notReady.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintln(w, "ok")
+	})}
 	go func() { _ = app.server.Serve(listener) }()
 	t.Cleanup(app.stop)
 	return app

@@ -82,8 +82,10 @@ type ControlPlane struct {
 	apiserver     *process
 	apiserverBin  string
 	apiserverArgs []string
-	rest          *rest.Config
-	client        kubernetes.Interface
+	// pilotBin is istiod's binary, so StartIstiod starts it again (faults.go).
+	pilotBin string
+	rest     *rest.Config
+	client   kubernetes.Interface
 }
 
 // EnvVar is one line of the env file.
@@ -233,6 +235,7 @@ func (cp *ControlPlane) setEnv(key, value string) {
 
 func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) error {
 	started := time.Now()
+	cp.pilotBin = pilotBin
 	var err error
 	if cp.pki, err = newPKI(filepath.Join(cp.RunDir, "pki")); err != nil {
 		return fmt.Errorf("generating certificates: %w", err)

@@ -2,13 +2,11 @@ package controlplane
 
 // Faults the acceptance tests inject into a running control plane: the API
 // server goes away and comes back (same etcd, certificates and port, so
-// every client's kubeconfig stays valid), istiod stops answering and
-// resumes.
+// every client's kubeconfig stays valid), istiod is killed and started again.
 
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
 	"syscall"
 	"time"
@@ -61,30 +59,28 @@ func (cp *ControlPlane) RestartAPIServer(ctx context.Context) error {
 	return cp.StartAPIServer(ctx)
 }
 
-// PauseIstiod stops every istiod process (SIGSTOP): it holds its
-// connections but answers nothing and writes nothing, as a hung or
-// unscheduled istiod. ResumeIstiod lets it go on.
-func (cp *ControlPlane) PauseIstiod() error { return cp.signalIstiods(syscall.SIGSTOP) }
-
-// ResumeIstiod resumes istiod after PauseIstiod and returns once it is ready.
-func (cp *ControlPlane) ResumeIstiod(ctx context.Context) error {
-	if err := cp.signalIstiods(syscall.SIGCONT); err != nil {
-		return err
-	}
+// KillIstiod kills every istiod (SIGKILL) and returns once they have exited:
+// istiod writes nothing more, not even the release of its leader-election
+// Leases, as when its Pod or node is lost. StartIstiod starts them again.
+func (cp *ControlPlane) KillIstiod() error {
 	for _, d := range cp.istiods {
-		if err := cp.waitFor(ctx, d.process, d.name()+" /ready after a pause", func() error {
-			return httpOK(http.DefaultClient, "http://"+d.listen[8080]+"/ready")
-		}); err != nil {
-			return err
+		if err := syscall.Kill(-d.process.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+			return fmt.Errorf("%s: %w", d.name(), err)
 		}
+		<-d.process.done
 	}
 	return nil
 }
 
-func (cp *ControlPlane) signalIstiods(sig syscall.Signal) error {
+// StartIstiod starts every istiod again after KillIstiod, with the same
+// addresses, and returns once each is ready.
+func (cp *ControlPlane) StartIstiod(ctx context.Context) error {
 	for _, d := range cp.istiods {
-		if err := syscall.Kill(-d.process.cmd.Process.Pid, sig); err != nil {
-			return fmt.Errorf("%s: %v: %w", d.name(), sig, err)
+		if exited, _ := d.process.exited(); !exited {
+			return fmt.Errorf("%s (pid %d) is still running", d.name(), d.process.cmd.Process.Pid)
+		}
+		if err := cp.startIstiod(ctx, cp.pilotBin, d); err != nil {
+			return err
 		}
 	}
 	return nil

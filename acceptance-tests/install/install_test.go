@@ -502,8 +502,38 @@ func readZipMember(t *testing.T, path, member string) []byte {
 	return data
 }
 
-func filesystemMirror(path string) string {
-	return fmt.Sprintf("  filesystem_mirror {\n    path = %q\n  }\n", path)
+// filesystemMirror is README.md's filesystem_mirror block, pointed at path.
+func filesystemMirror(t *testing.T, path string) string {
+	return readmeInstallation(t, "filesystem_mirror", "/path/to/release/mirror", path)
+}
+
+// readmeInstallation is the body of the provider_installation block that README.md's "Install
+// from a release" shows for the given mirror kind, with its placeholder location replaced by
+// the real one: the tests install with the very block users copy, so the README cannot rot.
+func readmeInstallation(t *testing.T, kind, placeholder, location string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, found := strings.Cut(string(readme), "\n## Install from a release\n")
+	if !found {
+		t.Fatal(`README.md has no "## Install from a release" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, block := range regexp.MustCompile("(?s)```hcl\n(.*?)```").FindAllStringSubmatch(section, -1) {
+		text := strings.TrimSpace(block[1])
+		if !strings.Contains(text, kind+" {") {
+			continue
+		}
+		body, ok := strings.CutPrefix(text, "provider_installation {")
+		if !ok || !strings.HasSuffix(body, "}") || !strings.Contains(body, placeholder) {
+			t.Fatalf("README.md's %s block is not `provider_installation { ... }` naming %q:\n%s", kind, placeholder, text)
+		}
+		return strings.Replace(strings.TrimSuffix(body, "}"), placeholder, location, 1)
+	}
+	t.Fatalf("README.md's \"Install from a release\" has no provider_installation block with %s", kind)
+	return ""
 }
 
 func TestInstallFromPackedFilesystemMirror(t *testing.T) {
@@ -514,7 +544,7 @@ func TestInstallFromPackedFilesystemMirror(t *testing.T) {
 
 			t.Run("first init records the package hash", func(t *testing.T) {
 				dir := workDir(t, r.version)
-				checkInstalled(t, r, dir, cliName, runInit(t, cli, dir, filesystemMirror(r.mirror())))
+				checkInstalled(t, r, dir, cliName, runInit(t, cli, dir, filesystemMirror(t, r.mirror())))
 			})
 
 			t.Run("a lock pinned to the published zh hashes accepts the zip and keeps them", func(t *testing.T) {
@@ -524,7 +554,7 @@ func TestInstallFromPackedFilesystemMirror(t *testing.T) {
 				for _, path := range r.zips {
 					published = append(published, zipHash(t, path))
 				}
-				checkInstalled(t, r, dir, cliName, runInit(t, cli, dir, filesystemMirror(r.mirror())), published...)
+				checkInstalled(t, r, dir, cliName, runInit(t, cli, dir, filesystemMirror(t, r.mirror())), published...)
 			})
 
 			t.Run("providers lock records the h1 hash of every released platform", func(t *testing.T) {
@@ -551,7 +581,7 @@ func TestInstallFromPackedFilesystemMirror(t *testing.T) {
 			t.Run("a lock pinned to the published zh hashes refuses a tampered zip", func(t *testing.T) {
 				dir := workDir(t, r.version)
 				writeFile(t, filepath.Join(dir, ".terraform.lock.hcl"), pinnedLock(t, r, host))
-				checkRefused(t, r, dir, cliName, runInit(t, cli, dir, filesystemMirror(tamperedMirror(t, r, host))))
+				checkRefused(t, r, dir, cliName, runInit(t, cli, dir, filesystemMirror(t, tamperedMirror(t, r, host))))
 			})
 		})
 	}
@@ -587,8 +617,9 @@ func (s *mirrorServer) served(path string) bool {
 	return slices.Contains(s.paths, path)
 }
 
-func (s *mirrorServer) installation() string {
-	return fmt.Sprintf("  network_mirror {\n    url = %q\n  }\n", s.URL+"/")
+// installation is README.md's network_mirror block, pointed at this server.
+func (s *mirrorServer) installation(t *testing.T) string {
+	return readmeInstallation(t, "network_mirror", "https://mirror.example.com/", s.URL+"/")
 }
 
 func TestInstallFromNetworkMirror(t *testing.T) {
@@ -600,7 +631,7 @@ func TestInstallFromNetworkMirror(t *testing.T) {
 			t.Run("init installs from the index and records the package hash", func(t *testing.T) {
 				server := serveMirror(t, r.mirror())
 				dir := workDir(t, r.version)
-				result := runInit(t, cli, dir, server.installation(), "SSL_CERT_FILE="+server.caFile)
+				result := runInit(t, cli, dir, server.installation(t), "SSL_CERT_FILE="+server.caFile)
 				checkInstalled(t, r, dir, cliName, result)
 				if !server.served(zipPath) {
 					t.Errorf("the zip was not downloaded from the mirror (requests: %v)", server.paths)
@@ -610,7 +641,7 @@ func TestInstallFromNetworkMirror(t *testing.T) {
 			t.Run("the index's hashes refuse a tampered zip", func(t *testing.T) {
 				server := serveMirror(t, tamperedMirror(t, r, registryHost(cliName)))
 				dir := workDir(t, r.version)
-				result := runInit(t, cli, dir, server.installation(), "SSL_CERT_FILE="+server.caFile)
+				result := runInit(t, cli, dir, server.installation(t), "SSL_CERT_FILE="+server.caFile)
 				checkRefused(t, r, dir, cliName, result)
 				if !server.served(zipPath) {
 					t.Errorf("the tampered zip was never asked for, so it was not what was refused (requests: %v)", server.paths)

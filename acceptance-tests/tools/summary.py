@@ -99,9 +99,9 @@ def report():
         print("CLIs left out: " + "; ".join(left_out))
         if os.environ.get("CI"):
             problems.append("CLIs left out in CI: " + "; ".join(left_out))
-    print(f"\n{'stage':<16} {'run':<44} {'package':<40} {'passed':>6} {'failed':>6} {'skipped':>7}")
+    print(f"\n{'stage':<16} {'run':<64} {'package':<40} {'passed':>6} {'failed':>6} {'skipped':>7}")
     for stage, run_name, package, passed, failed, skipped in rows:
-        print(f"{stage:<16} {run_name[:44]:<44} {package[-40:]:<40} {passed:>6} {failed:>6} {skipped:>7}")
+        print(f"{stage:<16} {run_name[:64]:<64} {package[-40:]:<40} {passed:>6} {failed:>6} {skipped:>7}")
         if failed:
             problems.append(f"{failed} failed test(s) in {package} ({run_name or stage})")
         if skipped:
@@ -109,7 +109,7 @@ def report():
         if passed + failed == 0 and skipped == 0 and stage == "acceptance":
             problems.append(f"no test ran in {package} ({run_name})")
     total = [sum(r[i] for r in rows) for i in (3, 4, 5)]
-    print(f"{'total':<102} {total[0]:>6} {total[1]:>6} {total[2]:>7}")
+    print(f"{'total':<122} {total[0]:>6} {total[1]:>6} {total[2]:>7}")
     if problems:
         print("\nmake test: " + "; ".join(problems), file=sys.stderr)
         return 1

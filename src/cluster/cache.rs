@@ -5,12 +5,13 @@
 //! change made meanwhile; a missing ConfigMap or Service is asked for again (istiod may publish
 //! it any moment), and the provider's own writes replace what they change.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DynamicObject, ListParams, ObjectList};
 use kube::core::Request;
 use kube::{Client, Resource};
@@ -94,7 +95,7 @@ pub struct ClusterCache {
     /// `None` is kept too: at plan, a group created later in the run is absent for every
     /// registration; at apply, creating it replaces the `None`.
     groups: TtlCache<Option<DynamicObject>>,
-    secret_names: TtlCache<Arc<HashSet<String>>>,
+    secrets: TtlCache<Arc<Vec<Secret>>>,
     entry_watches: Mutex<HashMap<String, Arc<SharedWatch<WorkloadEntry>>>>,
 }
 
@@ -107,7 +108,7 @@ impl ClusterCache {
             revisions: TtlCache::new(FACTS_TTL),
             services: TtlCache::new(FACTS_TTL),
             groups: TtlCache::new(FACTS_TTL),
-            secret_names: TtlCache::new(FACTS_TTL),
+            secrets: TtlCache::new(FACTS_TTL),
             entry_watches: Mutex::new(HashMap::new()),
         }
     }
@@ -190,19 +191,19 @@ impl ClusterCache {
             .await
     }
 
-    /// The names of the Secrets with `label_selector` in `namespace`: one LIST shared by the
-    /// refresh of every registration there. A Secret created after the list is not in it:
+    /// The Secrets with `label_selector` in `namespace`, as [`list_secrets`] reads them: one
+    /// LIST shared by every registration there. A Secret created after the list is not in it:
     /// callers confirm an absence with a GET.
-    pub async fn secret_names(
+    pub async fn secrets(
         &self,
         namespace: &str,
         label_selector: &str,
-    ) -> Result<Arc<HashSet<String>>, KubeError> {
+    ) -> Result<Arc<Vec<Secret>>, KubeError> {
         let listed = self
-            .secret_names
+            .secrets
             .get_or_fetch(&format!("{namespace}/{label_selector}"), || async {
-                let names = list_names::<Secret>(&self.client, namespace, label_selector).await?;
-                Ok::<_, KubeError>(Some(Arc::new(names)))
+                let secrets = list_secrets(&self.client, namespace, label_selector).await?;
+                Ok::<_, KubeError>(Some(Arc::new(secrets)))
             })
             .await?;
         Ok(listed.unwrap_or_default())
@@ -261,44 +262,69 @@ impl ClusterCache {
     }
 }
 
-/// Objects of a list read for their names only: everything else in the response (a thousand
-/// Secrets' managedFields above all) is skipped while parsing instead of being built and
-/// dropped, which keeps a refresh of a large fleet small.
+/// A listed Secret with only what the provider reads of it (name, UID, resource version,
+/// labels and annotations): parsing skips its data and managedFields, a thousand Secrets' field
+/// trees, instead of building them and dropping them.
 #[derive(Clone, Debug, Deserialize)]
-struct NameOnly {
-    metadata: NameOnlyMeta,
+struct ListedSecret {
+    metadata: ListedMeta,
 }
 
 #[derive(Clone, Debug, Deserialize)]
-struct NameOnlyMeta {
+#[serde(rename_all = "camelCase")]
+struct ListedMeta {
     name: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+impl From<ListedSecret> for Secret {
+    fn from(listed: ListedSecret) -> Self {
+        let ListedMeta {
+            name,
+            uid,
+            resource_version,
+            labels,
+            annotations,
+        } = listed.metadata;
+        Secret {
+            metadata: ObjectMeta {
+                name,
+                uid,
+                resource_version,
+                labels,
+                annotations,
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        }
+    }
 }
 
 /// Objects read per page of a list: bounds the response held at once.
 const LIST_PAGE: u32 = 250;
 
-/// The names of the `K`s with `label_selector` in `namespace`, listed page by page.
-async fn list_names<K>(
+/// The Secrets with `label_selector` in `namespace` (see [`ListedSecret`]), page by page.
+async fn list_secrets(
     client: &Client,
     namespace: &str,
     label_selector: &str,
-) -> Result<HashSet<String>, KubeError>
-where
-    K: Resource<DynamicType = ()>,
-{
-    let request = Request::new(K::url_path(&(), Some(namespace)));
-    let mut names = HashSet::new();
+) -> Result<Vec<Secret>, KubeError> {
+    let request = Request::new(Secret::url_path(&(), Some(namespace)));
+    let mut secrets = Vec::new();
     let mut params = ListParams::default()
         .labels(label_selector)
         .limit(LIST_PAGE);
     loop {
-        let page: ObjectList<NameOnly> = client
+        let page: ObjectList<ListedSecret> = client
             .request(request.list(&params).map_err(kube::Error::BuildRequest)?)
             .await?;
-        names.extend(page.items.into_iter().filter_map(|o| o.metadata.name));
+        secrets.extend(page.items.into_iter().map(Secret::from));
         match page.metadata.continue_.filter(|token| !token.is_empty()) {
             Some(token) => params = params.continue_token(&token),
-            None => return Ok(names),
+            None => return Ok(secrets),
         }
     }
 }
@@ -314,10 +340,15 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn secret_names_are_listed_page_by_page_and_shared() {
+    async fn secrets_are_listed_page_by_page_without_their_data_and_shared() {
         use crate::cluster::mock::{Reply, mock_client};
         use serde_json::json;
-        let secret = |name: &str| json!({"metadata": {"name": name, "managedFields": [{"manager": "x", "fieldsV1": {"f:type": {}}}]}});
+        let secret = |name: &str| {
+            json!({"metadata": {"name": name, "uid": format!("uid-{name}"), "resourceVersion": "7",
+                                "annotations": {"a": "b"},
+                                "managedFields": [{"manager": "x", "fieldsV1": {"f:type": {}}}]},
+                   "data": {"k": "dg=="}})
+        };
         let (client, recorded) = mock_client(move |seen| {
             let (items, next) = match seen.query.contains("continue=more") {
                 false => (vec![secret("a"), secret("b")], "more"),
@@ -330,11 +361,24 @@ mod tests {
             )
         });
         let cache = ClusterCache::new(client);
-        let first = cache.secret_names("ns", "app=x").await.unwrap();
-        let again = cache.secret_names("ns", "app=x").await.unwrap();
-        let mut names: Vec<_> = first.iter().cloned().collect();
-        names.sort();
+        let first = cache.secrets("ns", "app=x").await.unwrap();
+        let again = cache.secrets("ns", "app=x").await.unwrap();
+        let names: Vec<_> = first
+            .iter()
+            .filter_map(|s| s.metadata.name.clone())
+            .collect();
         assert_eq!(names, ["a", "b", "c"]);
+        let a = &first[0];
+        assert_eq!(a.metadata.uid.as_deref(), Some("uid-a"));
+        assert_eq!(a.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(
+            a.metadata.annotations,
+            Some(BTreeMap::from([("a".into(), "b".into())]))
+        );
+        assert_eq!(
+            (a.metadata.managed_fields.clone(), a.data.clone()),
+            (None, None)
+        );
         assert!(
             Arc::ptr_eq(&first, &again),
             "the second reader shares the first list"

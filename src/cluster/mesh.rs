@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client};
 
@@ -14,6 +15,7 @@ use crate::istio::control_plane::{
     ISTIOD_CONTAINER, cluster_id_from_env, default_tag_webhook_name, effective_revision,
     istiod_deployment_name,
 };
+use crate::istio::liveness::{IstiodLease, istiod_lease_names};
 use crate::istio::{
     INJECTOR_VALUES_KEY, MESH_CONFIG_KEY, ROOT_CERT_CONFIGMAP, ROOT_CERT_KEY,
     injector_configmap_name, mesh_configmap_name,
@@ -70,6 +72,30 @@ pub async fn istiod_env(
             .map(|var| (var.name, var.value))
             .collect(),
     )
+}
+
+/// istiod's per-revision leader-election Leases that exist and are readable (a Lease RBAC
+/// hides, or that this Istio does not hold, is left out).
+pub async fn istiod_leases(
+    client: &Client,
+    istio_namespace: &str,
+    revision: &str,
+) -> Vec<IstiodLease> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), istio_namespace);
+    let mut found = Vec::new();
+    for name in istiod_lease_names(revision) {
+        let Ok(Some(lease)) = leases.get_opt(&name).await else {
+            continue;
+        };
+        let spec = lease.spec.unwrap_or_default();
+        found.push(IstiodLease {
+            name,
+            holder: spec.holder_identity.unwrap_or_default(),
+            renewed_at: spec.renew_time.map(|t| t.0.as_second()),
+            duration_seconds: spec.lease_duration_seconds,
+        });
+    }
+    found
 }
 
 /// `CLUSTER_ID` of istiod's Deployment, when readable and literal.

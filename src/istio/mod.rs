@@ -14,6 +14,7 @@ mod error;
 pub mod goyaml;
 pub mod health;
 pub mod install;
+pub mod liveness;
 pub mod protocol;
 pub mod rules;
 pub mod service;

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::diag::{AttributePath, Diagnostics};
-use super::schema::{Attribute, Block, Nesting, Schema};
+use super::schema::{Attribute, Block, NestedBlock, Nesting, Schema};
 use super::value::Value;
 
 /// Per-call context. `cancelled` fires when Terraform sends StopProvider (e.g. on Ctrl-C):
@@ -215,35 +215,22 @@ fn mark_unset_computed_unknown(block: &Block, object: &mut Value) {
 /// configuration, but rejects a plan that keeps it ("planned for existence but config wants
 /// absence"): a block the configuration leaves out is planned null, at any depth.
 fn drop_single_blocks_absent_from_config(block: &Block, config: &Value, planned: &mut Value) {
-    let Value::Object(attrs) = planned else {
-        return;
-    };
-    for nested in &block.block_types {
-        let Some(value) = attrs.get_mut(&nested.type_name) else {
-            continue;
-        };
-        let wanted = attribute_of(config, &nested.type_name);
+    for_each_nested_block(block, planned, config, |nested, value, wanted| {
         let inner = &nested.block;
         match (nested.nesting, value) {
             (Nesting::Single | Nesting::Group, value) if wanted.is_null() => *value = Value::Null,
             (Nesting::Single | Nesting::Group, object) => {
                 drop_single_blocks_absent_from_config(inner, &wanted, object)
             }
-            (Nesting::List, Value::List(items)) => {
-                for (item, wanted) in items.iter_mut().zip(items_of(&wanted)) {
-                    drop_single_blocks_absent_from_config(inner, wanted, item);
-                }
-            }
-            (Nesting::Map, Value::Map(items)) => {
-                for (key, item) in items.iter_mut() {
-                    if let Some(wanted) = wanted.get_map_entry(key) {
+            (nesting, items) => {
+                for (item, wanted) in matched_items(nesting, items, &wanted) {
+                    if let Some(wanted) = wanted {
                         drop_single_blocks_absent_from_config(inner, wanted, item);
                     }
                 }
             }
-            _ => {}
         }
-    }
+    });
 }
 
 /// Computed attributes left null become unknown, also inside nested attributes' objects.
@@ -277,32 +264,13 @@ fn mark_attributes_unknown(attributes: &[Attribute], object: &mut Value) {
 /// create.
 fn mark_new_nested_items_unknown(block: &Block, prior: &Value, planned: &mut Value) {
     mark_new_attribute_items_unknown(&block.attributes, prior, planned);
-    let Value::Object(attrs) = planned else {
-        return;
-    };
-    for nested in &block.block_types {
-        let Some(value) = attrs.get_mut(&nested.type_name) else {
-            continue;
-        };
-        let before = attribute_of(prior, &nested.type_name);
+    for_each_nested_block(block, planned, prior, |nested, value, before| {
         let inner = &nested.block;
         match (nested.nesting, value) {
             (Nesting::Single | Nesting::Group, object) => match before.is_null() {
                 true => mark_unset_computed_unknown(inner, object),
                 false => mark_new_nested_items_unknown(inner, &before, object),
             },
-            (Nesting::List, Value::List(items)) => {
-                let prior_items = match &before {
-                    Value::List(items) => items.as_slice(),
-                    _ => &[],
-                };
-                for (i, item) in items.iter_mut().enumerate() {
-                    match prior_items.get(i).filter(|p| !p.is_null()) {
-                        Some(prior_item) => mark_new_nested_items_unknown(inner, prior_item, item),
-                        None => mark_unset_computed_unknown(inner, item),
-                    }
-                }
-            }
             (Nesting::Set, Value::Set(items)) => {
                 let prior_items = match &before {
                     Value::Set(items) => items.as_slice(),
@@ -314,17 +282,16 @@ fn mark_new_nested_items_unknown(block: &Block, prior: &Value, planned: &mut Val
                     }
                 }
             }
-            (Nesting::Map, Value::Map(items)) => {
-                for (key, item) in items.iter_mut() {
-                    match before.get_map_entry(key).filter(|p| !p.is_null()) {
+            (nesting, items) => {
+                for (item, prior_item) in matched_items(nesting, items, &before) {
+                    match prior_item.filter(|p| !p.is_null()) {
                         Some(prior_item) => mark_new_nested_items_unknown(inner, prior_item, item),
                         None => mark_unset_computed_unknown(inner, item),
                     }
                 }
             }
-            _ => {}
         }
-    }
+    });
 }
 
 /// The same for nested attributes (`nested_type`): an item without a prior match (lists by
@@ -340,7 +307,6 @@ fn mark_new_attribute_items_unknown(attributes: &[Attribute], prior: &Value, pla
         };
         let before = attribute_of(prior, &attribute.name);
         let inner = &nested.attributes;
-        let item_before = |i: usize| items_of(&before).get(i).filter(|p| !p.is_null()).cloned();
         match (nested.nesting, value) {
             (Nesting::Single | Nesting::Group, object) if before.is_null() => {
                 mark_attributes_unknown(inner, object)
@@ -348,25 +314,15 @@ fn mark_new_attribute_items_unknown(attributes: &[Attribute], prior: &Value, pla
             (Nesting::Single | Nesting::Group, object) => {
                 mark_new_attribute_items_unknown(inner, &before, object)
             }
-            (Nesting::List, Value::List(items)) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    match item_before(i) {
-                        Some(prior_item) => {
-                            mark_new_attribute_items_unknown(inner, &prior_item, item)
-                        }
-                        None => mark_attributes_unknown(inner, item),
-                    }
-                }
-            }
             (Nesting::Set, Value::Set(items)) => {
                 let prior_items = items_of(&before).to_vec();
                 for item in items.iter_mut().filter(|item| !prior_items.contains(item)) {
                     mark_attributes_unknown(inner, item);
                 }
             }
-            (Nesting::Map, Value::Map(items)) => {
-                for (key, item) in items.iter_mut() {
-                    match before.get_map_entry(key).filter(|p| !p.is_null()) {
+            (nesting, items) => {
+                for (item, prior_item) in matched_items(nesting, items, &before) {
+                    match prior_item.filter(|p| !p.is_null()) {
                         Some(prior_item) => {
                             mark_new_attribute_items_unknown(inner, prior_item, item)
                         }
@@ -374,8 +330,50 @@ fn mark_new_attribute_items_unknown(attributes: &[Attribute], prior: &Value, pla
                     }
                 }
             }
-            _ => {}
         }
+    }
+}
+
+/// Each nested block's value in `object`, with the same block's value in `other` (the
+/// configuration, or the prior state).
+fn for_each_nested_block(
+    block: &Block,
+    object: &mut Value,
+    other: &Value,
+    mut visit: impl FnMut(&NestedBlock, &mut Value, Value),
+) {
+    let Value::Object(attrs) = object else {
+        return;
+    };
+    for nested in &block.block_types {
+        if let Some(value) = attrs.get_mut(&nested.type_name) {
+            visit(nested, value, attribute_of(other, &nested.type_name));
+        }
+    }
+}
+
+/// The items of a list or a map, each with the item at the same index or key of `other`, as
+/// Terraform matches them when it builds the proposed state. Sets match by equal value, so
+/// they have no matched items here.
+fn matched_items<'v>(
+    nesting: Nesting,
+    items: &'v mut Value,
+    other: &'v Value,
+) -> Vec<(&'v mut Value, Option<&'v Value>)> {
+    match (nesting, items) {
+        (Nesting::List, Value::List(items)) => {
+            let others = items_of(other);
+            items
+                .iter_mut()
+                .enumerate()
+                .map(|(i, item)| (item, others.get(i)))
+                .collect()
+        }
+        (Nesting::Map, Value::Map(items)) => items
+            .iter_mut()
+            .map(|(key, item)| (item, other.get_map_entry(key)))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -468,34 +466,44 @@ fn map_keys(value: &Value) -> impl Iterator<Item = &String> {
 mod tests {
     use super::*;
     use crate::tfplug::Type;
-    use crate::tfplug::schema::NestedBlock;
+
+    /// A computed, not configurable, string attribute.
+    fn computed(name: &str) -> Attribute {
+        let mut attribute = Attribute::new(name, Type::String);
+        attribute.computed = true;
+        attribute.optional = false;
+        attribute
+    }
+
+    /// A nested block of `attributes`, without item limits.
+    fn nested_block(name: &str, nesting: Nesting, attributes: Vec<Attribute>) -> NestedBlock {
+        NestedBlock {
+            type_name: name.into(),
+            block: Block {
+                attributes,
+                ..Block::default()
+            },
+            nesting,
+            min_items: 0,
+            max_items: 0,
+            requires_replace: false,
+        }
+    }
 
     fn schema() -> Schema {
         let mut name = Attribute::new("name", Type::String);
         name.required = true;
         name.optional = false;
         name.requires_replace = true;
-        let mut id = Attribute::new("id", Type::String);
-        id.computed = true;
-        id.optional = false;
-        let mut inner_id = Attribute::new("uid", Type::String);
-        inner_id.computed = true;
-        inner_id.optional = false;
         Schema {
             version: 0,
             block: Block {
-                attributes: vec![name, id, Attribute::new("content", Type::String)],
-                block_types: vec![NestedBlock {
-                    type_name: "rule".into(),
-                    block: Block {
-                        attributes: vec![inner_id],
-                        ..Block::default()
-                    },
-                    nesting: Nesting::List,
-                    min_items: 0,
-                    max_items: 0,
-                    requires_replace: false,
-                }],
+                attributes: vec![
+                    name,
+                    computed("id"),
+                    Attribute::new("content", Type::String),
+                ],
+                block_types: vec![nested_block("rule", Nesting::List, vec![computed("uid")])],
                 ..Block::default()
             },
         }
@@ -535,24 +543,34 @@ mod tests {
         assert!(p.requires_replace.is_empty());
     }
 
-    #[test]
-    fn update_lists_changed_requires_replace_attributes() {
-        let prior = Value::object([
-            ("name", Value::string("a")),
+    /// A stored object of [`schema`] named `name`.
+    fn stored(name: &str) -> Value {
+        Value::object([
+            ("name", Value::string(name)),
             ("id", Value::string("1")),
             ("content", Value::Null),
-        ]);
+        ])
+    }
+
+    /// tfplug's plan of an update of `prior`, around the resource's own plan (`own_plan`).
+    fn plan_update(prior: &Value, proposed: Value, own_plan: impl FnOnce(&mut Plan)) -> Plan {
+        let mut p = plan(Some(prior.clone()), proposed);
+        default_plan(&schema(), &mut p);
+        own_plan(&mut p);
+        plan_replacements(&schema(), &mut p);
+        p
+    }
+
+    #[test]
+    fn update_lists_changed_requires_replace_attributes() {
+        let prior = stored("a");
         let mut proposed = prior.clone();
         proposed.set_attr("name", Value::string("b"));
         proposed.set_attr("content", Value::string("new"));
-        let mut p = plan(Some(prior.clone()), proposed);
-        default_plan(&schema(), &mut p);
-        plan_replacements(&schema(), &mut p);
+        let p = plan_update(&prior, proposed, |_| {});
         assert_eq!(p.requires_replace, vec![AttributePath::new("name")]);
         assert_eq!(p.planned.get_attr("id"), Some(&Value::string("1")));
-        let mut unchanged = plan(Some(prior.clone()), prior);
-        default_plan(&schema(), &mut unchanged);
-        plan_replacements(&schema(), &mut unchanged);
+        let unchanged = plan_update(&prior, prior.clone(), |_| {});
         assert!(unchanged.requires_replace.is_empty());
     }
 
@@ -560,48 +578,32 @@ mod tests {
     fn replacement_compares_the_final_plan_with_prior_state() {
         // An optional+computed replace attribute left out of the configuration: Terraform
         // proposes the prior value, the resource plans its default. The default must replace.
-        let prior = Value::object([
-            ("name", Value::string("foo")),
-            ("id", Value::string("1")),
-            ("content", Value::Null),
-        ]);
-        let mut p = plan(Some(prior.clone()), prior.clone());
-        default_plan(&schema(), &mut p);
-        p.planned.set_attr("name", Value::string("default")); // the resource's own plan
-        plan_replacements(&schema(), &mut p);
+        let prior = stored("foo");
+        let p = plan_update(&prior, prior.clone(), |p| {
+            p.planned.set_attr("name", Value::string("default")); // the resource's own plan
+        });
         assert_eq!(p.requires_replace, vec![AttributePath::new("name")]);
 
         // And the other way round: a proposed change the resource plans away is no replacement.
         let mut proposed = prior.clone();
         proposed.set_attr("name", Value::string("bar"));
-        let mut p = plan(Some(prior.clone()), proposed);
-        default_plan(&schema(), &mut p);
-        p.planned = prior;
-        plan_replacements(&schema(), &mut p);
+        let p = plan_update(&prior, proposed, |p| p.planned = prior.clone());
         assert!(p.requires_replace.is_empty(), "{:?}", p.requires_replace);
     }
 
     fn nested_schema(nesting: Nesting) -> Schema {
         let mut port = Attribute::new("port", Type::Number);
         port.requires_replace = true;
-        let mut uid = Attribute::new("uid", Type::String);
-        uid.computed = true;
-        uid.optional = false;
+        let note = Attribute::new("note", Type::String);
         Schema {
             version: 0,
             block: Block {
                 attributes: vec![Attribute::new("content", Type::String)],
-                block_types: vec![NestedBlock {
-                    type_name: "rule".into(),
-                    block: Block {
-                        attributes: vec![port, uid, Attribute::new("note", Type::String)],
-                        ..Block::default()
-                    },
+                block_types: vec![nested_block(
+                    "rule",
                     nesting,
-                    min_items: 0,
-                    max_items: 0,
-                    requires_replace: false,
-                }],
+                    vec![port, computed("uid"), note],
+                )],
                 ..Block::default()
             },
         }
@@ -699,22 +701,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn create_marks_computed_unknown_inside_nested_attributes() {
-        use crate::tfplug::schema::NestedAttributes;
-        let mut uid = Attribute::new("uid", Type::String);
-        uid.computed = true;
-        uid.optional = false;
-        let nested = NestedAttributes {
-            nesting: Nesting::List,
-            attributes: vec![Attribute::new("host", Type::String), uid],
+    /// A nested attribute `backends` whose items have a `host` and a computed `uid`.
+    fn backends(nesting: Nesting) -> Attribute {
+        let nested = crate::tfplug::schema::NestedAttributes {
+            nesting,
+            attributes: vec![Attribute::new("host", Type::String), computed("uid")],
         };
         let mut backends = Attribute::new("backends", nested.value_type());
         backends.nested = Some(nested);
+        backends
+    }
+
+    #[test]
+    fn create_marks_computed_unknown_inside_nested_attributes() {
         let schema = Schema {
             version: 0,
             block: Block {
-                attributes: vec![backends],
+                attributes: vec![backends(Nesting::List)],
                 ..Block::default()
             },
         };
@@ -739,21 +742,12 @@ mod tests {
     /// items that were there keep their values.
     #[test]
     fn update_marks_computed_unknown_in_new_nested_attribute_items_only() {
-        use crate::tfplug::schema::NestedAttributes;
         for nesting in [Nesting::List, Nesting::Set, Nesting::Map, Nesting::Single] {
-            let mut uid = Attribute::new("uid", Type::String);
-            uid.computed = true;
-            uid.optional = false;
-            let nested = NestedAttributes {
-                nesting,
-                attributes: vec![Attribute::new("host", Type::String), uid],
-            };
-            let mut backends = Attribute::new("backends", nested.value_type());
-            backends.nested = Some(nested);
+            let content = Attribute::new("content", Type::String);
             let schema = Schema {
                 version: 0,
                 block: Block {
-                    attributes: vec![Attribute::new("content", Type::String), backends],
+                    attributes: vec![content, backends(nesting)],
                     ..Block::default()
                 },
             };
@@ -816,17 +810,11 @@ mod tests {
     #[test]
     fn a_single_block_removed_from_the_configuration_is_planned_null() {
         let mut schema = schema();
-        schema.block.block_types.push(NestedBlock {
-            type_name: "probe".into(),
-            block: Block {
-                attributes: vec![Attribute::new("port", Type::Number)],
-                ..Block::default()
-            },
-            nesting: Nesting::Single,
-            min_items: 0,
-            max_items: 0,
-            requires_replace: false,
-        });
+        let port = Attribute::new("port", Type::Number);
+        schema
+            .block
+            .block_types
+            .push(nested_block("probe", Nesting::Single, vec![port]));
         let probe = Value::object([("port", Value::Number(80.into()))]);
         let prior = Value::object([
             ("name", Value::string("a")),

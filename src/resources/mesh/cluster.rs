@@ -12,10 +12,20 @@ pub(super) struct MeshFacts {
     pub trust_domain: String,
     pub injector: InjectorValues,
     pub root_cert: String,
+    /// `CLUSTER_ID` of istiod's Deployment, when readable and literal.
+    pub deployment_cluster_id: Option<String>,
 }
 
-/// The mesh config, the injector values (optional: not every installation has them) and the
-/// root certificate, all from the control plane's namespace.
+/// The revision to read: `explicit` when set, else the one the `default` revision tag points
+/// at (istioctl 1.28+'s rule, see `cluster::mesh::resolve_revision`).
+#[tracing::instrument(level = "debug", skip_all, fields(istio_namespace = %configured.istio_namespace))]
+pub(super) async fn revision(configured: &Configured, explicit: Option<&str>) -> String {
+    let (client, namespace) = (&configured.client, configured.istio_namespace.as_str());
+    mesh::resolve_revision(client, namespace, explicit).await
+}
+
+/// The mesh config, the injector values (optional: not every installation has them), the
+/// root certificate and istiod's own cluster ID setting, all from the control plane's namespace.
 #[tracing::instrument(level = "debug", skip_all, fields(istio_namespace = %configured.istio_namespace, revision))]
 pub(super) async fn read_facts(
     configured: &Configured,
@@ -34,11 +44,14 @@ pub(super) async fn read_facts(
     let root_cert = mesh::root_cert(client, namespace)
         .await?
         .ok_or_else(|| missing(namespace, ROOT_CERT_CONFIGMAP, ROOT_CERT_KEY))?;
+    let deployment_cluster_id =
+        mesh::istiod_deployment_cluster_id(client, namespace, revision).await;
     Ok(MeshFacts {
         trust_domain: trust_domain(&mesh_config),
         mesh_config,
         injector,
         root_cert,
+        deployment_cluster_id,
     })
 }
 

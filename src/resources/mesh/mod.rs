@@ -8,7 +8,6 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::mesh::{istiod_deployment_cluster_id, resolve_revision};
 use crate::istio::control_plane::istiod_cluster_id;
 use crate::istio::istiod_host;
 use crate::provider_data::ProviderHandle;
@@ -91,7 +90,7 @@ impl DataSource for MeshDataSource {
             .or_else(|| configured.revision.clone());
         let namespace = &configured.istio_namespace;
         // As istioctl 1.28+: no revision given means the one the default tag points at.
-        let revision = resolve_revision(&configured.client, namespace, explicit.as_deref()).await;
+        let revision = cluster::revision(&configured, explicit.as_deref()).await;
         let asked_for_revision = model.revision.as_deref().is_some_and(|r| !r.is_empty());
         let facts = cluster::read_facts(&configured, &revision)
             .await
@@ -105,10 +104,8 @@ impl DataSource for MeshDataSource {
                 }
             })
             .or_report("Cannot read the Istio control plane", diags)?;
-        let deployment_cluster_id =
-            istiod_deployment_cluster_id(&configured.client, namespace, &revision).await;
         let (cluster_id, source) = istiod_cluster_id(
-            deployment_cluster_id.as_deref(),
+            facts.deployment_cluster_id.as_deref(),
             facts.injector.cluster_id.as_deref(),
         );
         model.istiod_host = Some(istiod_host(namespace, &revision));

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k8s_openapi::Resource as _;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
@@ -59,7 +60,7 @@ impl Services {
 
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name))]
     pub async fn delete(&self, name: &str, deadline: Deadline<'_>) -> Result<(), ResourceError> {
-        Ok(delete_and_wait(&self.api, "Service", name, deadline).await?)
+        Ok(delete_and_wait(&self.api, Service::KIND, name, deadline).await?)
     }
 
     /// Counts what serves now, with one list of each kind.

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::common::validate_config;
 use super::error::OrReport;
 use super::vm_registration::{
-    VmRegistrationModel, check_settings, group_of_registration, mint_bootstrap,
+    BundleModel, BundleSettingsModel, VmRegistrationModel, check_settings, group_of_registration,
+    mint_bootstrap,
 };
 use crate::provider_data::ProviderHandle;
 use crate::tfplug::{
@@ -40,52 +41,19 @@ const FAILED: &str = "Cannot open the VM bootstrap";
 /// The mode and a manual entry's address are read from the cluster. Use the registration with
 /// `issue_token = false` so that no token is kept in its state either.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[schemars(transform = described_as_the_registrations)]
 pub struct VmBootstrapModel {
     /// The `id` of the `istio_vm_registration` (`<namespace>/<workload-group>/<registration-id>`).
     #[serde(deserialize_with = "crate::tfplug::null_as_default")]
     pub registration: String,
-    /// As the registration's `network`.
-    pub network: Option<String>,
-    /// As the registration's `locality`.
-    pub locality: Option<String>,
-    /// As the registration's `labels`.
-    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    pub settings: BundleSettingsModel,
     /// As the registration's `cluster_id` (default: chosen as istioctl does).
     pub cluster_id: Option<String>,
-    /// As the registration's `revision`.
-    pub revision: Option<String>,
-    /// As the registration's `capture_dns` (default true).
-    pub capture_dns: Option<bool>,
-    /// As the registration's `internal_ip`.
-    pub internal_ip: Option<String>,
-    /// As the registration's `external_ip`.
-    pub external_ip: Option<String>,
-    /// As the registration's `ingress_service`.
-    pub ingress_service: Option<String>,
-    /// As the registration's `ingress_ip`.
-    pub ingress_ip: Option<String>,
-    /// As the registration's `istiod_address`.
-    pub istiod_address: Option<String>,
     /// Lifetime of the token issued here, e.g. `1h` (default). At least `10m`.
     pub token_duration: Option<String>,
-    /// Contents of `cluster.env`.
-    #[schemars(extend("x-tf" = {"computed": true}))]
-    pub cluster_env: Option<String>,
-    /// Contents of `mesh.yaml`.
-    #[schemars(extend("x-tf" = {"computed": true}))]
-    pub mesh_config: Option<String>,
-    /// Contents of `hosts` (empty when `istiod_address` or a DNS gateway is used).
-    #[schemars(extend("x-tf" = {"computed": true}))]
-    pub hosts: Option<String>,
-    /// Contents of `root-cert.pem`.
-    #[schemars(extend("x-tf" = {"computed": true}))]
-    pub root_cert: Option<String>,
-    /// Contents of `istio-token`: the VM's bootstrap credential.
-    #[schemars(extend("x-tf" = {"computed": true, "sensitive": true}))]
-    pub istio_token: Option<String>,
-    /// RFC 3339 time the token expires.
-    #[schemars(extend("x-tf" = {"computed": true}))]
-    pub token_expires_at: Option<String>,
+    #[serde(flatten)]
+    pub bundle: BundleModel,
     /// SHA-256 over the five files.
     #[schemars(extend("x-tf" = {"computed": true}))]
     pub bundle_sha256: Option<String>,
@@ -101,19 +69,41 @@ impl VmBootstrapModel {
         VmRegistrationModel {
             id: Some(self.registration.clone()),
             workload_group: group_of_registration(&self.registration).unwrap_or_default(),
-            network: self.network.clone(),
-            locality: self.locality.clone(),
-            labels: self.labels.clone(),
+            settings: self.settings.clone(),
             cluster_id: self.cluster_id.clone(),
-            revision: self.revision.clone(),
-            capture_dns: self.capture_dns,
-            internal_ip: self.internal_ip.clone(),
-            external_ip: self.external_ip.clone(),
-            ingress_service: self.ingress_service.clone(),
-            ingress_ip: self.ingress_ip.clone(),
-            istiod_address: self.istiod_address.clone(),
             token_duration: self.token_duration.clone(),
             ..Default::default()
+        }
+    }
+}
+
+/// The settings are the registration's ([`BundleSettingsModel`]): each says so instead of
+/// repeating the registration's documentation.
+fn described_as_the_registrations(schema: &mut schemars::Schema) {
+    let settings = schemars::schema_for!(BundleSettingsModel);
+    let names = settings
+        .get("properties")
+        .and_then(serde_json::Value::as_object)
+        .map(|properties| properties.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let Some(properties) = schema
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    for name in names {
+        let default = if name == "capture_dns" {
+            " (default true)"
+        } else {
+            ""
+        };
+        if let Some(property) = properties
+            .get_mut(&name)
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            let description = format!("As the registration's `{name}`{default}.");
+            property.insert("description".into(), description.into());
         }
     }
 }
@@ -160,12 +150,9 @@ impl EphemeralResource for VmBootstrapEphemeral {
                 Some(_) => error,
             })
             .or_report(FAILED, diags)?;
-        model.cluster_env = Some(bundle.cluster_env.clone());
-        model.mesh_config = Some(bundle.mesh_config.clone());
-        model.hosts = Some(bundle.hosts.clone());
-        model.root_cert = Some(bundle.root_cert.clone());
-        model.istio_token = Some(bundle.istio_token.clone());
-        model.token_expires_at = settings.token_expires_at;
+        model.bundle.record_files(&bundle);
+        model.bundle.istio_token = Some(bundle.istio_token.clone());
+        model.bundle.token_expires_at = settings.bundle.token_expires_at;
         model.bundle_sha256 = Some(bundle.sha256.clone());
         model.files = Some(
             bundle
@@ -267,20 +254,23 @@ mod tests {
     fn settings_reach_the_registration_model() {
         let model = VmBootstrapModel {
             registration: "shop/product-vm/uid-1".into(),
-            network: Some("net-1".into()),
-            istiod_address: Some("istiod.example.com:15012".into()),
+            settings: BundleSettingsModel {
+                network: Some("net-1".into()),
+                istiod_address: Some("istiod.example.com:15012".into()),
+                ..Default::default()
+            },
             token_duration: Some("30m".into()),
             ..Default::default()
         };
         let settings = model.registration_settings();
         assert_eq!(settings.workload_group, "shop/product-vm");
         assert_eq!(settings.id.as_deref(), Some("shop/product-vm/uid-1"));
-        assert_eq!(settings.network.as_deref(), Some("net-1"));
+        assert_eq!(settings.settings.network.as_deref(), Some("net-1"));
         assert_eq!(
-            settings.istiod_address.as_deref(),
+            settings.settings.istiod_address.as_deref(),
             Some("istiod.example.com:15012")
         );
         assert_eq!(settings.token_duration.as_deref(), Some("30m"));
-        assert_eq!(settings.istio_token, None);
+        assert_eq!(settings.bundle.istio_token, None);
     }
 }

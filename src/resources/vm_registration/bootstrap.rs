@@ -35,8 +35,8 @@ pub(crate) async fn mint_bootstrap(
     let secret_name = model.token_secret_name.clone().unwrap_or_default();
     let secret = registration.secret(&secret_name).await?.ok_or_else(gone)?;
     let issued = registration.request_token(&group, &secret, model).await?;
-    model.istio_token = Some(issued.token);
-    model.token_expires_at = Some(issued.expires_at);
+    model.bundle.istio_token = Some(issued.token);
+    model.bundle.token_expires_at = Some(issued.expires_at);
     let inputs = registration
         .bundle_inputs(model, &group.group, &label)
         .await?;

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions,
+};
 
 use super::validate::parse_host_port;
 use super::{
-    MANAGED_BY, MANAGED_BY_LABEL, REGISTRATION_LABEL, VmRegistrationModel, registration_label,
-    token_lifetime,
+    MANAGED_BY, MANAGED_BY_LABEL, PENDING_ANNOTATION, REGISTRATION_LABEL, VmRegistrationModel,
+    registration_label, token_lifetime,
 };
 use crate::cluster::KubeError;
 use crate::cluster::apply::server_side_apply;
@@ -24,6 +26,7 @@ use crate::istio::control_plane::{
     AUTOREGISTRATION_ENV, autoregistration_enabled, ingress_service_location, vm_cluster_id,
 };
 use crate::istio::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup, from_dynamic, to_dynamic};
+use crate::istio::liveness::{IstiodLiveness, istiod_liveness};
 use crate::istio::{
     BundleInputs, DEFAULT_INGRESS_SERVICE, ISTIOD_TLS_PORT, IstiodReach, ManualRegistration,
     ROOT_CERT_CONFIGMAP, RegistrationMode, TOKEN_AUDIENCE, WorkloadIp, manual_workload_entry,
@@ -65,6 +68,7 @@ impl<'a> Registration<'a> {
             .split_once('/')
             .unwrap_or((DEFAULT_NAMESPACE, &model.workload_group));
         let revision = model
+            .settings
             .revision
             .clone()
             .filter(|r| !r.is_empty())
@@ -82,6 +86,30 @@ impl<'a> Registration<'a> {
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
         Api::namespaced(self.configured.client.clone(), &self.namespace)
+    }
+
+    /// The WorkloadEntries of `registration` (manual, or auto-registered from its bundle), by
+    /// its registration label.
+    async fn registration_entries(
+        &self,
+        registration: &str,
+    ) -> Result<Vec<WorkloadEntry>, ResourceError> {
+        let selector = format!("{REGISTRATION_LABEL}={registration}");
+        let listed = self
+            .api::<WorkloadEntry>()
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        Ok(listed.items)
+    }
+
+    /// The provider's token Secrets (by the managed-by label) whose UID is `registration`.
+    async fn registration_secrets(&self, registration: &str) -> Result<Vec<Secret>, ResourceError> {
+        let listed = self
+            .api::<Secret>()
+            .list(&ListParams::default().labels(&managed_by_selector()))
+            .await?;
+        let held = |secret: &Secret| registration_id(secret) == registration;
+        Ok(listed.items.into_iter().filter(held).collect())
     }
 
     /// The WorkloadGroup the VM registers from, at the version the cluster serves.
@@ -112,10 +140,25 @@ impl<'a> Registration<'a> {
 
     /// The Secret the VM's tokens are bound to: deleting it revokes them. Its server-assigned
     /// UID is the registration ID (unique, and valid as a label value). Everything it carries is
-    /// in the create request: one request.
+    /// in the create request: one request. With `pending_until` it carries
+    /// [`PENDING_ANNOTATION`] until [`Self::confirm_token_secret`].
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
-    pub async fn create_token_secret(&self, group: &Group) -> Result<Secret, ResourceError> {
+    pub async fn create_token_secret(
+        &self,
+        group: &Group,
+        pending_until: Option<String>,
+    ) -> Result<Secret, ResourceError> {
         let api: Api<Secret> = self.api();
+        let mut annotations = BTreeMap::from([(
+            "terraform-provider-istio/purpose".to_string(),
+            format!(
+                "Bootstrap tokens of a VM in WorkloadGroup {} are bound to this Secret; deleting it revokes them.",
+                group.group.metadata.name.clone().unwrap_or_default()
+            ),
+        )]);
+        if let Some(until) = pending_until {
+            annotations.insert(PENDING_ANNOTATION.into(), until);
+        }
         let secret = Secret {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{}-vm-", self.group_name)),
@@ -124,13 +167,7 @@ impl<'a> Registration<'a> {
                     MANAGED_BY_LABEL.into(),
                     MANAGED_BY.into(),
                 )])),
-                annotations: Some(BTreeMap::from([(
-                    "terraform-provider-istio/purpose".into(),
-                    format!(
-                        "Bootstrap tokens of a VM in WorkloadGroup {} are bound to this Secret; deleting it revokes them.",
-                        group.group.metadata.name.clone().unwrap_or_default()
-                    ),
-                )])),
+                annotations: Some(annotations),
                 ..Default::default()
             },
             type_: Some("Opaque".into()),
@@ -139,6 +176,51 @@ impl<'a> Registration<'a> {
         api.create(&PostParams::default(), &secret)
             .await
             .map_err(|e| ResourceError::from(e).on("workload_group"))
+    }
+
+    /// The create is over and its state (complete or tainted) names the Secret: it is no longer
+    /// pending, so no later create takes it for abandoned.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
+    pub async fn confirm_token_secret(&self, secret: &Secret) -> Result<(), ResourceError> {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let patch = serde_json::json!({"metadata": {"annotations": {PENDING_ANNOTATION: null}}});
+        self.api::<Secret>()
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes the token Secrets of creates that never ended: a provider killed (`kill -9`, a
+    /// crash, a lost machine) during a create leaves its Secret pending, and no state names it.
+    /// A Secret still pending after its deadline is such a one. The delete is conditional on the
+    /// Secret being as listed, so one confirmed meanwhile is kept.
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace))]
+    pub async fn revoke_abandoned_secrets(&self) -> Result<(), ResourceError> {
+        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+        let listed = self
+            .configured
+            .cache
+            .secrets(&self.namespace, &selector)
+            .await?;
+        let now = time::OffsetDateTime::now_utc();
+        let api = self.api::<Secret>();
+        for secret in listed.iter().filter(|s| abandoned(s, now)) {
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            tracing::info!(secret = %name, "revoking the token Secret of a create that never ended");
+            let unchanged = DeleteParams {
+                preconditions: Some(Preconditions {
+                    resource_version: secret.metadata.resource_version.clone(),
+                    uid: secret.metadata.uid.clone(),
+                }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&name, &unchanged).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
     }
 
     /// The token Secret, `None` when it is gone (or was never recorded).
@@ -154,13 +236,15 @@ impl<'a> Registration<'a> {
     /// shared by every registration of the namespace; only a Secret missing there costs a GET.
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, secret = name))]
     pub async fn secret_exists(&self, name: &str) -> Result<bool, ResourceError> {
-        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
         let listed = self
             .configured
             .cache
-            .secret_names(&self.namespace, &selector)
+            .secrets(&self.namespace, &managed_by_selector())
             .await?;
-        if listed.contains(name) {
+        if listed
+            .iter()
+            .any(|s| s.metadata.name.as_deref() == Some(name))
+        {
             return Ok(true);
         }
         Ok(self.secret(name).await?.is_some())
@@ -243,7 +327,7 @@ impl<'a> Registration<'a> {
         };
         let root_cert = self.root_cert().await?;
         let istiod = self.istiod_reach(model).await?;
-        let mut extra_labels = model.labels.clone().unwrap_or_default();
+        let mut extra_labels = model.settings.labels.clone().unwrap_or_default();
         extra_labels.insert(REGISTRATION_LABEL.into(), registration.to_string());
         Ok(BundleInputs {
             group_name: self.group_name.clone(),
@@ -255,13 +339,13 @@ impl<'a> Registration<'a> {
             cluster_id,
             mesh_config_yaml,
             root_cert,
-            token: model.istio_token.clone().unwrap_or_default(),
+            token: model.bundle.istio_token.clone().unwrap_or_default(),
             istiod,
             workload_ip: workload_ip(model),
-            capture_dns: model.capture_dns.unwrap_or(true),
+            capture_dns: model.settings.capture_dns.unwrap_or(true),
             mode: self.registration_mode(model, group),
-            network: model.network.clone(),
-            locality: model.locality.clone(),
+            network: model.settings.network.clone(),
+            locality: model.settings.locality.clone(),
             extra_labels,
         })
     }
@@ -335,14 +419,25 @@ impl<'a> Registration<'a> {
         &self,
         model: &VmRegistrationModel,
     ) -> Result<IstiodReach, ResourceError> {
-        if let Some((host, port)) = model.istiod_address.as_deref().and_then(parse_host_port) {
+        if let Some((host, port)) = model
+            .settings
+            .istiod_address
+            .as_deref()
+            .and_then(parse_host_port)
+        {
             return Ok(IstiodReach::DiscoveryAddress { host, port });
         }
-        if let Some(ip) = model.ingress_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+        if let Some(ip) = model
+            .settings
+            .ingress_ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+        {
             return Ok(IstiodReach::HostsEntry(ip));
         }
         let (service_name, service_namespace) = ingress_service_location(
             model
+                .settings
                 .ingress_service
                 .as_deref()
                 .unwrap_or(DEFAULT_INGRESS_SERVICE),
@@ -410,6 +505,7 @@ impl<'a> Registration<'a> {
             return RegistrationMode::Auto;
         }
         let network = model
+            .settings
             .network
             .clone()
             .or_else(|| Some(group.spec.template.network.clone()).filter(|n| !n.is_empty()));
@@ -461,23 +557,18 @@ impl<'a> Registration<'a> {
         api: &Api<DynamicObject>,
         entry_name: &str,
     ) -> Result<Option<String>, ResourceError> {
-        let holder = |labels: Option<&BTreeMap<String, String>>| {
-            labels
-                .and_then(|labels| labels.get(REGISTRATION_LABEL))
-                .cloned()
-        };
         if let Some(entries) = self.entries().current(SHARED_LIST_PATIENCE).await {
             let named = entries
                 .iter()
                 .find(|entry| entry.metadata.name.as_deref() == Some(entry_name));
-            return Ok(named.and_then(|entry| holder(entry.metadata.labels.as_ref())));
+            return Ok(named.and_then(|entry| registration_of(&entry.metadata).cloned()));
         }
         // A list by name, not a get: examples/rbac grants list on entries, not get.
         let by_name = ListParams::default().fields(&format!("metadata.name={entry_name}"));
         let listed = api.list(&by_name).await?.items;
         Ok(listed
             .iter()
-            .find_map(|existing| holder(existing.metadata.labels.as_ref())))
+            .find_map(|existing| registration_of(&existing.metadata).cloned()))
     }
 
     /// One VM, one identity: the registration that held this VM's entry before (one whose
@@ -485,13 +576,8 @@ impl<'a> Registration<'a> {
     /// deleted with its token Secret kept) loses its token Secret, so no second bootstrap
     /// token for the same entry stays valid.
     async fn revoke_registration(&self, registration: &str) -> Result<(), ResourceError> {
-        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
         let secrets = self.api::<Secret>();
-        let list = secrets
-            .list(&ListParams::default().labels(&selector))
-            .await?;
-        let held = |secret: &Secret| registration_id(secret) == registration;
-        for secret in list.items.into_iter().filter(held) {
+        for secret in self.registration_secrets(registration).await? {
             let name = secret.metadata.name.unwrap_or_default();
             tracing::info!(secret = %name, "revoking the token Secret of the entry's previous registration");
             ignore_not_found(secrets.delete(&name, &DeleteParams::default()).await)?;
@@ -507,12 +593,8 @@ impl<'a> Registration<'a> {
         registration: &str,
         keep: &str,
     ) -> Result<(), ResourceError> {
-        let selector = format!("{REGISTRATION_LABEL}={registration}");
         let entries = self.api::<WorkloadEntry>();
-        let list = entries
-            .list(&ListParams::default().labels(&selector))
-            .await?;
-        for entry in list.items {
+        for entry in self.registration_entries(registration).await? {
             let name = entry.metadata.name.unwrap_or_default();
             if name != keep {
                 ignore_not_found(entries.delete(&name, &DeleteParams::default()).await)?;
@@ -530,20 +612,12 @@ impl<'a> Registration<'a> {
         model: &mut VmRegistrationModel,
         registration: &str,
     ) -> Result<bool, ResourceError> {
-        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
-        let list = self
-            .api::<Secret>()
-            .list(&ListParams::default().labels(&selector))
-            .await?;
-        let Some(secret) = list
-            .items
-            .into_iter()
-            .find(|secret| registration_id(secret) == registration)
-        else {
+        let secrets = self.registration_secrets(registration).await?;
+        let Some(secret) = secrets.into_iter().next() else {
             return Ok(false);
         };
         model.token_secret_name = secret.metadata.name;
-        let entry = self.find_entry(model).await?;
+        let entry = self.find_entry(registration).await?;
         let manual = entry.as_ref().is_some_and(|e| {
             e.metadata
                 .annotations
@@ -556,6 +630,20 @@ impl<'a> Registration<'a> {
             model.weight = entry.spec.weight.map(i64::from);
         }
         Ok(true)
+    }
+
+    /// Why nobody writes the VM's health when istiod of `revision` is not running: the
+    /// evidence from its Leases; `None` when it runs or that cannot be told.
+    pub async fn istiod_not_running(&self, revision: &str) -> Option<String> {
+        let istio_namespace = &self.configured.istio_namespace;
+        let leases = mesh::istiod_leases(&self.configured.client, istio_namespace, revision).await;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match istiod_liveness(&leases, istio_namespace, now) {
+            IstiodLiveness::NotRunning(evidence) => Some(format!(
+                "istiod (namespace {istio_namespace}, revision {revision:?}) is not running, so no health was reported: {evidence}. Start istiod (`kubectl -n {istio_namespace} get pods`) and apply again."
+            )),
+            IstiodLiveness::Running | IstiodLiveness::Unknown => None,
+        }
     }
 
     /// istiod must auto-register at all: `PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION` of its
@@ -582,20 +670,13 @@ impl<'a> Registration<'a> {
 
     /// The VM's entry: found by the registration label (auto-registered entries carry it from
     /// the bundle's labels; manual ones from us).
-    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name))]
+    #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, group = %self.group_name, registration))]
     pub async fn find_entry(
         &self,
-        model: &VmRegistrationModel,
+        registration: &str,
     ) -> Result<Option<WorkloadEntry>, ResourceError> {
-        let Some(registration) = registration_label(model) else {
-            return Ok(None);
-        };
-        let selector = format!("{REGISTRATION_LABEL}={registration}");
-        let list = self
-            .api::<WorkloadEntry>()
-            .list(&ListParams::default().labels(&selector))
-            .await?;
-        Ok(preferred_entry(list.items.iter()).cloned())
+        let entries = self.registration_entries(registration).await?;
+        Ok(preferred_entry(entries.iter()).cloned())
     }
 
     /// The VM's entry as the namespace's shared watch sees it (refresh: one LIST and WATCH per
@@ -613,7 +694,7 @@ impl<'a> Registration<'a> {
             Some(entries) => {
                 Ok(preferred_entry(registered_entries(&entries, registration)).cloned())
             }
-            None => self.find_entry(model).await,
+            None => self.find_entry(registration).await,
         }
     }
 
@@ -656,12 +737,8 @@ impl<'a> Registration<'a> {
         deadline: Deadline<'_>,
     ) -> Result<(), ResourceError> {
         if let Some(registration) = registration_label(model) {
-            let selector = format!("{REGISTRATION_LABEL}={registration}");
             let entries = self.api::<WorkloadEntry>();
-            let list = entries
-                .list(&ListParams::default().labels(&selector))
-                .await?;
-            for entry in list.items {
+            for entry in self.registration_entries(registration).await? {
                 let name = entry.metadata.name.clone().unwrap_or_default();
                 delete_and_wait(&entries, WorkloadEntry::KIND, &name, deadline).await?;
             }
@@ -679,14 +756,21 @@ fn registered_entries<'e>(
     entries: &'e [Arc<WorkloadEntry>],
     registration: &'e str,
 ) -> impl Iterator<Item = &'e WorkloadEntry> + Clone {
-    entries.iter().map(Arc::as_ref).filter(move |entry| {
-        entry
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|labels| labels.get(REGISTRATION_LABEL))
-            .is_some_and(|value| value == registration)
-    })
+    entries
+        .iter()
+        .map(Arc::as_ref)
+        .filter(move |entry| registration_of(&entry.metadata).is_some_and(|r| r == registration))
+}
+
+/// The registration an object belongs to: its registration label.
+fn registration_of(metadata: &ObjectMeta) -> Option<&String> {
+    metadata.labels.as_ref()?.get(REGISTRATION_LABEL)
+}
+
+/// `<managed-by label>=<the provider>`: selects the provider's token Secrets (they carry no
+/// registration label; a registration's Secret is the one whose UID is its ID).
+fn managed_by_selector() -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY}")
 }
 
 /// The WorkloadEntry a manual registration applies.
@@ -696,13 +780,13 @@ pub(super) fn manual_entry(
     entry_name: &str,
     registration: &str,
 ) -> Result<WorkloadEntry, IstioError> {
-    let mut labels = model.labels.clone().unwrap_or_default();
+    let mut labels = model.settings.labels.clone().unwrap_or_default();
     labels.insert(REGISTRATION_LABEL.into(), registration.to_string());
     let manual = ManualRegistration {
         entry_name: entry_name.to_string(),
         address: model.address.clone().unwrap_or_default(),
-        network: model.network.clone(),
-        locality: model.locality.clone(),
+        network: model.settings.network.clone(),
+        locality: model.settings.locality.clone(),
         weight: model.weight.map(|w| w as u32),
         labels,
         group_api_version: group.version,
@@ -738,6 +822,18 @@ fn preferred_entry<'e>(
         .or_else(|| entries.next())
 }
 
+/// A token Secret whose create's deadline ([`PENDING_ANNOTATION`]) has passed.
+fn abandoned(secret: &Secret, now: time::OffsetDateTime) -> bool {
+    use time::format_description::well_known::Rfc3339;
+    secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PENDING_ANNOTATION))
+        .and_then(|until| time::OffsetDateTime::parse(until, &Rfc3339).ok())
+        .is_some_and(|until| until < now)
+}
+
 /// The registration's ID: the token Secret's UID.
 pub(super) fn registration_id(secret: &Secret) -> String {
     secret.metadata.uid.clone().unwrap_or_default()
@@ -748,10 +844,20 @@ pub(super) fn registration_id(secret: &Secret) -> String {
 /// `hostname --all-ip-addresses`, which on a VM with several interfaces need not be the address
 /// the entry announces.
 pub(super) fn workload_ip(model: &VmRegistrationModel) -> Option<WorkloadIp> {
-    if let Some(ip) = model.internal_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+    if let Some(ip) = model
+        .settings
+        .internal_ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+    {
         return Some(WorkloadIp::Internal(ip));
     }
-    if let Some(ip) = model.external_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+    if let Some(ip) = model
+        .settings
+        .external_ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+    {
         return Some(WorkloadIp::External(ip));
     }
     if model.mode.as_deref() == Some("manual") {
@@ -829,6 +935,22 @@ mod tests {
         )
     }
 
+    /// The error of a token request the API server answers with `reply`.
+    async fn token_request_error(reply: impl Fn() -> Reply + Send + 'static) -> ResourceError {
+        let (configured, model, _) = registration_with(move |_| reply());
+        let registration = Registration::new(&configured, &model);
+        match registration
+            .request_token(&group(), &secret(), &model)
+            .await
+        {
+            Ok(issued) => panic!(
+                "the token request must fail, got a token until {}",
+                issued.expires_at
+            ),
+            Err(error) => error,
+        }
+    }
+
     #[tokio::test]
     async fn the_token_is_bound_to_the_secret_with_istiods_audience() {
         let (configured, model, recorded) = registration_with(|_| token_response("t0k3n"));
@@ -863,7 +985,7 @@ mod tests {
         });
         let registration = Registration::new(&configured, &model);
         let secret = registration
-            .create_token_secret(&group())
+            .create_token_secret(&group(), None)
             .await
             .expect("created");
         assert_eq!(registration_id(&secret), "uid-7");
@@ -922,15 +1044,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_token_request_without_token_is_missing_not_a_watch_error() {
-        let (configured, model, _) = registration_with(|_| token_response(""));
-        let registration = Registration::new(&configured, &model);
-        let Err(error) = registration
-            .request_token(&group(), &secret(), &model)
-            .await
-        else {
-            panic!("an empty token must fail");
+    async fn only_secrets_pending_past_their_deadline_are_revoked_and_only_if_unchanged() {
+        let secret = |name: &str, pending_until: Option<&str>| {
+            let annotations = pending_until.map(|until| json!({PENDING_ANNOTATION: until}));
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}"),
+                                "resourceVersion": "7", "annotations": annotations}})
         };
+        let (configured, model, recorded) = registration_with(move |seen| {
+            match (seen.method.as_str(), seen.path.ends_with("/secrets")) {
+                ("GET", true) => list(vec![
+                    secret("abandoned", Some("2020-01-01T00:00:00Z")),
+                    secret("confirmed", None),
+                    secret("running", Some("2999-01-01T00:00:00Z")),
+                ]),
+                _ => Reply::Json(200, json!({"kind": "Status", "status": "Success"})),
+            }
+        });
+        let registration = Registration::new(&configured, &model);
+        registration
+            .revoke_abandoned_secrets()
+            .await
+            .expect("swept");
+        let deletes: Vec<_> = recorded
+            .all()
+            .into_iter()
+            .filter(|seen| seen.method == "DELETE")
+            .collect();
+        assert_eq!(deletes.len(), 1, "{:?}", recorded.lines());
+        assert_eq!(
+            deletes[0].line(),
+            "DELETE /api/v1/namespaces/shop/secrets/abandoned"
+        );
+        assert_eq!(
+            deletes[0].body["preconditions"],
+            json!({"resourceVersion": "7", "uid": "uid-abandoned"}),
+            "a Secret confirmed since the list is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_request_without_token_is_missing_not_a_watch_error() {
+        let error = token_request_error(|| token_response("")).await;
         assert_eq!(error.attribute, Some("token_duration"));
         assert!(matches!(error.kind, ErrorKind::Missing(_)), "{error}");
         assert!(error.to_string().contains("returned no token"), "{error}");
@@ -938,14 +1093,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_service_account_is_blamed_on_the_group() {
-        let (configured, model, _) = registration_with(|_| status(404, "NotFound"));
-        let registration = Registration::new(&configured, &model);
-        let Err(error) = registration
-            .request_token(&group(), &secret(), &model)
-            .await
-        else {
-            panic!("a missing ServiceAccount must fail");
-        };
+        let error = token_request_error(|| status(404, "NotFound")).await;
         assert_eq!(error.attribute, Some("workload_group"));
         assert!(
             error.to_string().contains("ServiceAccount shop/default"),

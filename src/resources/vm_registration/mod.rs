@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Operation, TimeoutsModel, keep_state};
 use super::error::{OrReport, ResourceError};
+use crate::cluster::KubeError;
 use crate::cluster::wait::Deadline;
 use crate::istio::control_plane::autoregistration_checklist;
 use crate::istio::crd::{WorkloadEntry, WorkloadGroup};
@@ -46,6 +47,14 @@ pub const REGISTRATION_LABEL: &str = "terraform-provider-istio/registration";
 /// The token Secret's label saying who made it; import looks among these Secrets.
 const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 const MANAGED_BY: &str = "terraform-provider-istio";
+/// On the token Secret of an auto registration while its create runs: the time (RFC 3339) by
+/// which the create has ended, its timeout plus [`PENDING_SLACK`]. The create removes it when it
+/// returns the state; a Secret that still has it afterwards was left by a provider killed
+/// mid-create, no state names it, and the next create in the namespace revokes it. (A manual
+/// registration needs none: the retry takes over the entry, which names the old Secret.)
+const PENDING_ANNOTATION: &str = "terraform-provider-istio/pending-until";
+/// Beyond the create's timeout: the requests after the wait, and clocks of two machines apart.
+const PENDING_SLACK: Duration = Duration::from_secs(30);
 const MINIMUM_TOKEN_SECONDS: u64 = 600;
 const DEFAULT_RENEW_BEFORE: &str = "15m";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -92,6 +101,63 @@ pub struct VmRegistrationModel {
     /// the VM's first interface.
     #[schemars(extend("x-tf" = {"requires_replace": true}))]
     pub address: Option<String>,
+    #[serde(flatten)]
+    pub settings: BundleSettingsModel,
+    /// Load-balancing weight of this VM's entry (manual mode), 0–4294967295; 0 means Istio's
+    /// default.
+    pub weight: Option<i64>,
+    /// Cluster ID the VM announces (`ISTIO_META_CLUSTER_ID`). Default, as istioctl picks it:
+    /// `global.multiCluster.clusterName` of the `istio-sidecar-injector[-<revision>]` ConfigMap,
+    /// or empty when that is empty (Istio's default install), in which case istiod takes the VM
+    /// for one of its own cluster.
+    #[schemars(extend("x-tf" = {"optional_computed": true}))]
+    pub cluster_id: Option<String>,
+    /// Issue the VM's token here and keep it in state (`istio_token`, the `istio-token` file).
+    /// Default true. Set false when the VM gets its token from the ephemeral
+    /// `istio_vm_bootstrap` (Terraform ≥ 1.10, OpenTofu ≥ 1.11): then no token ever enters this
+    /// registration's plan or state, `istio_token` and `token_expires_at` stay null, the bundle
+    /// attributes hold an empty `istio-token`, and `output_dir` cannot be used.
+    pub issue_token: Option<bool>,
+    /// Lifetime of the bootstrap token, e.g. `1h` (default). At least `10m`.
+    pub token_duration: Option<String>,
+    /// Renew the token when it expires sooner than this (default `15m`): the next plan shows an
+    /// update that re-issues it and rewrites the files.
+    pub renew_before: Option<String>,
+    /// Wait on create and update until istiod reports the VM `Healthy=True`. Use it when the
+    /// VM's agent already runs; otherwise wait with `istio_mesh_service` after creating the VM.
+    /// Needs a group with a `probe`: without one istiod never reports health, and the plan
+    /// fails.
+    pub wait_for_healthy: Option<bool>,
+    /// Directory to write the five files to (token 0600, others 0644); they are removed on
+    /// destroy.
+    pub output_dir: Option<String>,
+    #[schemars(extend("x-tf" = {"block": "single"}))]
+    pub timeouts: Option<TimeoutsModel>,
+    #[serde(flatten)]
+    pub bundle: BundleModel,
+    /// SHA-256 over the five files; changes whenever any file changes.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub bundle_sha256: Option<String>,
+    /// Name of the VM's WorkloadEntry; empty until istiod auto-registers the VM.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub workload_entry_name: Option<String>,
+    /// Whether istiod sends traffic to the VM, by istiod's own rule: its WorkloadEntry exists
+    /// and, when the entry is health-checked (the group has a probe), istiod reports it
+    /// `Healthy=True`. A VM of a group without a probe is healthy as soon as its entry exists.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub healthy: Option<bool>,
+    /// istiod's message for the last health condition (empty when healthy).
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub health_message: Option<String>,
+    /// Secret the token is bound to; deleting it revokes the token.
+    #[schemars(extend("x-tf" = {"computed": true}))]
+    pub token_secret_name: Option<String>,
+}
+
+/// The settings that shape a VM's bundle, shared by `istio_vm_registration` and
+/// `istio_vm_bootstrap` (whose attributes say "as the registration's").
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+pub struct BundleSettingsModel {
     /// Network of the VM for multi-network meshes; overrides the group's `template.network`.
     /// It is part of the entry name, so it must be lower-case letters, digits, '-' and '.'.
     /// In manual mode a change replaces the entry (the old one is deleted). In auto mode
@@ -106,15 +172,6 @@ pub struct VmRegistrationModel {
     /// also carries the group's labels, the registration label and the two canonical service
     /// labels; the plan refuses more than fit beside those three.
     pub labels: Option<BTreeMap<String, String>>,
-    /// Load-balancing weight of this VM's entry (manual mode), 0–4294967295; 0 means Istio's
-    /// default.
-    pub weight: Option<i64>,
-    /// Cluster ID the VM announces (`ISTIO_META_CLUSTER_ID`). Default, as istioctl picks it:
-    /// `global.multiCluster.clusterName` of the `istio-sidecar-injector[-<revision>]` ConfigMap,
-    /// or empty when that is empty (Istio's default install), in which case istiod takes the VM
-    /// for one of its own cluster.
-    #[schemars(extend("x-tf" = {"optional_computed": true}))]
-    pub cluster_id: Option<String>,
     /// Control-plane revision; default the provider's `revision`. When both are unset, the
     /// revision the `default` revision tag points at (as istioctl 1.28+ does), else the
     /// unrevisioned control plane.
@@ -146,27 +203,12 @@ pub struct VmRegistrationModel {
     /// `ISTIOD_CUSTOM_HOST`. Port 15010 (plaintext) is refused. The same holds for a gateway
     /// whose load balancer reports only a hostname.
     pub istiod_address: Option<String>,
-    /// Issue the VM's token here and keep it in state (`istio_token`, the `istio-token` file).
-    /// Default true. Set false when the VM gets its token from the ephemeral
-    /// `istio_vm_bootstrap` (Terraform ≥ 1.10, OpenTofu ≥ 1.11): then no token ever enters this
-    /// registration's plan or state, `istio_token` and `token_expires_at` stay null, the bundle
-    /// attributes hold an empty `istio-token`, and `output_dir` cannot be used.
-    pub issue_token: Option<bool>,
-    /// Lifetime of the bootstrap token, e.g. `1h` (default). At least `10m`.
-    pub token_duration: Option<String>,
-    /// Renew the token when it expires sooner than this (default `15m`): the next plan shows an
-    /// update that re-issues it and rewrites the files.
-    pub renew_before: Option<String>,
-    /// Wait on create and update until istiod reports the VM `Healthy=True`. Use it when the
-    /// VM's agent already runs; otherwise wait with `istio_mesh_service` after creating the VM.
-    /// Needs a group with a `probe`: without one istiod never reports health, and the plan
-    /// fails.
-    pub wait_for_healthy: Option<bool>,
-    /// Directory to write the five files to (token 0600, others 0644); they are removed on
-    /// destroy.
-    pub output_dir: Option<String>,
-    #[schemars(extend("x-tf" = {"block": "single"}))]
-    pub timeouts: Option<TimeoutsModel>,
+}
+
+/// The bundle as attributes: the files' contents and the token's expiry, shared by
+/// `istio_vm_registration` and `istio_vm_bootstrap`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+pub struct BundleModel {
     /// Contents of `cluster.env`.
     #[schemars(extend("x-tf" = {"computed": true}))]
     pub cluster_env: Option<String>,
@@ -185,23 +227,16 @@ pub struct VmRegistrationModel {
     /// RFC 3339 time the token expires.
     #[schemars(extend("x-tf" = {"computed": true}))]
     pub token_expires_at: Option<String>,
-    /// SHA-256 over the five files; changes whenever any file changes.
-    #[schemars(extend("x-tf" = {"computed": true}))]
-    pub bundle_sha256: Option<String>,
-    /// Name of the VM's WorkloadEntry; empty until istiod auto-registers the VM.
-    #[schemars(extend("x-tf" = {"computed": true}))]
-    pub workload_entry_name: Option<String>,
-    /// Whether istiod sends traffic to the VM, by istiod's own rule: its WorkloadEntry exists
-    /// and, when the entry is health-checked (the group has a probe), istiod reports it
-    /// `Healthy=True`. A VM of a group without a probe is healthy as soon as its entry exists.
-    #[schemars(extend("x-tf" = {"computed": true}))]
-    pub healthy: Option<bool>,
-    /// istiod's message for the last health condition (empty when healthy).
-    #[schemars(extend("x-tf" = {"computed": true}))]
-    pub health_message: Option<String>,
-    /// Secret the token is bound to; deleting it revokes the token.
-    #[schemars(extend("x-tf" = {"computed": true}))]
-    pub token_secret_name: Option<String>,
+}
+
+impl BundleModel {
+    /// The four files besides the token, as rendered.
+    pub fn record_files(&mut self, bundle: &Bundle) {
+        self.cluster_env = Some(bundle.cluster_env.clone());
+        self.mesh_config = Some(bundle.mesh_config.clone());
+        self.hosts = Some(bundle.hosts.clone());
+        self.root_cert = Some(bundle.root_cert.clone());
+    }
 }
 
 pub struct VmRegistrationResource {
@@ -246,8 +281,14 @@ impl Resource for VmRegistrationResource {
             error.report(FAILED, diags);
             return None;
         }
+        registration
+            .revoke_abandoned_secrets()
+            .await
+            .or_report(FAILED, diags)?;
+        let auto = registration.registration_mode(&model, &group.group) == RegistrationMode::Auto;
+        let pending_until = auto.then(|| pending_deadline(&model));
         let secret = registration
-            .create_token_secret(&group)
+            .create_token_secret(&group, pending_until)
             .await
             .or_report(FAILED, diags)?;
         model.token_secret_name = secret.metadata.name.clone();
@@ -266,7 +307,18 @@ impl Resource for VmRegistrationResource {
             Operation::Create,
         )
         .await;
-        keep_state(&model, &self.schema(), registered, FAILED, diags)
+        // The state returned now (complete or tainted) names the Secret.
+        let confirmed = match auto {
+            true => registration.confirm_token_secret(&secret).await,
+            false => Ok(()),
+        };
+        keep_state(
+            &model,
+            &self.schema(),
+            registered.and(confirmed),
+            FAILED,
+            diags,
+        )
     }
 
     async fn read(&self, _ctx: &Ctx, state: Value, diags: &mut Diagnostics) -> Option<Value> {
@@ -364,28 +416,21 @@ impl Resource for VmRegistrationResource {
         model.token_secret_name = Some(secret_name);
         model.id = prior.id.clone();
         if !issues_token(&model) {
-            model.istio_token = None;
-            model.token_expires_at = None;
+            model.bundle.istio_token = None;
+            model.bundle.token_expires_at = None;
         } else if planned.get_attr("istio_token").is_some_and(Value::is_known) {
-            model.istio_token = prior.istio_token.clone();
-            model.token_expires_at = prior.token_expires_at.clone();
+            model.bundle.istio_token = prior.bundle.istio_token.clone();
+            model.bundle.token_expires_at = prior.bundle.token_expires_at.clone();
         } else {
-            model.istio_token = None;
+            model.bundle.istio_token = None;
         }
-        let registered = register(
-            &registration,
-            &mut model,
-            &group,
-            &secret,
-            ctx,
-            Operation::Update,
-        )
-        .await;
+        let operation = Operation::Update;
+        let registered = register(&registration, &mut model, &group, &secret, ctx, operation).await;
         keep_state(&model, &self.schema(), registered, FAILED, diags)
     }
 
-    /// `<namespace>/<group>/<registration-id>`: adopts the token Secret (found by its
-    /// registration label) and the VM's entry. The token itself cannot be read back, so the
+    /// `<namespace>/<group>/<registration-id>`: adopts the token Secret (the
+    /// provider's Secret whose UID is the registration ID) and the VM's entry. The token itself cannot be read back, so the
     /// first apply after the import re-issues it (the plan shows the renewal).
     async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<Value> {
         let Some((namespace, group, registration)) = parse_registration_id(id) else {
@@ -453,10 +498,10 @@ async fn register(
     operation: Operation,
 ) -> Result<(), ResourceError> {
     let id = registration_id(secret);
-    if model.istio_token.is_none() && issues_token(model) {
+    if model.bundle.istio_token.is_none() && issues_token(model) {
         let issued = registration.request_token(group, secret, model).await?;
-        model.istio_token = Some(issued.token);
-        model.token_expires_at = Some(issued.expires_at);
+        model.bundle.istio_token = Some(issued.token);
+        model.bundle.token_expires_at = Some(issued.expires_at);
     }
     let inputs = registration.bundle_inputs(model, &group.group, &id).await?;
     if inputs.mode == RegistrationMode::Auto {
@@ -487,7 +532,7 @@ async fn register(
         // A manual entry is what the apply returned; istiod creates an auto one.
         let entry = match manual_entry {
             Some(entry) => Some(entry),
-            None => registration.find_entry(model).await?,
+            None => registration.find_entry(&id).await?,
         };
         record_health(model, entry.as_ref());
         return Ok(());
@@ -503,7 +548,12 @@ async fn register(
         }
         Err((cause, last_seen)) => {
             record_health(model, last_seen.as_ref());
-            let last_state = last_state(model, &inputs.istio_namespace);
+            let mut last_state = last_state(model, &inputs.istio_namespace);
+            if matches!(cause, KubeError::Timeout { .. })
+                && let Some(stopped) = registration.istiod_not_running(&inputs.revision).await
+            {
+                last_state = format!("{stopped} {last_state}");
+            }
             Err(ResourceError::timeout(
                 "wait_for_healthy",
                 cause,
@@ -511,6 +561,18 @@ async fn register(
             ))
         }
     }
+}
+
+/// [`PENDING_ANNOTATION`]'s value for a create starting now.
+fn pending_deadline(model: &VmRegistrationModel) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let timeout = TimeoutsModel::get(&model.timeouts, Operation::Create, DEFAULT_TIMEOUT);
+    let until = time::OffsetDateTime::now_utc() + timeout + PENDING_SLACK;
+    until
+        .replace_nanosecond(0)
+        .unwrap_or(until)
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 /// A manual entry edited outside Terraform (its address, ports, labels, ...) no longer is what
@@ -641,10 +703,7 @@ pub(super) fn token_lifetime(model: &VmRegistrationModel) -> Duration {
 }
 
 pub(super) fn record_bundle(model: &mut VmRegistrationModel, bundle: &Bundle) {
-    model.cluster_env = Some(bundle.cluster_env.clone());
-    model.mesh_config = Some(bundle.mesh_config.clone());
-    model.hosts = Some(bundle.hosts.clone());
-    model.root_cert = Some(bundle.root_cert.clone());
+    model.bundle.record_files(bundle);
     model.bundle_sha256 = Some(bundle.sha256.clone());
 }
 
@@ -709,7 +768,10 @@ pub(super) mod tests {
             Some(WorkloadIp::Internal("10.0.0.5".parse().unwrap()))
         );
         let explicit = VmRegistrationModel {
-            internal_ip: Some("10.0.0.9".into()),
+            settings: BundleSettingsModel {
+                internal_ip: Some("10.0.0.9".into()),
+                ..Default::default()
+            },
             ..manual.clone()
         };
         assert_eq!(
@@ -717,7 +779,10 @@ pub(super) mod tests {
             Some(WorkloadIp::Internal("10.0.0.9".parse().unwrap()))
         );
         let external = VmRegistrationModel {
-            external_ip: Some("203.0.113.7".into()),
+            settings: BundleSettingsModel {
+                external_ip: Some("203.0.113.7".into()),
+                ..Default::default()
+            },
             ..manual
         };
         assert_eq!(

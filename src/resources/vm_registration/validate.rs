@@ -47,9 +47,9 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
     }
     for (name, value) in [
         ("address", &model.address),
-        ("internal_ip", &model.internal_ip),
-        ("external_ip", &model.external_ip),
-        ("ingress_ip", &model.ingress_ip),
+        ("internal_ip", &model.settings.internal_ip),
+        ("external_ip", &model.settings.external_ip),
+        ("ingress_ip", &model.settings.ingress_ip),
     ] {
         if let Some(text) = value.as_deref().filter(|_| known(name))
             && text.parse::<IpAddr>().is_err()
@@ -76,6 +76,7 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
         );
     }
     if let Some(address) = model
+        .settings
         .istiod_address
         .as_deref()
         .filter(|_| known("istiod_address"))
@@ -95,6 +96,7 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
         }
     }
     if let Some(service) = model
+        .settings
         .ingress_service
         .as_deref()
         .filter(|_| known("ingress_service"))
@@ -110,12 +112,13 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
             );
         }
     }
-    validate_labels(&model.labels, AttributePath::new("labels"), diags);
+    validate_labels(&model.settings.labels, AttributePath::new("labels"), diags);
     validate_entry_label_count(model, diags);
     if let Some(Err(problem)) = model.weight.map(rules::weight) {
         diags.error("Invalid weight", problem, AttributePath::new("weight"));
     }
     if let Some(Err(problem)) = model
+        .settings
         .network
         .as_deref()
         .filter(|n| !n.is_empty())
@@ -124,6 +127,7 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
         diags.error("Invalid network", problem, AttributePath::new("network"));
     }
     if let Some(Err(problem)) = model
+        .settings
         .locality
         .as_deref()
         .filter(|l| !l.is_empty())
@@ -131,7 +135,7 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
     {
         diags.error("Invalid locality", problem, AttributePath::new("locality"));
     }
-    validate_revision(&model.revision, diags);
+    validate_revision(&model.settings.revision, diags);
     validate_token_durations(model, diags);
     if let Some(timeouts) = &model.timeouts {
         timeouts.validate(diags);
@@ -157,6 +161,7 @@ pub(super) fn check(model: &VmRegistrationModel, config: &Value, diags: &mut Dia
 /// on an entry, so the plan refuses what can never fit.
 fn validate_entry_label_count(model: &VmRegistrationModel, diags: &mut Diagnostics) {
     let mut keys: BTreeSet<&str> = model
+        .settings
         .labels
         .iter()
         .flatten()
