@@ -207,8 +207,8 @@ async fn configure_from_model(model: &ProviderModel) -> Result<Configured, KubeE
     let config = build_config(&settings).await?;
     let server = config.cluster_url.to_string();
     let client = new_client(config).map_err(|error| client_error(error, &server, &settings))?;
-    check_connection(&client, &server, &settings).await?;
-    Ok(Configured::new(
+    let served = check_connection(&client, &server, &settings).await?;
+    let configured = Configured::new(
         client,
         server,
         model
@@ -220,7 +220,9 @@ async fn configure_from_model(model: &ProviderModel) -> Result<Configured, KubeE
             .field_manager
             .clone()
             .unwrap_or_else(|| DEFAULT_FIELD_MANAGER.into()),
-    ))
+    );
+    configured.cache.knows_served_version(served);
+    Ok(configured)
 }
 
 fn connection_settings(model: &ProviderModel) -> ConnectionSettings {

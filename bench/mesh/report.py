@@ -8,6 +8,7 @@ RAW.tsv has one record per line (tab-separated, first field the kind):
     api     which n round cmd verb what count
     react   which n round index ms
     capped  which n round cmd cap_s
+    state   which n round bytes   (the state file after apply)
     meta    key value
 which is a (our provider), b (hashicorp/kubernetes + hashicorp/local) or floor (tfplug test
 provider); cmd is apply, plan (no-op plan: refresh + plan) or destroy.
@@ -62,6 +63,9 @@ class Data:
         for which, n, rnd, cmd, verb, what, count in rows["api"]:
             self.api[which, int(n), cmd][rnd][verb] += int(count)
             self.api_what[which, int(n), cmd][rnd][verb + " " + what] += int(count)
+        self.state = collections.defaultdict(list)  # (which, n) -> [bytes of the state file after apply]
+        for which, n, _round, size in rows["state"]:
+            self.state[which, int(n)].append(int(size))
         self.react = collections.defaultdict(list)  # (which, n) -> [ms]
         for which, n, _round, _index, ms in rows["react"]:
             self.react[which, int(n)].append(float(ms))
@@ -220,6 +224,22 @@ def main(raw, results, plot_path):
             per_vm = ", ".join(f"{n}: {t / n:.4f}" for n, t in points)
             w(f"| {NAMES[which]} | {slope:.4f} | {intercept:.2f} | {r2:.4f} | {per_vm} |")
     w("")
+    if d.state:
+        w("### State file after apply (bytes per resource)")
+        w("")
+        w("Terraform rewrites the whole state file after each resource it applies, so its own cost per")
+        w("resource grows with N times the state each resource holds; the floor's resources hold little.")
+        w("")
+        w("| N | A | B | Floor |")
+        w("|---|---|---|---|")
+        resources = {"a": lambda n: n + 2, "b": lambda n: 7 * n + 2, "floor": lambda n: n + 2}
+        for n in d.sizes:
+            cells = []
+            for which in WHICH:
+                sizes = d.state.get((which, n))
+                cells.append("–" if not sizes else f"{statistics.median(sizes) / resources[which](n):.0f}")
+            w(f"| {n} | " + " | ".join(cells) + " |")
+        w("")
     w("## Provider peak RSS (MiB; largest launch over all rounds of that command)")
     w("")
     providers = [("a", "istio", "A"), ("b", "kubernetes", "B: kubernetes"), ("b", "local", "B: local"),

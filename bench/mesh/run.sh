@@ -206,6 +206,9 @@ cycle() {
     reset_workload "$which" "$n" "$dir"
     return
   fi
+  # Terraform writes the whole state file after every resource it applies: its size per
+  # resource is part of what apply costs at large N, whoever the provider is.
+  record state "$which" "$n" "$round" "$(stat -c %s "$dir/terraform.tfstate")"
   if [[ $which != floor ]]; then
     local files
     files=$(files_in "$WORK/bundles/$which-$n")

@@ -5,14 +5,17 @@
 //! change made meanwhile; a missing ConfigMap or Service is asked for again (istiod may publish
 //! it any moment), and the provider's own writes replace what they change.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Secret, Service};
-use kube::api::{Api, DynamicObject, ListParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DynamicObject, ListParams, ObjectList};
+use kube::core::Request;
 use kube::{Client, Resource};
+use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::KubeError;
@@ -119,6 +122,14 @@ impl ClusterCache {
             .copied()
     }
 
+    /// What the connection check found out about the served version (`None`: ask later).
+    pub fn knows_served_version(&self, version: Option<IstioApiVersion>) {
+        if let Some(version) = version {
+            // Set once per process; a second configure found the same.
+            let _ = self.version.set(version);
+        }
+    }
+
     /// [`mesh::mesh_config`], shared.
     pub async fn mesh_config(
         &self,
@@ -180,25 +191,19 @@ impl ClusterCache {
             .await
     }
 
-    /// The Secrets with `label_selector` in `namespace`: one LIST shared by the refresh of every
-    /// registration there. A Secret created after the list is not in it: callers confirm an
-    /// absence with a GET.
+    /// The Secrets with `label_selector` in `namespace`, as [`list_secrets`] reads them: one
+    /// LIST shared by every registration there. A Secret created after the list is not in it:
+    /// callers confirm an absence with a GET.
     pub async fn secrets(
         &self,
         namespace: &str,
         label_selector: &str,
     ) -> Result<Arc<Vec<Secret>>, KubeError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let listed = self
             .secrets
             .get_or_fetch(&format!("{namespace}/{label_selector}"), || async {
-                let params = ListParams::default().labels(label_selector);
-                let mut items = api.list(&params).await?.items;
-                // Only names are looked up: a thousand Secrets' managedFields would be dead weight.
-                items
-                    .iter_mut()
-                    .for_each(|s| s.metadata.managed_fields = None);
-                Ok::<_, KubeError>(Some(Arc::new(items)))
+                let secrets = list_secrets(&self.client, namespace, label_selector).await?;
+                Ok::<_, KubeError>(Some(Arc::new(secrets)))
             })
             .await?;
         Ok(listed.unwrap_or_default())
@@ -257,6 +262,73 @@ impl ClusterCache {
     }
 }
 
+/// A listed Secret with only what the provider reads of it (name, UID, resource version,
+/// labels and annotations): parsing skips its data and managedFields, a thousand Secrets' field
+/// trees, instead of building them and dropping them.
+#[derive(Clone, Debug, Deserialize)]
+struct ListedSecret {
+    metadata: ListedMeta,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedMeta {
+    name: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+impl From<ListedSecret> for Secret {
+    fn from(listed: ListedSecret) -> Self {
+        let ListedMeta {
+            name,
+            uid,
+            resource_version,
+            labels,
+            annotations,
+        } = listed.metadata;
+        Secret {
+            metadata: ObjectMeta {
+                name,
+                uid,
+                resource_version,
+                labels,
+                annotations,
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        }
+    }
+}
+
+/// Objects read per page of a list: bounds the response held at once.
+const LIST_PAGE: u32 = 250;
+
+/// The Secrets with `label_selector` in `namespace` (see [`ListedSecret`]), page by page.
+async fn list_secrets(
+    client: &Client,
+    namespace: &str,
+    label_selector: &str,
+) -> Result<Vec<Secret>, KubeError> {
+    let request = Request::new(Secret::url_path(&(), Some(namespace)));
+    let mut secrets = Vec::new();
+    let mut params = ListParams::default()
+        .labels(label_selector)
+        .limit(LIST_PAGE);
+    loop {
+        let page: ObjectList<ListedSecret> = client
+            .request(request.list(&params).map_err(kube::Error::BuildRequest)?)
+            .await?;
+        secrets.extend(page.items.into_iter().map(Secret::from));
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(secrets),
+        }
+    }
+}
+
 fn group_key(version: IstioApiVersion, namespace: &str, name: &str) -> String {
     format!("{}/{namespace}/{name}", version.api_version())
 }
@@ -266,6 +338,59 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    #[tokio::test]
+    async fn secrets_are_listed_page_by_page_without_their_data_and_shared() {
+        use crate::cluster::mock::{Reply, mock_client};
+        use serde_json::json;
+        let secret = |name: &str| {
+            json!({"metadata": {"name": name, "uid": format!("uid-{name}"), "resourceVersion": "7",
+                                "annotations": {"a": "b"},
+                                "managedFields": [{"manager": "x", "fieldsV1": {"f:type": {}}}]},
+                   "data": {"k": "dg=="}})
+        };
+        let (client, recorded) = mock_client(move |seen| {
+            let (items, next) = match seen.query.contains("continue=more") {
+                false => (vec![secret("a"), secret("b")], "more"),
+                true => (vec![secret("c")], ""),
+            };
+            Reply::Json(
+                200,
+                json!({"kind": "SecretList", "apiVersion": "v1",
+                       "metadata": {"resourceVersion": "1", "continue": next}, "items": items}),
+            )
+        });
+        let cache = ClusterCache::new(client);
+        let first = cache.secrets("ns", "app=x").await.unwrap();
+        let again = cache.secrets("ns", "app=x").await.unwrap();
+        let names: Vec<_> = first
+            .iter()
+            .filter_map(|s| s.metadata.name.clone())
+            .collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let a = &first[0];
+        assert_eq!(a.metadata.uid.as_deref(), Some("uid-a"));
+        assert_eq!(a.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(
+            a.metadata.annotations,
+            Some(BTreeMap::from([("a".into(), "b".into())]))
+        );
+        assert_eq!(
+            (a.metadata.managed_fields.clone(), a.data.clone()),
+            (None, None)
+        );
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second reader shares the first list"
+        );
+        let queries: Vec<_> = recorded.all().into_iter().map(|s| s.query).collect();
+        assert_eq!(queries.len(), 2, "{queries:?}");
+        assert!(
+            queries.iter().all(|q| q.contains("labelSelector=app%3Dx")
+                && q.contains(&format!("limit={LIST_PAGE}")))
+        );
+        assert!(queries[1].contains("continue=more"), "{queries:?}");
+    }
 
     #[tokio::test]
     async fn concurrent_misses_of_one_key_fetch_once() {

@@ -8,20 +8,23 @@ use kube::Client;
 use kube::client::AuthError;
 
 use super::client::{ConnectionSettings, without_credentials};
+use super::discovery::serves_preferred_version;
 use super::{KubeError, Setting};
+use crate::istio::crd::IstioApiVersion;
 
 /// One cheap authenticated call, so bad credentials or an unreachable server give a single
-/// clear diagnostic on the provider setting to blame instead of an error per resource.
+/// clear diagnostic on the provider setting to blame instead of an error per resource. The call
+/// is the discovery every resource needs anyway (see [`serves_preferred_version`]), so checking
+/// the connection costs no request of its own; its answer is returned for the cache.
 #[tracing::instrument(level = "debug", skip_all, fields(server = %server))]
 pub async fn check_connection(
     client: &Client,
     server: &str,
     settings: &ConnectionSettings,
-) -> Result<(), KubeError> {
-    match client.list_api_groups().await {
-        Ok(_) => Ok(()),
-        Err(error) => Err(diagnose(&error, server, settings)),
-    }
+) -> Result<Option<IstioApiVersion>, KubeError> {
+    serves_preferred_version(client)
+        .await
+        .map_err(|error| diagnose(&error, server, settings))
 }
 
 /// A client that could not be created: kube runs the `exec` credential plugin at creation, so
@@ -241,6 +244,29 @@ mod tests {
             token: Some("tok-secret".into()),
             ..Default::default()
         }
+    }
+
+    #[tokio::test]
+    async fn the_check_is_the_workload_group_discovery_and_a_404_still_connects() {
+        use crate::cluster::mock::{Reply, mock_client, status};
+        let served = serde_json::json!({"kind": "APIResourceList", "groupVersion": "networking.istio.io/v1",
+            "resources": [{"name": "workloadgroups", "singularName": "workloadgroup", "namespaced": true,
+                           "kind": "WorkloadGroup", "verbs": ["get"]}]});
+        for (reply, want) in [
+            (Reply::Json(200, served), Some(IstioApiVersion::V1)),
+            (status(404, "NotFound"), None),
+        ] {
+            let mut reply = Some(reply);
+            let (client, recorded) = mock_client(move |_| reply.take().expect("one request"));
+            let found = check_connection(&client, "https://x", &settings()).await;
+            assert_eq!(found.expect("connected"), want);
+            assert_eq!(recorded.lines(), ["GET /apis/networking.istio.io/v1"]);
+        }
+        let (client, _) = mock_client(|_| status(401, "Unauthorized"));
+        let error = check_connection(&client, "https://x", &settings())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, KubeError::Unauthorized { .. }), "{error}");
     }
 
     fn io_error_around(inner: rustls::Error) -> kube::Error {

@@ -11,18 +11,8 @@ use crate::istio::crd::{IstioApiVersion, WorkloadGroup};
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn served_version(client: &Client) -> Result<IstioApiVersion, KubeError> {
     for version in IstioApiVersion::PREFERENCE {
-        let plural = version.api_resource(WorkloadGroup::KIND).plural;
-        match client
-            .list_api_group_resources(&version.api_version())
-            .await
-            .map_err(KubeError::from)
-        {
-            Ok(list) if list.resources.iter().any(|r| r.name == plural) => {
-                return Ok(version);
-            }
-            Ok(_) => continue,
-            Err(error) if error.is_not_found() => continue,
-            Err(other) => return Err(other),
+        if serves(client, version).await? {
+            return Ok(version);
         }
     }
     let versions = IstioApiVersion::PREFERENCE.map(IstioApiVersion::api_version);
@@ -30,6 +20,29 @@ pub async fn served_version(client: &Client) -> Result<IstioApiVersion, KubeErro
         kind: WorkloadGroup::KIND,
         versions: versions.join(" or "),
     })
+}
+
+/// The preferred WorkloadGroup version when the cluster serves it; `None` when it does not (an
+/// Istio before 1.22, or none: [`served_version`] says which later). Any answer of the API
+/// server, a 404 included, proves the connection and the credentials.
+pub async fn serves_preferred_version(
+    client: &Client,
+) -> Result<Option<IstioApiVersion>, kube::Error> {
+    let [preferred, ..] = IstioApiVersion::PREFERENCE;
+    Ok(serves(client, preferred).await?.then_some(preferred))
+}
+
+/// Whether the discovery document of `version` lists WorkloadGroups (a 404: no).
+async fn serves(client: &Client, version: IstioApiVersion) -> Result<bool, kube::Error> {
+    let plural = version.api_resource(WorkloadGroup::KIND).plural;
+    match client
+        .list_api_group_resources(&version.api_version())
+        .await
+    {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == plural)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(other) => Err(other),
+    }
 }
 
 /// Whether the namespace exists. Creates ask first: the API server refuses an object in a

@@ -134,6 +134,9 @@ fn reflect<K: Watched>(
     (reader, changes)
 }
 
+/// Objects per page of a shared watch's list (see [`SharedWatch::start`]).
+const SHARED_LIST_PAGE: u32 = 100;
+
 /// One watch of the objects matching a label selector in one namespace, shared by every wait
 /// and read of the provider process: N concurrent waits cost one LIST and one WATCH instead of
 /// N of each. A background task keeps the store current (with backoff after errors, re-listing
@@ -153,7 +156,11 @@ impl<K: Watched> SharedWatch<K> {
         let (announce, changes) = tokio::sync::watch::channel(0u64);
         let (mark_listed, listed) = tokio::sync::watch::channel(false);
         let selector = label_selector.to_string();
-        let config = watcher::Config::default().labels(label_selector);
+        // Pages of 100, not kube-runtime's 500: a page is parsed whole, managedFields and all,
+        // before `modify` drops them, so the page size bounds the memory of the first list.
+        let config = watcher::Config::default()
+            .labels(label_selector)
+            .page_size(SHARED_LIST_PAGE);
         // Nobody reads managedFields: dropping them keeps a store of 1000 entries small.
         let events = watcher(api, config)
             .default_backoff()

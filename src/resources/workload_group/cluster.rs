@@ -50,7 +50,13 @@ impl<'a> Groups<'a> {
 
     #[tracing::instrument(level = "debug", skip_all, fields(namespace = %self.namespace, name))]
     pub async fn get(&self, name: &str) -> Result<Option<WorkloadGroup>, ResourceError> {
-        match self.api.get_opt(name).await? {
+        // Through the process's cache: a refresh reads the group once for itself and for every
+        // registration made from it.
+        let cache = &self.configured.cache;
+        match cache
+            .workload_group(self.version, &self.namespace, name)
+            .await?
+        {
             Some(object) => Ok(Some(from_dynamic(object)?)),
             None => Ok(None),
         }
