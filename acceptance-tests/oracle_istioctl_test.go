@@ -141,6 +141,10 @@ func istioctlArgs(t *testing.T, attrs map[string]string, outDir string, extraArg
 	if attrs["mode"] != "manual" {
 		args = append(args, "--autoregister")
 	}
+	if ns := istioNamespace(); ns != "istio-system" {
+		// What the provider's istio_namespace says (providerBlockWith).
+		args = append(args, "--istioNamespace", ns)
+	}
 	if d := attrs["token_duration"]; d != "" {
 		duration, err := time.ParseDuration(d)
 		if err != nil {

@@ -8,9 +8,8 @@ package acceptance
 // A variant that fails because of a defect of issue 10 is listed in liveKnownDefects and
 // printed, never skipped.
 //
-// Not run here: a non-default Istio namespace. The control plane runs istiod only in
-// istio-system (controlplane.IstioNamespace), so no istiod serves a VM whose bundle names
-// another namespace; the bundle of that variant is still compared with istioctl's.
+// A non-default Istio namespace is the profile custom-namespace: istiod runs in istio-vm and
+// every variant's provider block sets istio_namespace (providerBlockWith).
 
 import (
 	"context"
@@ -27,7 +26,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"terraform-provider-istio/acceptance-tests/controlplane"
 	"terraform-provider-istio/acceptance-tests/vmsim"
 )
 
@@ -217,7 +215,7 @@ func startScriptCAAddr(vm *vmsim.VM) string {
 func createHostnameGateway(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	services := kubeClient(t).CoreV1().Services(controlplane.IstioNamespace)
+	services := kubeClient(t).CoreV1().Services(istioNamespace())
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "oracle-gw-hostname"},
 		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Name: "tls-istiod", Port: 15012}}},
