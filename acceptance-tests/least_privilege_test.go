@@ -95,8 +95,8 @@ func inIstioNamespace(obj *unstructured.Unstructured) *unstructured.Unstructured
 	if obj.GetNamespace() == "istio-system" {
 		obj.SetNamespace(ns)
 	}
-	rules, _, _ := unstructured.NestedFieldNoCopy(obj.Object, "rules")
-	for _, rule := range rules.([]any) {
+	rules, _ := obj.Object["rules"].([]any)
+	for _, rule := range rules {
 		r, _ := rule.(map[string]any)
 		names, _ := r["resourceNames"].([]any)
 		for i, name := range names {
