@@ -76,7 +76,7 @@ func init() {
 // (pilot/cmd/pilot-agent/options/security.go applies ISTIOD_SAN only when CA_ADDR is empty,
 // and istio-start.sh never leaves it empty): istiod must carry the name (ISTIOD_CUSTOM_HOST,
 // as the istiod_address docs say), which only the multi-network-hostname profile sets.
-const issue10CAAddr = "issue 10 item 2: no certificate through a DNS name: x509 \"certificate is valid for istiod.istio-system.svc, not <the name>\"; " +
+const issue10CAAddr = "issue 10 item 2: no certificate through a DNS name: x509 \"certificate is valid for istiod.<istio namespace>.svc, not <the name>\"; " +
 	"istiod's certificate must carry the name (ISTIOD_CUSTOM_HOST), which only profile multi-network-hostname sets"
 
 // checkKnownDefectNames fails for an entry of list that names no variant, so a renamed or
