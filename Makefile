@@ -148,7 +148,7 @@ examples-check: setup provider
 # Never write a dollar sign in these regexps: the sub-make of `make test` would expand it.
 ACC_PROFILES ?= default revision
 ACC_EXAMPLE_PROFILES ?= multi-network named-cluster
-MATRIX_PROFILES ?= default revision multi-network multi-network-hostname named-cluster
+MATRIX_PROFILES ?= default revision multi-network multi-network-hostname named-cluster custom-namespace
 ACC_JOBS ?= 3
 ACC_CLI_SKIP ?= ^(TestAccOracle_|TestAccFaults_|TestAccExamples|TestAccBadInput|TestAccProviderSettings_|TestAccLeastPrivilege_|TestAcc[A-Za-z]+_validation)
 MATRIX_CLI_SKIP := ^(TestAccOracle_|TestAccFaults_|TestAccExamples)

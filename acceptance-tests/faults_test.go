@@ -36,7 +36,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"terraform-provider-istio/acceptance-tests/controlplane"
 	"terraform-provider-istio/acceptance-tests/vmsim"
 )
 
@@ -504,7 +503,7 @@ func TestAccFaults_istiodStoppedDuringWait(t *testing.T) {
 	}
 	w.must("destroy", "-auto-approve", "-input=false", "-no-color")
 
-	lease, err := kubeClient(t).CoordinationV1().Leases(controlplane.IstioNamespace).Get(context.Background(), "istio-gateway-status-leader-default", metav1.GetOptions{})
+	lease, err := kubeClient(t).CoordinationV1().Leases(istioNamespace()).Get(context.Background(), "istio-gateway-status-leader-default", metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil {
 		t.Fatalf("istiod's per-revision Lease (pilot/pkg/leaderelection/leaderelection.go): %v %+v", err, lease)
 	}
@@ -526,9 +525,9 @@ func TestAccFaults_istiodStoppedDuringWait(t *testing.T) {
 	}
 	for _, want := range []string{
 		"waiting for istiod to report the VM",
-		"istiod (namespace istio-system, revision ",
+		"istiod (namespace " + istioNamespace() + ", revision ",
 		"is not running, so no health was reported",
-		"Lease istio-system/" + lease.Name + " was last renewed by " + *lease.Spec.HolderIdentity,
+		"Lease " + istioNamespace() + "/" + lease.Name + " was last renewed by " + *lease.Spec.HolderIdentity,
 		"istiod has not reported health yet",
 	} {
 		if !strings.Contains(output, want) {

@@ -8,7 +8,7 @@ package acceptance
 //	kubeClient(t), dynamicClient(t), getObject(t, gvr, ns, name)
 //	checkObjectExists(gvr, ns, name), checkDestroy(gvr, "istio_workload_group")
 //	testNamespace(t, prefix) — a namespace deleted when the test ends
-//	installedRevisions(), istiodHost(rev) — facts of the install profile (TFPI_PROFILE)
+//	installedRevisions(), istioNamespace(), istiodHost(rev) — facts of the install profile (TFPI_PROFILE)
 
 import (
 	"context"
@@ -64,26 +64,37 @@ func newestRevision() string {
 	return revs[len(revs)-1]
 }
 
+// istioNamespace is where the profile installed istiod (istio-system unless
+// the profile says otherwise).
+func istioNamespace() string { return cp.Get("ISTIO_NAMESPACE") }
+
 // istiodHost is a revision's istiod Service host, as in its certificate and
 // a VM's hosts file.
 func istiodHost(rev string) string {
 	if rev == "" || rev == "default" {
-		return "istiod.istio-system.svc"
+		return "istiod." + istioNamespace() + ".svc"
 	}
-	return "istiod-" + rev + ".istio-system.svc"
+	return "istiod-" + rev + "." + istioNamespace() + ".svc"
 }
 
 // providerConfig is the provider block pointing at the control plane as the
 // ServiceAccount bound only to the roles of examples/rbac (least_privilege_test.go).
-func providerConfig() string {
-	return fmt.Sprintf("provider %q {\n  config_path = %q\n}\n", providerName, leastPrivilegeKubeconfig)
-}
+func providerConfig() string { return providerBlockWith(leastPrivilegeKubeconfig) }
 
 // adminProviderConfig is the provider block with the control plane's admin
 // kubeconfig, for tests of what the provider does beyond examples/rbac (for
 // example another istio_namespace).
-func adminProviderConfig() string {
-	return fmt.Sprintf("provider %q {\n  config_path = %q\n}\n", providerName, cp.Kubeconfig)
+func adminProviderConfig() string { return providerBlockWith(cp.Kubeconfig) }
+
+// providerBlockWith is the provider block for a kubeconfig file. On a profile
+// that installs Istio outside istio-system it sets istio_namespace, as such a
+// user must.
+func providerBlockWith(kubeconfig string) string {
+	namespace := ""
+	if ns := istioNamespace(); ns != "istio-system" {
+		namespace = fmt.Sprintf("  istio_namespace = %q\n", ns)
+	}
+	return fmt.Sprintf("provider %q {\n  config_path = %q\n%s}\n", providerName, kubeconfig, namespace)
 }
 
 // externalProviders makes Terraform install our provider from the mirror

@@ -77,11 +77,35 @@ func rbacObjects() ([]*unstructured.Unstructured, error) {
 				return nil, fmt.Errorf("%s: %w", file, err)
 			}
 			if len(content) > 0 {
-				objects = append(objects, &unstructured.Unstructured{Object: content})
+				objects = append(objects, inIstioNamespace(&unstructured.Unstructured{Object: content}))
 			}
 		}
 	}
 	return objects, nil
+}
+
+// inIstioNamespace moves an examples/rbac object written for istio-system to the profile's
+// Istio namespace, as its comments tell such a user to: the Role and RoleBinding into that
+// namespace, and the revision tag's webhook to istio-revision-tag-default-<namespace>.
+func inIstioNamespace(obj *unstructured.Unstructured) *unstructured.Unstructured {
+	ns := istioNamespace()
+	if ns == "istio-system" {
+		return obj
+	}
+	if obj.GetNamespace() == "istio-system" {
+		obj.SetNamespace(ns)
+	}
+	rules, _ := obj.Object["rules"].([]any)
+	for _, rule := range rules {
+		r, _ := rule.(map[string]any)
+		names, _ := r["resourceNames"].([]any)
+		for i, name := range names {
+			if name == "istio-revision-tag-default" {
+				names[i] = "istio-revision-tag-default-" + ns
+			}
+		}
+	}
+	return obj
 }
 
 // rbacOrder applies the Namespace and ServiceAccount first.
@@ -256,11 +280,6 @@ func withoutVerb(kind, resource, verb string) func(string, []any) []any {
 		}
 		return out
 	}
-}
-
-// providerBlockWith is the provider block for a kubeconfig file.
-func providerBlockWith(kubeconfig string) string {
-	return fmt.Sprintf("provider %q {\n  config_path = %q\n}\n", providerName, kubeconfig)
 }
 
 // asUser is config (built on providerConfig()) with the provider block of another kubeconfig.

@@ -18,8 +18,6 @@ import (
 	tfjson "github.com/hashicorp/terraform-json"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"terraform-provider-istio/acceptance-tests/controlplane"
 )
 
 // bundleVariant is one istio_vm_registration configuration.
@@ -52,7 +50,7 @@ func bundleVariants() []bundleVariant {
   ingress_ip = "2001:db8::10"`},
 		{Name: "ingress-service-lb", Body: `ingress_service = "oracle-gw-lb"`},
 		{Name: "ingress-service-external-ips", Body: `ingress_service = "oracle-gw-extip"`},
-		{Name: "ingress-service-with-namespace", Body: `ingress_service = "oracle-gw-lb.istio-system"`},
+		{Name: "ingress-service-with-namespace", Body: `ingress_service = "oracle-gw-lb.` + istioNamespace() + `"`},
 		{Name: "istiod-address", Body: `istiod_address = "istiod.example.com:15012"`},
 		{Name: "istiod-address-no-port", Body: `istiod_address = "istiod.example.com"`},
 		{Name: "network-locality-labels", Body: `network = "vm-net"
@@ -183,7 +181,7 @@ func terraformHeader() string {
 func createGatewayServices(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	services := kubeClient(t).CoreV1().Services(controlplane.IstioNamespace)
+	services := kubeClient(t).CoreV1().Services(istioNamespace())
 	ports := []corev1.ServicePort{{Name: "tls-istiod", Port: 15012}}
 	lb := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "oracle-gw-lb"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: ports}}
 	created, err := services.Create(ctx, lb, metav1.CreateOptions{})

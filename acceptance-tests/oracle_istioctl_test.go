@@ -57,6 +57,8 @@ var istioctlDifferences = []istioctlDifference{
 		"Ours only: the manual entry's `address`, so the agent announces the address the entry was created with even where the VM's first interface has another. istioctl writes it only for `--internalIP`/`--externalIP`."},
 	{"cluster.env", "CA_ADDR", "`istiod_address` set, or a gateway with only a hostname",
 		"Ours only: without it `istio-start.sh` exports `CA_ADDR=istiod.<istio namespace>.svc:15012`, a name such a VM cannot resolve. istioctl writes none (for a revision, `istiod-<revision>.<istio namespace>.svc:15012`, which such a VM cannot resolve either)."},
+	{"cluster.env", "ISTIO_SYSTEM_NAMESPACE", "provider `istio_namespace` other than istio-system",
+		"Ours only: `istio-start.sh` defaults it to `istio-system` and derives `CA_ADDR=istiod.<it>.svc:15012` from it, while the hosts file names istiod in the Istio namespace; so a VM started from istioctl's bundle (which writes none) asks for its certificate at a name it cannot resolve."},
 	{"hosts", "", "`istiod_address` set",
 		"Ours is empty: the VM resolves `istiod_address` through DNS. istioctl has no such flag; its user sets `discoveryAddress` in the group's `proxy.istio.io/config` annotation, and istioctl still writes the gateway's IP for istiod's Service name."},
 }
@@ -140,6 +142,10 @@ func istioctlArgs(t *testing.T, attrs map[string]string, outDir string, extraArg
 	}
 	if attrs["mode"] != "manual" {
 		args = append(args, "--autoregister")
+	}
+	if ns := istioNamespace(); ns != "istio-system" {
+		// What the provider's istio_namespace says (providerBlockWith).
+		args = append(args, "--istioNamespace", ns)
 	}
 	if d := attrs["token_duration"]; d != "" {
 		duration, err := time.ParseDuration(d)
@@ -272,6 +278,10 @@ func bundleDifferences(attrs, ours, theirs map[string]string) []string {
 			case key == "ISTIOD_SAN" && attrs["istiod_address"] != "" && !inTheirs:
 				if !strings.HasPrefix(ov, "istiod") || !strings.HasSuffix(ov, ".svc") {
 					report("%s %s=%q, want istiod's own Service name", file, key, ov)
+				}
+			case key == "ISTIO_SYSTEM_NAMESPACE" && istioNamespace() != "istio-system" && !inTheirs:
+				if ov != istioNamespace() {
+					report("%s %s=%q, want the Istio namespace %q", file, key, ov, istioNamespace())
 				}
 			case key == "ISTIO_METAJSON_LABELS":
 				if !sameLabelsJSON(ov, iv) {

@@ -9,9 +9,8 @@ package acceptance
 // printed, never skipped. A variant the provider warned about (istiod's certificate lacks the
 // name the VM dials) must fail to get its certificate: the VM judges the warning.
 //
-// Not run here: a non-default Istio namespace. The control plane runs istiod only in
-// istio-system (controlplane.IstioNamespace), so no istiod serves a VM whose bundle names
-// another namespace; the bundle of that variant is still compared with istioctl's.
+// A non-default Istio namespace is the profile custom-namespace: istiod runs in istio-vm and
+// every variant's provider block sets istio_namespace (providerBlockWith).
 
 import (
 	"context"
@@ -30,7 +29,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"terraform-provider-istio/acceptance-tests/controlplane"
 	"terraform-provider-istio/acceptance-tests/vmsim"
 )
 
@@ -259,7 +257,7 @@ func startScriptCAAddr(vm *vmsim.VM) string {
 func createHostnameGateway(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	services := kubeClient(t).CoreV1().Services(controlplane.IstioNamespace)
+	services := kubeClient(t).CoreV1().Services(istioNamespace())
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "oracle-gw-hostname"},
 		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Name: "tls-istiod", Port: 15012}}},

@@ -366,7 +366,8 @@ func TestAccProviderSettings_fieldManager(t *testing.T) {
 // istio-system, so the test copies its ConfigMaps (with another trust domain) into a second
 // namespace: the data source must read them there, and a registration's bundle must send
 // the VM to istiod in that namespace. An istio_namespace without Istio names the attribute.
-// Not provable here: a VM joining through an istiod that really runs in that namespace.
+// A VM joining through an istiod that really runs in another namespace is the install profile
+// custom-namespace (the VM tests, make test-matrix).
 // The provider runs as admin: the examples/rbac Role grants istio-system only.
 func TestAccProviderSettings_istioNamespace(t *testing.T) {
 	alt := testNamespace(t, "istio-alt")

@@ -15,7 +15,7 @@ import (
 // kubeconfig, plan and apply succeed, and the values match what istiod and
 // the installation published.
 func TestAccSmoke(t *testing.T) {
-	root, err := kubeClient(t).CoreV1().ConfigMaps("istio-system").Get(context.Background(), "istio-ca-root-cert", metav1.GetOptions{})
+	root, err := kubeClient(t).CoreV1().ConfigMaps(istioNamespace()).Get(context.Background(), "istio-ca-root-cert", metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("istio-ca-root-cert: %v", err)
 	}

@@ -29,8 +29,6 @@ import (
 )
 
 const (
-	// IstioNamespace is where istiod and its configuration live.
-	IstioNamespace = "istio-system"
 	// envFileName is the machine-readable result of a start, in RUN_DIR.
 	envFileName = "env"
 	// marker identifies a directory as a control-plane run directory, so a
@@ -429,7 +427,7 @@ func (cp *ControlPlane) renderInBackground(ctx context.Context) func() ([]render
 // then exposes it through the east-west gateway as the VM guide does.
 func (cp *ControlPlane) startIstio(ctx context.Context, steps []rendered, pilotBin string) error {
 	var err error
-	if cp.istiods, err = istiodsFrom(steps); err != nil {
+	if cp.istiods, err = istiodsFrom(steps, cp.profile.IstioNamespace()); err != nil {
 		return err
 	}
 	if len(cp.istiods) == 0 {
@@ -561,6 +559,7 @@ func baseEnv() []string {
 func (cp *ControlPlane) setProfileEnv() {
 	p := cp.profile
 	cp.setEnv("PROFILE", p.Name)
+	cp.setEnv("ISTIO_NAMESPACE", p.IstioNamespace())
 	cp.setEnv("ISTIO_REVISIONS", strings.Join(p.Revisions, ","))
 	cp.setEnv("DEFAULT_REVISION", p.DefaultRevision())
 	// CLUSTER_ID is what istiod runs with; CLUSTER_NAME is clusterName as installed ("" = unset).

@@ -118,8 +118,8 @@ func (cp *ControlPlane) renderInstalls(ctx context.Context) ([]rendered, error) 
 		if err != nil {
 			return nil, err
 		}
-		// The profiles' IstioOperator has namespace istio-system and no name.
-		r.owner = ownerLabels("", IstioNamespace, rev, version)
+		// The profiles' IstioOperator has no name and the Istio namespace.
+		r.owner = ownerLabels("", cp.profile.IstioNamespace(), rev, version)
 		out = append(out, r)
 	}
 	script := filepath.Join(cp.samplesDir, "multicluster", "gen-eastwest-gateway.sh")
@@ -134,7 +134,13 @@ func (cp *ControlPlane) renderInstalls(ctx context.Context) ([]rendered, error) 
 	if err := os.WriteFile(iopFile, iop, 0o644); err != nil {
 		return nil, err
 	}
-	r, err := cp.render(ctx, "eastwest-gateway", "manifest", "generate", "-f", iopFile)
+	gatewayArgs := []string{"manifest", "generate", "-f", iopFile}
+	if ns := cp.profile.Namespace; ns != "" {
+		// The guide pipes the script into istioctl install; in another
+		// namespace that install needs the same value as Istio's.
+		gatewayArgs = append(gatewayArgs, "--set", "values.global.istioNamespace="+ns)
+	}
+	r, err := cp.render(ctx, "eastwest-gateway", gatewayArgs...)
 	if err != nil {
 		return nil, err
 	}
@@ -193,10 +199,10 @@ func parseObjects(raw []byte) ([]*unstructured.Unstructured, error) {
 }
 
 // createIstioNamespace does what istioctl install does before applying:
-// create istio-system, labelled with the network when values.global.network
+// create the Istio namespace, labelled with the network when values.global.network
 // is set (operator/pkg/util/k8s.go CreateNamespace).
 func (cp *ControlPlane) createIstioNamespace(ctx context.Context) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: IstioNamespace, Labels: map[string]string{}}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: cp.profile.IstioNamespace(), Labels: map[string]string{}}}
 	if cp.profile.Network != "" {
 		ns.Labels["topology.istio.io/network"] = cp.profile.Network
 	}
@@ -250,7 +256,7 @@ func (cp *ControlPlane) applyRendered(ctx context.Context, steps []rendered, api
 }
 
 // applyObjects server-side applies objects; a namespaced object without a
-// namespace goes to istio-system (`kubectl apply -n istio-system`).
+// namespace goes to the Istio namespace (`kubectl apply -n istio-system`).
 func (cp *ControlPlane) applyObjects(ctx context.Context, objects []*unstructured.Unstructured) error {
 	dyn, err := dynamic.NewForConfig(cp.rest)
 	if err != nil {
@@ -270,7 +276,7 @@ func (cp *ControlPlane) applyObjects(ctx context.Context, objects []*unstructure
 		var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
 		if mapping.Scope.Name() == "namespace" {
 			if obj.GetNamespace() == "" {
-				obj.SetNamespace(IstioNamespace)
+				obj.SetNamespace(cp.profile.IstioNamespace())
 			}
 			ri = dyn.Resource(mapping.Resource).Namespace(obj.GetNamespace())
 		}
@@ -322,7 +328,7 @@ func hasCondition(u *unstructured.Unstructured, typ, status string) bool {
 func (cp *ControlPlane) setDefaultTag(ctx context.Context) {
 	rev := cp.profile.DefaultRevision()
 	if _, err := cp.Istioctl(ctx, "tag", "set", "default", "--revision", rev, "--overwrite", "--skip-confirmation",
-		"--istioNamespace", IstioNamespace); err != nil {
+		"--istioNamespace", cp.profile.IstioNamespace()); err != nil {
 		cp.progress("no default revision tag: %v (istioctl install goes on without it too)", err)
 	}
 }
@@ -345,7 +351,11 @@ func (cp *ControlPlane) exposeIstiod() (rendered, error) {
 		if err != nil {
 			return rendered{}, err
 		}
-		all = append(all, bytes.ReplaceAll(raw, []byte("{{.Revision}}"), []byte(replace))...)
+		raw = bytes.ReplaceAll(raw, []byte("{{.Revision}}"), []byte(replace))
+		// The samples name istiod in istio-system; in another namespace the
+		// user edits the host as the guide's sed edits the revision.
+		raw = bytes.ReplaceAll(raw, []byte(".istio-system.svc"), []byte("."+cp.profile.IstioNamespace()+".svc"))
+		all = append(all, raw...)
 		all = append(all, "\n---\n"...)
 	}
 	if cp.profile.Network != "" {
@@ -381,7 +391,7 @@ func (cp *ControlPlane) install(ctx context.Context, steps []rendered, apiserver
 // the istio-eastwestgateway Service: it reports the address, here the
 // gateway process's IP, or the profile's DNS name.
 func (cp *ControlPlane) assignLoadBalancer(ctx context.Context) error {
-	services := cp.client.CoreV1().Services(IstioNamespace)
+	services := cp.client.CoreV1().Services(cp.profile.IstioNamespace())
 	svc, err := services.Get(ctx, eastWestGatewayService, getOpts)
 	if err != nil {
 		return fmt.Errorf("the rendered east-west gateway: %w", err)

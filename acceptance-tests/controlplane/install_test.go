@@ -46,6 +46,8 @@ func TestProfilesRenderAsTheVMGuideSays(t *testing.T) {
 		{"named-cluster", "canary", []string{"manifest", "generate", "--set", "profile=minimal", "--set", "revision=canary",
 			"--set", "values.global.multiCluster.clusterName=cluster1", "--set", "values.global.network=network1"},
 			[]string{"--network", "network1"}},
+		{"custom-namespace", "default", []string{"manifest", "generate", "--set", "profile=default",
+			"--set", "values.global.istioNamespace=istio-vm"}, []string{"--single-cluster"}},
 	} {
 		p, err := LookupProfile(tc.profile)
 		if err != nil {

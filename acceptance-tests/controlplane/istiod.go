@@ -65,7 +65,7 @@ var outOfCluster = []struct {
 	why                 string
 }{
 	{env: "KUBECONFIG", value: func(d *istiod) string { return d.kubeconfig },
-		why: "the rendered value names the optional istio-kubeconfig Secret's mount; without it a Pod uses its ServiceAccount token. Here: a client certificate for system:serviceaccount:istio-system:<service account> with the ServiceAccount groups, so the rendered RBAC applies"},
+		why: "the rendered value names the optional istio-kubeconfig Secret's mount; without it a Pod uses its ServiceAccount token. Here: a client certificate for system:serviceaccount:<namespace>:<service account> with the ServiceAccount groups, so the rendered RBAC applies"},
 	{fieldRef: "metadata.name", value: func(d *istiod) string { return d.deployment.Name + "-local" },
 		why: "stands in for the generated Pod name <deployment>-<hash>-<id>"},
 	{fieldRef: "metadata.namespace", value: func(d *istiod) string { return d.deployment.Namespace }, why: "the Deployment's namespace, as in a cluster"},
@@ -99,7 +99,8 @@ func (d *istiod) outOfClusterSummary() string {
 var containerPorts = []int32{8080, 15010, 15012, 15014, 15017, 9876}
 
 // istiodsFrom finds the istiod Deployments among the rendered objects.
-func istiodsFrom(steps []rendered) ([]*istiod, error) {
+// A Deployment without a namespace is in the Istio namespace.
+func istiodsFrom(steps []rendered, istioNamespace string) ([]*istiod, error) {
 	var out []*istiod
 	for _, step := range steps {
 		for _, obj := range step.objects {
@@ -111,7 +112,7 @@ func istiodsFrom(steps []rendered) ([]*istiod, error) {
 				return nil, fmt.Errorf("Deployment %s: %w", obj.GetName(), err)
 			}
 			if d.Namespace == "" {
-				d.Namespace = IstioNamespace
+				d.Namespace = istioNamespace
 			}
 			out = append(out, &istiod{deployment: &d, revision: d.Labels["istio.io/rev"]})
 		}

@@ -80,10 +80,10 @@ func (d *istiod) targetPort(target intstr.IntOrString, port int32) int32 {
 	return port
 }
 
-// clusterNetworkRoutes maps ClusterIP:port of every Service in istio-system
+// clusterNetworkRoutes maps ClusterIP:port of every Service in the Istio namespace
 // that selects a local istiod to that istiod's listen address.
 func (cp *ControlPlane) clusterNetworkRoutes(ctx context.Context) (map[string]string, error) {
-	services, err := cp.client.CoreV1().Services(IstioNamespace).List(ctx, metav1.ListOptions{})
+	services, err := cp.client.CoreV1().Services(cp.profile.IstioNamespace()).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func (cp *ControlPlane) clusterNetworkRoutes(ctx context.Context) (map[string]st
 		}
 	}
 	if len(routes) == 0 {
-		return nil, fmt.Errorf("no Service in %s selects istiod's Pods", IstioNamespace)
+		return nil, fmt.Errorf("no Service in %s selects istiod's Pods", cp.profile.IstioNamespace())
 	}
 	return routes, nil
 }
@@ -130,11 +130,11 @@ func (cp *ControlPlane) startClusterNetwork(ctx context.Context) error {
 	return nil
 }
 
-// gatewayRoutes are the TLS routes of every VirtualService in istio-system
+// gatewayRoutes are the TLS routes of every VirtualService in the Istio namespace
 // bound to a Gateway: listen port → SNI routes to the destination Service's
 // backend. sniHosts "*" becomes the catch-all route.
 func (cp *ControlPlane) gatewayRoutes(ctx context.Context) (map[int64][]sniRoute, error) {
-	list, err := cp.Dynamic().Resource(gvrVirtualService).Namespace(IstioNamespace).List(ctx, metav1.ListOptions{})
+	list, err := cp.Dynamic().Resource(gvrVirtualService).Namespace(cp.profile.IstioNamespace()).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -211,8 +211,8 @@ func (cp *ControlPlane) startEastWestGateway(ctx context.Context) error {
 	pool.AppendCertsFromPEM(root)
 	var hosts []string
 	for _, d := range cp.istiods {
-		if _, ok := routeSNI(routes[15012], istiodHost(d.revision)); ok {
-			hosts = append(hosts, istiodHost(d.revision))
+		if _, ok := routeSNI(routes[15012], d.host()); ok {
+			hosts = append(hosts, d.host())
 		}
 	}
 	if len(hosts) == 0 {
@@ -236,9 +236,9 @@ func (cp *ControlPlane) startEastWestGateway(ctx context.Context) error {
 	return nil
 }
 
-// istiodHost is the Service name of a revision's istiod, as in its
+// host is the Service name of this istiod, as in its
 // certificate and in a VM's hosts file.
-func istiodHost(rev string) string { return istiodName(rev) + "." + IstioNamespace + ".svc" }
+func (d *istiod) host() string { return istiodName(d.revision) + "." + d.deployment.Namespace + ".svc" }
 
 func sortedKeys[V any](m map[int64]V) []int64 {
 	var keys []int64

@@ -31,6 +31,21 @@ type Profile struct {
 	// checks istiod's serving certificate against it, which carries the name
 	// only through ISTIOD_CUSTOM_HOST (pilot/pkg/bootstrap/server.go).
 	GatewayHostname string
+	// Namespace is values.global.istioNamespace, the namespace istioctl
+	// installs into ("" = the chart default, istio-system; see
+	// IstioNamespace).
+	Namespace string
+}
+
+// defaultIstioNamespace is the charts' values.global.istioNamespace.
+const defaultIstioNamespace = "istio-system"
+
+// IstioNamespace is where istiod and its configuration live.
+func (p Profile) IstioNamespace() string {
+	if p.Namespace == "" {
+		return defaultIstioNamespace
+	}
+	return p.Namespace
 }
 
 // profiles are the installs the tests run against. README.md "Local control
@@ -50,6 +65,10 @@ var profiles = []Profile{
 		GatewayHostname: "eastwest-lb.tfpi.test"},
 	// A named cluster with a canary control plane beside the default one.
 	{Name: "named-cluster", Revisions: []string{"default", "canary"}, ClusterName: "cluster1", Network: "network1"},
+	// The default install into another namespace (`istioctl install --set
+	// values.global.istioNamespace=istio-vm`): istioctl takes the namespace
+	// of every object from that value (operator/pkg/render/manifest.go).
+	{Name: "custom-namespace", Revisions: []string{"default"}, Namespace: "istio-vm"},
 }
 
 // DefaultProfile is used when neither Options.Profile nor TFPI_PROFILE says.
@@ -96,6 +115,7 @@ func (p Profile) globalValues() []string {
 		"values.global.network":                  p.Network,
 		"values.global.meshID":                   p.MeshID,
 		"values.pilot.env.ISTIOD_CUSTOM_HOST":    p.GatewayHostname,
+		"values.global.istioNamespace":           p.Namespace,
 	} {
 		if value != "" {
 			set = append(set, key+"="+value)
