@@ -142,8 +142,16 @@ pub fn validate_config<T: serde::de::DeserializeOwned>(
     diags: &mut Diagnostics,
     check: impl FnOnce(&T, &mut Diagnostics),
 ) {
-    if let Some(model) = crate::tfplug::decode::<T>(config, crate::tfplug::UnknownAs::Null, diags) {
-        check(&model, diags);
+    let mut decoding = Diagnostics::new();
+    match crate::tfplug::decode::<T>(config, crate::tfplug::UnknownAs::Null, &mut decoding) {
+        Some(model) => check(&model, diags),
+        // Terraform has type-checked the configuration against the schema, so a configuration
+        // with unknowns that does not decode holds an unknown where the model needs a value
+        // (`labels = { vm = each.key }` in a module's for_each). serde loses the attribute
+        // path inside flattened models, so the error cannot be matched to the unknown below;
+        // plan and apply decode the known values again.
+        None if !config.is_fully_known() => {}
+        None => diags.items.extend(decoding.items),
     }
     drop_judgements_on_unknown(config, diags);
 }

@@ -688,7 +688,7 @@ impl<'a> Registration<'a> {
         let env = mesh::istiod_env(&self.configured.client, istio_namespace, &revision).await?;
         let names = istiod_certificate_names(&env, istio_namespace, &revision)?;
         let problem = certificate_name_problem(&host, &names)?;
-        Some(if model.istiod_address.is_some() {
+        Some(if model.settings.istiod_address.is_some() {
             (
                 "istiod_address",
                 format!("`istiod_address` names {host}. {problem}."),

@@ -288,6 +288,29 @@ mod tests {
         diags.errors().map(|d| d.path.clone()).collect()
     }
 
+    /// examples/fleet: `labels = { vm = each.key }` in a module's for_each is unknown while
+    /// Terraform validates; the labels sit in a flattened model, where serde loses the path.
+    #[test]
+    fn unknown_label_values_are_not_an_error_at_validation() {
+        let mut value = config(serde_json::json!({
+            "workload_group": "ns/group", "mode": "manual", "address": "10.0.0.1"
+        }));
+        let labels = [("vm".to_string(), Value::Unknown)].into_iter().collect();
+        value.set_attr("labels", Value::Map(labels));
+        let mut diags = Diagnostics::new();
+        super::config(&value, &mut diags);
+        assert_eq!(diags.errors().count(), 0, "{:?}", diags.items);
+        let known_error =
+            config(serde_json::json!({"workload_group": "ns/group", "mode": "bogus"}));
+        let mut diags = Diagnostics::new();
+        super::config(&known_error, &mut diags);
+        assert_eq!(
+            diags.errors().count(),
+            1,
+            "a known bad value is still refused"
+        );
+    }
+
     /// Issue 9 (validation oracle, `reg-bad-template-label`): what a group created outside
     /// Terraform hands every entry must be valid entry metadata.
     #[test]
