@@ -51,6 +51,7 @@ func bundleVariants() []bundleVariant {
 		{Name: "ingress-service-lb", Body: `ingress_service = "oracle-gw-lb"`},
 		{Name: "ingress-service-external-ips", Body: `ingress_service = "oracle-gw-extip"`},
 		{Name: "ingress-service-with-namespace", Body: `ingress_service = "oracle-gw-lb.` + istioNamespace() + `"`},
+		{Name: "ingress-service-hostname", Body: `ingress_service = "oracle-gw-dns"`},
 		{Name: "istiod-address", Body: `istiod_address = "istiod.example.com:15012"`},
 		{Name: "istiod-address-no-port", Body: `istiod_address = "istiod.example.com"`},
 		{Name: "network-locality-labels", Body: `network = "vm-net"
@@ -176,8 +177,9 @@ func terraformHeader() string {
 		"\"\n    }\n  }\n}\n" + providerConfig()
 }
 
-// createGatewayServices adds two gateway Services in the Istio namespace: one whose load balancer
-// reports an IP, one with only spec.externalIPs (istioctl falls back to those).
+// createGatewayServices adds three gateway Services in the Istio namespace: one whose load
+// balancer reports an IP, one whose load balancer reports only a DNS name (istioctl finds no
+// address in it), one with only spec.externalIPs (istioctl falls back to those).
 func createGatewayServices(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
@@ -192,6 +194,15 @@ func createGatewayServices(t *testing.T) {
 	if _, err := services.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("setting the load balancer IP of oracle-gw-lb: %v", err)
 	}
+	dns := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "oracle-gw-dns"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: ports}}
+	created, err = services.Create(ctx, dns, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating Service oracle-gw-dns: %v", err)
+	}
+	created.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{Hostname: "gw-dns.vm.example"}}
+	if _, err := services.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("setting the load balancer hostname of oracle-gw-dns: %v", err)
+	}
 	ext := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "oracle-gw-extip"}, Spec: corev1.ServiceSpec{Ports: ports, ExternalIPs: []string{"192.0.2.61"}}}
 	if _, err := services.Create(ctx, ext, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating Service oracle-gw-extip: %v", err)
@@ -199,6 +210,7 @@ func createGatewayServices(t *testing.T) {
 	t.Cleanup(func() {
 		_ = services.Delete(ctx, "oracle-gw-lb", metav1.DeleteOptions{})
 		_ = services.Delete(ctx, "oracle-gw-extip", metav1.DeleteOptions{})
+		_ = services.Delete(ctx, "oracle-gw-dns", metav1.DeleteOptions{})
 	})
 }
 
