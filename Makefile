@@ -103,7 +103,7 @@ SUMMARY     := acceptance-tests/tools/summary.py
 test:
 	@$(SUMMARY) reset
 	@for stage in $(TEST_STAGES); do \
-	  $(SUMMARY) run $$stage $(MAKE) --no-print-directory $$stage CLIS="$(CLIS)" ACC_PROFILES="$(ACC_PROFILES)" ACC_EXAMPLE_PROFILES="$(ACC_EXAMPLE_PROFILES)" ACC_CLI_SKIP='$(ACC_CLI_SKIP)' \
+	  $(SUMMARY) run $$stage $(MAKE) --no-print-directory $$stage CLIS="$(CLIS)" ACC_PROFILES="$(ACC_PROFILES)" ACC_EXAMPLE_PROFILES="$(ACC_EXAMPLE_PROFILES)" ACC_NAMESPACE_PROFILES="$(ACC_NAMESPACE_PROFILES)" ACC_CLI_SKIP='$(ACC_CLI_SKIP)' \
 	    || { $(SUMMARY) report; exit 1; }; \
 	done; $(SUMMARY) report
 
@@ -143,11 +143,15 @@ examples-check: setup provider
 # TestAccExamples applies each example of examples/ on the profiles it is written for
 # (appliedExamples in acceptance-tests/examples_test.go): make test applies those of
 # ACC_PROFILES and, in runs of TestAccExamples alone, of ACC_EXAMPLE_PROFILES; make test-matrix
-# those of every profile. It fails when an example's profile is in neither list. A CLI missing
+# those of every profile. It fails when an example's profile is in none of the lists.
+# ACC_NAMESPACE_PROFILES (custom-namespace: istiod installed in istio-vm) get a run of
+# ACC_NAMESPACE_TESTS, so that make test proves a non-default istio_namespace end to end: VMs
+# booted from the bundles get their certificate from that istiod and turn healthy. A CLI missing
 # from tools.env fails; TFPI_EXTRA_CLIS=0 (refused in CI by build.sh) runs Terraform 1.0.3 only.
 # Never write a dollar sign in these regexps: the sub-make of `make test` would expand it.
 ACC_PROFILES ?= default revision
 ACC_EXAMPLE_PROFILES ?= multi-network named-cluster
+ACC_NAMESPACE_PROFILES ?= custom-namespace
 MATRIX_PROFILES ?= default revision multi-network multi-network-hostname named-cluster custom-namespace
 ACC_JOBS ?= 3
 ACC_CLI_SKIP ?= ^(TestAccOracle_|TestAccFaults_|TestAccExamples|TestAccBadInput|TestAccProviderSettings_|TestAccLeastPrivilege_|TestAcc[A-Za-z]+_validation)
@@ -155,6 +159,7 @@ MATRIX_CLI_SKIP := ^(TestAccOracle_|TestAccFaults_|TestAccExamples)
 ACC_FAULT_TESTS := ^TestAccFaults_
 ACC_SPLIT_TESTS := ^(TestAccBadInput|TestAccOracle_|TestAccProviderSettings_|TestAccLeastPrivilege_)
 ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService|TestAccOracle_(istioctlBundles|liveVMs|manualEntryMatchesAutoRegistered)|TestAccExamples)
+ACC_NAMESPACE_TESTS := ^(TestAccVmRegistration_live|TestAccProviderSettings_istioNamespace|TestAccExamples)
 ACC_ENV = set -a; . $(TOOLS_ENV); set +a; export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1
 
 acceptance: setup provider
@@ -167,6 +172,7 @@ acceptance: setup provider
 	  else clis="$$clis $${!var}"; fi; \
 	done; \
 	ACC_CLI_PATHS="$$clis" ACC_PROFILES="$(ACC_PROFILES)" ACC_EXAMPLE_PROFILES="$(ACC_EXAMPLE_PROFILES)" \
+	  ACC_NAMESPACE_PROFILES="$(ACC_NAMESPACE_PROFILES)" ACC_NAMESPACE_TESTS='$(ACC_NAMESPACE_TESTS)' \
 	  ACC_VM_TESTS='$(ACC_VM_TESTS)' ACC_CLI_SKIP='$(ACC_CLI_SKIP)' ACC_FAULT_TESTS='$(ACC_FAULT_TESTS)' ACC_SPLIT_TESTS='$(ACC_SPLIT_TESTS)' \
 	  ACC_JOBS=$(ACC_JOBS) GO_TEST_FLAGS="$(GO_TEST_FLAGS)" acceptance-tests/tools/acceptance.sh
 

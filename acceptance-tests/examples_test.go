@@ -33,7 +33,8 @@ type appliedExample struct {
 // TestAccExamples on the profiles of ACC_PROFILES, make test-matrix on every profile of
 // MATRIX_PROFILES; the test fails when an example names a profile MATRIX_PROFILES lacks.
 var appliedExamples = []appliedExample{
-	{dir: "quickstart", profiles: []string{"default"}, apply: applyQuickstart},
+	// Also where istiod runs outside istio-system, with the example's istio_namespace set.
+	{dir: "quickstart", profiles: []string{"default", "custom-namespace"}, apply: applyQuickstart},
 	{dir: "fleet", profiles: []string{"default"}, apply: applyFleet},
 	// Not on multi-network-hostname: a VM reaching istiod through the load balancer's DNS name
 	// gets no certificate unless istiod's certificate carries that name (the provider warns;
@@ -93,12 +94,15 @@ func checkEveryExampleIsAccountedFor(t *testing.T) {
 		}
 	}
 	// make test must apply every example: its profile is one make test runs.
-	makeTest := append(makefileProfiles(t, "ACC_PROFILES"), makefileProfiles(t, "ACC_EXAMPLE_PROFILES")...)
+	makeTest := slices.Concat(makefileProfiles(t, "ACC_PROFILES"), makefileProfiles(t, "ACC_EXAMPLE_PROFILES"))
+	if namespaceRun(t).MatchString("TestAccExamples") {
+		makeTest = append(makeTest, makefileProfiles(t, "ACC_NAMESPACE_PROFILES")...)
+	}
 	matrix := makefileProfiles(t, "MATRIX_PROFILES")
 	for _, example := range appliedExamples {
 		for _, profile := range example.profiles {
 			if !slices.Contains(makeTest, profile) {
-				t.Errorf("examples/%s is applied on profile %s, which make test does not run (ACC_PROFILES, ACC_EXAMPLE_PROFILES in the Makefile)", example.dir, profile)
+				t.Errorf("examples/%s is applied on profile %s, which make test does not run (ACC_PROFILES, ACC_EXAMPLE_PROFILES, ACC_NAMESPACE_PROFILES in the Makefile)", example.dir, profile)
 			}
 			if !slices.Contains(matrix, profile) {
 				t.Errorf("examples/%s is applied on profile %s, which MATRIX_PROFILES in the Makefile does not run", example.dir, profile)
@@ -107,17 +111,28 @@ func checkEveryExampleIsAccountedFor(t *testing.T) {
 	}
 }
 
+// namespaceRun is ACC_NAMESPACE_TESTS of the Makefile: the tests make test runs on
+// ACC_NAMESPACE_PROFILES.
+func namespaceRun(t *testing.T) *regexp.Regexp {
+	return regexp.MustCompile(makefileValue(t, "ACC_NAMESPACE_TESTS :="))
+}
+
 func makefileProfiles(t *testing.T, variable string) []string {
+	return strings.Fields(makefileValue(t, variable+" ?="))
+}
+
+// makefileValue is the value of the Makefile line that starts with assignment ("NAME ?=").
+func makefileValue(t *testing.T, assignment string) string {
 	t.Helper()
 	makefile, err := os.ReadFile(filepath.Join("..", "Makefile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	match := regexp.MustCompile(`(?m)^` + variable + ` \?= (.*)$`).FindSubmatch(makefile)
+	match := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(assignment) + ` (.*)$`).FindSubmatch(makefile)
 	if match == nil {
-		t.Fatalf("no `%s ?= ...` line in the Makefile", variable)
+		t.Fatalf("no `%s ...` line in the Makefile", assignment)
 	}
-	return strings.Fields(string(match[1]))
+	return string(match[1])
 }
 
 // copyExamples copies examples/ into a fresh directory, so the bundles and Terraform files
@@ -327,9 +342,21 @@ func applyQuickstart(t *testing.T, examples string) {
 	waitForDefaultServiceAccount(t, ns)
 	dir := filepath.Join(examples, "quickstart")
 	bootWhenBundleWritten(t, filepath.Join(dir, "bundle"), "vm-1", loopbackIPs("vm-1")["vm-1"])
-	applyExample(t, dir, map[string]string{"kubeconfig": leastPrivilegeKubeconfig, "namespace": ns},
+	applyExample(t, dir, map[string]string{"kubeconfig": leastPrivilegeKubeconfig, "namespace": ns, "istio_namespace": istioNamespace()},
 		groupGone(ns),
-		healthyEntries(ns, 1))
+		healthyEntries(ns, 1),
+		meshIstiodHost(istiodHost(cp.Get("DEFAULT_REVISION"))))
+}
+
+// meshIstiodHost checks the example's mesh output: the provider read the installation in the
+// Istio namespace it was given (istio-vm on custom-namespace).
+func meshIstiodHost(want string) func(map[string]any) error {
+	return func(outputs map[string]any) error {
+		if got := nested(outputs, "mesh", "istiod_host"); got != want {
+			return fmt.Errorf("output mesh.istiod_host %v, want %s", got, want)
+		}
+		return nil
+	}
 }
 
 // applyFleet calls the fleet module with one VM of known address (a WorkloadEntry the

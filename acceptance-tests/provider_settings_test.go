@@ -362,13 +362,12 @@ func TestAccProviderSettings_fieldManager(t *testing.T) {
 	})
 }
 
-// A control plane namespace other than istio-system. The control plane runs istiod only in
-// istio-system, so the test copies its ConfigMaps (with another trust domain) into a second
-// namespace: the data source must read them there, and a registration's bundle must send
+// A control plane namespace other than the installed one. The test copies the installation's
+// ConfigMaps (with another trust domain) into a second namespace: the data source must read them there, and a registration's bundle must send
 // the VM to istiod in that namespace. An istio_namespace without Istio names the attribute.
 // A VM joining through an istiod that really runs in another namespace is the install profile
-// custom-namespace (the VM tests, make test-matrix).
-// The provider runs as admin: the examples/rbac Role grants istio-system only.
+// custom-namespace (ACC_NAMESPACE_TESTS in make test, the VM tests in make test-matrix).
+// The provider runs as admin: the examples/rbac Role grants the installed Istio namespace only.
 func TestAccProviderSettings_istioNamespace(t *testing.T) {
 	alt := testNamespace(t, "istio-alt")
 	copyControlPlaneConfigMaps(t, alt, "alt.example")
@@ -385,7 +384,7 @@ func TestAccProviderSettings_istioNamespace(t *testing.T) {
   address    = "10.40.0.3"
   ingress_ip = "10.0.0.40"
 `), providerConfig(), provider(alt), 1)
-	istiod := strings.Replace(istiodHost(revision), ".istio-system.", "."+alt+".", 1)
+	istiod := strings.Replace(istiodHost(revision), "."+istioNamespace()+".", "."+alt+".", 1)
 	accTest(t, resource.TestCase{Steps: []resource.TestStep{
 		{
 			Config: provider(alt) + "data \"istio_mesh\" \"this\" {}\n",
@@ -412,12 +411,12 @@ func TestAccProviderSettings_istioNamespace(t *testing.T) {
 	}})
 }
 
-// copyControlPlaneConfigMaps copies istio-system's mesh config and injector ConfigMaps into namespace, with
-// trustDomain set in each mesh config.
+// copyControlPlaneConfigMaps copies the Istio namespace's mesh config and injector ConfigMaps into
+// namespace, with trustDomain set in each mesh config.
 func copyControlPlaneConfigMaps(t *testing.T, namespace, trustDomain string) {
 	t.Helper()
 	ctx := context.Background()
-	list, err := kubeClient(t).CoreV1().ConfigMaps("istio-system").List(ctx, metav1.ListOptions{})
+	list, err := kubeClient(t).CoreV1().ConfigMaps(istioNamespace()).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,10 +427,10 @@ func copyControlPlaneConfigMaps(t *testing.T, namespace, trustDomain string) {
 		}
 		if mesh, ok := data["mesh"]; ok {
 			// As istioctl installs it into that namespace: istiod's address names it.
-			mesh = strings.ReplaceAll(mesh, ".istio-system.svc", "."+namespace+".svc")
+			mesh = strings.ReplaceAll(mesh, "."+istioNamespace()+".svc", "."+namespace+".svc")
 			config := map[string]any{}
 			if err := yaml.Unmarshal([]byte(mesh), &config); err != nil {
-				t.Fatalf("ConfigMap istio-system/%s: %v", cm.Name, err)
+				t.Fatalf("ConfigMap %s/%s: %v", istioNamespace(), cm.Name, err)
 			}
 			config["trustDomain"] = trustDomain
 			out, _ := yaml.Marshal(config)

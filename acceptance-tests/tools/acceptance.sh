@@ -17,11 +17,13 @@
 #     than the others;
 #   - every other CLI of ACC_CLI_PATHS on the first profile, without ACC_CLI_SKIP;
 #   - Terraform 1.0.3 on every other profile of ACC_PROFILES: the VM tests (ACC_VM_TESTS);
+#   - Terraform 1.0.3 on every profile of ACC_NAMESPACE_PROFILES: ACC_NAMESPACE_TESTS (istiod
+#     outside istio-system, end to end);
 #   - Terraform 1.0.3 on every profile of ACC_EXAMPLE_PROFILES: TestAccExamples only (the
 #     profiles an example of examples/ is written for that ACC_PROFILES lacks).
 #
 # Environment: TFPI_TERRAFORM_1_0_3, ACC_CLI_PATHS, ACC_PROFILES, ACC_EXAMPLE_PROFILES,
-# ACC_VM_TESTS, ACC_CLI_SKIP, ACC_FAULT_TESTS, ACC_SPLIT_TESTS, ACC_JOBS, GO_TEST_FLAGS, TFPI_CACHE.
+# ACC_NAMESPACE_PROFILES, ACC_NAMESPACE_TESTS, ACC_VM_TESTS, ACC_CLI_SKIP, ACC_FAULT_TESTS, ACC_SPLIT_TESTS, ACC_JOBS, GO_TEST_FLAGS, TFPI_CACHE.
 # Exits 1 when any run failed, after every run has ended.
 set -euo pipefail
 
@@ -62,6 +64,9 @@ for cli in ${ACC_CLI_PATHS:-}; do
 done
 for profile in "${profiles[@]:1}"; do
   runs+=("$tf|$profile|.|-run|$ACC_VM_TESTS")
+done
+for profile in ${ACC_NAMESPACE_PROFILES:-}; do
+  runs+=("$tf|$profile|.|-run|$ACC_NAMESPACE_TESTS")
 done
 for profile in ${ACC_EXAMPLE_PROFILES:-}; do
   runs+=("$tf|$profile|.|-run|^TestAccExamples")

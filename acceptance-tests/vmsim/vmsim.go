@@ -28,7 +28,7 @@
 //   - pilot-agent ($TFPI_PILOT_AGENT or tools.env) and istio-start.sh of the
 //     same Istio (see Options.StartScript);
 //   - istiod's secure gRPC (CA + XDS) reachable at <ip>:15012 for the ip the
-//     bundle's hosts file gives istiod[-<rev>].istio-system.svc (the
+//     bundle's hosts file gives istiod[-<rev>].<istio namespace>.svc (the
 //     istio-eastwestgateway Service's load balancer IP), with TLS passed
 //     through by SNI to the istiod of that name (the control plane's
 //     east-west gateway, acceptance-tests/controlplane/gateway.go);

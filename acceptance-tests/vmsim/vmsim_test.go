@@ -80,7 +80,7 @@ func runMain(m *testing.M) int {
 	for _, v := range vars {
 		controlPlaneEnv[v.Key] = v.Value
 	}
-	for _, k := range []string{"KUBECONFIG", "EASTWEST_GATEWAY_IP", "ISTIO_REVISIONS"} {
+	for _, k := range []string{"KUBECONFIG", "EASTWEST_GATEWAY_IP", "ISTIO_REVISIONS", "ISTIO_NAMESPACE"} {
 		if controlPlaneEnv[k] == "" {
 			fmt.Fprintf(os.Stderr, "vmsim tests: the control plane env has no %s\n", k)
 			return 1
@@ -354,15 +354,17 @@ func shellQuote(s string) string {
 
 func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env map[string]string, dir string, b bundleSpec) {
 	t.Helper()
-	// mesh.yaml: defaultConfig of ConfigMap istio-system/istio key mesh,
+	// mesh.yaml: defaultConfig of ConfigMap <istio namespace>/istio key mesh,
 	// readinessProbe = group probe, proxyMetadata (`istioctl/pkg/workload/workload.go` (`createMeshConfig`)).
 	// Revisioned: ConfigMap istio-<rev>, discoveryAddress and CA_ADDR
-	// istiod-<rev>.istio-system.svc:15012, hosts for that name.
+	// istiod-<rev>.<istio namespace>.svc:15012, hosts for that name.
+	// The Istio namespace is the profile's (istioctl's --istioNamespace).
+	istioNS := env["ISTIO_NAMESPACE"]
 	istiod, meshCM := "istiod", "istio"
 	if b.rev != "" && b.rev != "default" {
 		istiod, meshCM = "istiod-"+b.rev, "istio-"+b.rev
 	}
-	cm, err := kc.CoreV1().ConfigMaps("istio-system").Get(ctx, meshCM, metav1.GetOptions{})
+	cm, err := kc.CoreV1().ConfigMaps(istioNS).Get(ctx, meshCM, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +377,7 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 		defaultConfig = map[string]any{}
 	}
 	if istiod != "istiod" && defaultConfig["discoveryAddress"] == nil {
-		defaultConfig["discoveryAddress"] = istiod + ".istio-system.svc:15012"
+		defaultConfig["discoveryAddress"] = istiod + "." + istioNS + ".svc:15012"
 	}
 	trustDomain, _ := mesh["trustDomain"].(string)
 	meshID, _ := defaultConfig["meshId"].(string)
@@ -427,7 +429,13 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 	ce["ISTIO_LOCAL_EXCLUDE_PORTS"] = "22,15090,15021,15020"
 	ce["SERVICE_ACCOUNT"] = b.sa
 	if istiod != "istiod" {
-		ce["CA_ADDR"] = istiod + ".istio-system.svc:15012"
+		ce["CA_ADDR"] = istiod + "." + istioNS + ".svc:15012"
+	}
+	// Not istioctl's: istio-start.sh derives CA_ADDR from ISTIO_SYSTEM_NAMESPACE (default
+	// istio-system), so outside istio-system a VM needs it to find its CA (the provider writes it;
+	// docs/guides/istioctl-differences.md).
+	if istioNS != "istio-system" {
+		ce["ISTIO_SYSTEM_NAMESPACE"] = istioNS
 	}
 	var keys []string
 	for k := range ce {
@@ -466,14 +474,14 @@ func writeBundle(ctx context.Context, t *testing.T, kc kubernetes.Interface, env
 	}
 
 	// hosts: the east-west gateway's load balancer IP for istiod (`istioctl/pkg/workload/workload.go` (`createHosts`)).
-	svc, err := kc.CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{})
+	svc, err := kc.CoreV1().Services(istioNS).Get(ctx, "istio-eastwestgateway", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(svc.Status.LoadBalancer.Ingress) == 0 || svc.Status.LoadBalancer.Ingress[0].IP == "" {
-		t.Fatal("Service istio-system/istio-eastwestgateway has no load balancer IP")
+		t.Fatalf("Service %s/istio-eastwestgateway has no load balancer IP", istioNS)
 	}
-	hosts := svc.Status.LoadBalancer.Ingress[0].IP + " " + istiod + ".istio-system.svc\n"
+	hosts := svc.Status.LoadBalancer.Ingress[0].IP + " " + istiod + "." + istioNS + ".svc\n"
 
 	for name, content := range map[string]string{
 		"mesh.yaml":     string(meshYAML),

@@ -26,6 +26,12 @@ variable "namespace" {
   description = "Namespace of the service and its VMs."
 }
 
+variable "istio_namespace" {
+  type        = string
+  default     = "istio-system"
+  description = "Namespace Istio's control plane is installed in (istioctl's `values.global.istioNamespace`)."
+}
+
 variable "app_port" {
   type        = number
   default     = 8080
@@ -33,7 +39,8 @@ variable "app_port" {
 }
 
 provider "istio" {
-  config_path = var.kubeconfig
+  config_path     = var.kubeconfig
+  istio_namespace = var.istio_namespace
 }
 
 data "istio_mesh" "this" {}
