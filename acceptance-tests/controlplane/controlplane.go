@@ -82,8 +82,11 @@ type ControlPlane struct {
 	apiserverArgs []string
 	// pilotBin is istiod's binary, so StartIstiod starts it again (faults.go).
 	pilotBin string
-	rest     *rest.Config
-	client   kubernetes.Interface
+	// kcm is kube-controller-manager, whose watches must resume after a restart of
+	// kube-apiserver (faults.go, waitForWatchersToResume).
+	kcm    *process
+	rest   *rest.Config
+	client kubernetes.Interface
 }
 
 // EnvVar is one line of the env file.
@@ -372,6 +375,7 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 	if err != nil {
 		return err
 	}
+	cp.kcm = kcm
 	cp.setEnv("KUBE_CONTROLLER_MANAGER_PID", strconv.Itoa(kcm.cmd.Process.Pid))
 
 	// Istio, as istioctl install would put it in the cluster.

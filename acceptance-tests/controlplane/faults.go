@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 )
 
@@ -33,7 +35,8 @@ func (cp *ControlPlane) StopAPIServer() error {
 }
 
 // StartAPIServer starts kube-apiserver again after StopAPIServer, on the
-// same port with the same etcd and certificates, and returns once it is ready.
+// same port with the same etcd and certificates, and returns once it is ready
+// and kube-controller-manager and istiod watch it again.
 func (cp *ControlPlane) StartAPIServer(ctx context.Context) error {
 	if exited, _ := cp.apiserver.exited(); !exited {
 		return fmt.Errorf("kube-apiserver (pid %d) is still running", cp.apiserver.cmd.Process.Pid)
@@ -46,9 +49,47 @@ func (cp *ControlPlane) StartAPIServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return cp.waitFor(ctx, p, "kube-apiserver /readyz after a restart", func() error {
+	if err := cp.waitFor(ctx, p, "kube-apiserver /readyz after a restart", func() error {
 		return httpOK(httpClient, cp.Get("KUBE_APISERVER")+"/readyz")
-	})
+	}); err != nil {
+		return err
+	}
+	return cp.waitForWatchersToResume(ctx)
+}
+
+// waitForWatchersToResume returns once kube-controller-manager and istiod act on
+// the restarted kube-apiserver again. Both lost their watches with it, and
+// client-go's reflectors relist only after an exponential backoff with jitter
+// (up to a minute once the server was away for a while), so /readyz alone does
+// not mean the cluster works: until they are back, a new namespace gets no
+// default ServiceAccount (kube-controller-manager) and no istio-ca-root-cert
+// (istiod), and the next test fails on a cluster that is still recovering. A
+// throwaway namespace shows both are back; if one never comes back, the error
+// names it and shows its log.
+func (cp *ControlPlane) waitForWatchersToResume(ctx context.Context) error {
+	started := time.Now()
+	probe := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tfpi-restart-probe-"}}
+	probe, err := cp.client.CoreV1().Namespaces().Create(ctx, probe, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("creating a namespace on the restarted kube-apiserver: %w", err)
+	}
+	defer func() {
+		_ = cp.client.CoreV1().Namespaces().Delete(context.Background(), probe.Name, metav1.DeleteOptions{})
+	}()
+	if err := cp.waitFor(ctx, cp.kcm, "ServiceAccount "+probe.Name+"/default after a restart of kube-apiserver", func() error {
+		_, err := cp.client.CoreV1().ServiceAccounts(probe.Name).Get(ctx, "default", getOpts)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := cp.waitFor(ctx, cp.istiods[0].process, "ConfigMap "+probe.Name+"/istio-ca-root-cert after a restart of kube-apiserver", func() error {
+		_, err := cp.client.CoreV1().ConfigMaps(probe.Name).Get(ctx, "istio-ca-root-cert", getOpts)
+		return err
+	}); err != nil {
+		return err
+	}
+	cp.progress("kube-controller-manager and istiod act on the restarted kube-apiserver again (%s after it was ready)", time.Since(started).Round(100*time.Millisecond))
+	return nil
 }
 
 // RestartAPIServer is StopAPIServer then StartAPIServer.
