@@ -158,7 +158,7 @@ ACC_CLI_SKIP ?= ^(TestAccOracle_|TestAccFaults_|TestAccExamples|TestAccBadInput|
 MATRIX_CLI_SKIP := ^(TestAccOracle_|TestAccFaults_|TestAccExamples)
 ACC_FAULT_TESTS := ^TestAccFaults_
 ACC_SPLIT_TESTS := ^(TestAccBadInput|TestAccOracle_|TestAccProviderSettings_|TestAccLeastPrivilege_)
-ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService|TestAccOracle_(istioctlBundles|liveVMs|manualEntryMatchesAutoRegistered)|TestAccExamples)
+ACC_VM_TESTS := ^(TestAccVmRegistration|TestAccMeshService|TestAccOracle_(istioctlBundles|liveVMs|manualEntryMatchesAutoRegistered)|TestAccFieldDefects_defaultRevisionTag|TestAccExamples)
 ACC_NAMESPACE_TESTS := ^(TestAccVmRegistration_live|TestAccProviderSettings_istioNamespace|TestAccExamples)
 ACC_ENV = set -a; . $(TOOLS_ENV); set +a; export TF_ACC=1 TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1
 

@@ -156,7 +156,7 @@ func TestAccFieldDefects_defaultRevisionTag(t *testing.T) {
 			istiod = "istiod-" + rev
 		}
 	}
-	host := istiod + ".istio-system.svc"
+	host := istiod + "." + istioNamespace() + ".svc"
 	accTest(t, resource.TestCase{
 		Steps: []resource.TestStep{{
 			Config: registrationConfig(ns, "") + `
