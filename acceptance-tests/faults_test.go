@@ -970,3 +970,64 @@ func TestAccFaults_manyRegistrationsInParallel(t *testing.T) {
 	w.must("destroy", "-auto-approve", "-input=false", "-no-color", "-parallelism=20")
 	expectNothingLeft(t, ns)
 }
+
+// TestAccFaults_autoregistrationDisabled: istiod runs with
+// PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION=false, set on its Deployment and rolled
+// out as `kubectl set env` would (restarting istiod is why this is a fault test). istiod
+// would never create an auto-mode VM's entry, so the apply fails at once, naming the
+// variable and what to do, instead of handing out a bundle whose VM never appears. The
+// registration's token Secret already exists at that point: it is kept in the state as
+// tainted and destroy revokes it. A manual registration needs no auto-registration and
+// applies on the same istiod. (Issue "Field defects", item 9.)
+func TestAccFaults_autoregistrationDisabled(t *testing.T) {
+	const variable = "PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION"
+	ns := testNamespace(t, "fault-noauto")
+	waitForDefaultServiceAccount(t, ns)
+	disabled := "false"
+	previous, err := cp.SetIstiodEnv(context.Background(), variable, &disabled)
+	if err != nil {
+		t.Fatalf("setting %s=false on istiod: %v", variable, err)
+	}
+	t.Cleanup(func() {
+		if _, err := cp.SetIstiodEnv(context.Background(), variable, previous); err != nil {
+			t.Errorf("putting %s back on istiod: %v", variable, err)
+		}
+	})
+
+	w := newTFWork(t, registrationConfig(ns, `  mode = "auto"`))
+	out, code := w.run("apply", "-auto-approve", "-input=false", "-no-color")
+	out = oneSpace(out)
+	if code == 0 {
+		t.Fatalf("auto-mode apply succeeded with auto-registration disabled on istiod:\n%s", out)
+	}
+	for _, want := range []string{
+		"runs with " + variable + "=false",
+		"it will never create the VM's WorkloadEntry",
+		`Enable it on istiod, or use mode = "manual"`,
+		`mode = "auto"`, // Terraform shows the attribute the diagnostic names
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the error does not say %q:\n%s", want, out)
+		}
+	}
+	if registration := w.state()["istio_vm_registration.vm"]; registration == nil || !registration.Tainted {
+		t.Errorf("registration in state: %+v, want it kept as tainted (its token Secret exists)", registration)
+	}
+	if n := len(listObjects(t, gvrWorkloadEntry, ns, "")); n != 0 {
+		t.Errorf("%d WorkloadEntries in %s, want none", n, ns)
+	}
+
+	w.setConfig(registrationConfig(ns, `
+  mode    = "manual"
+  address = "10.20.0.9"
+`))
+	w.must("apply", "-auto-approve", "-input=false", "-no-color")
+	if err := checkObjectExists(gvrWorkloadEntry, ns, "product-vm-10.20.0.9")(nil); err != nil {
+		t.Errorf("the manual registration's entry: %v", err)
+	}
+	if n := len(registrationSecrets(t, ns)); n != 1 {
+		t.Errorf("%d token Secrets in %s after the manual registration replaced the tainted one, want 1", n, ns)
+	}
+	w.expectNoChanges()
+	w.destroyAndExpectNothingLeft(ns)
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -228,4 +229,102 @@ func TestAccFieldDefects_importReissuesToken(t *testing.T) {
 	if err := expectTokenRejected(t, token); err != nil {
 		t.Errorf("destroying the imported registration did not revoke the re-issued token: %v", err)
 	}
+}
+
+// Item 9: a gateway Service that does not expose istiod's port 15012 (an ingress gateway
+// picked instead of the east-west one: it serves 80 and 443) can never carry the VM's
+// certificate request or its discovery stream. The apply says so, naming
+// `ingress_service`, instead of writing a bundle that points the VM at it.
+func TestAccFieldDefects_gatewayWithout15012(t *testing.T) {
+	ns := testNamespace(t, "fdg")
+	waitForDefaultServiceAccount(t, ns)
+	gateway := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "ingress-only", Labels: map[string]string{"istio": "ingressgateway"}},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeLoadBalancer,
+			Selector: map[string]string{"istio": "ingressgateway"},
+			Ports: []corev1.ServicePort{
+				{Name: "status-port", Port: 15021},
+				{Name: "http2", Port: 80},
+				{Name: "https", Port: 443},
+			},
+		},
+	}
+	if _, err := kubeClient(t).CoreV1().Services(ns).Create(context.Background(), gateway, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating Service %s/ingress-only: %v", ns, err)
+	}
+	accTest(t, resource.TestCase{
+		Steps: []resource.TestStep{{
+			Config: registrationConfig(ns, fmt.Sprintf(`  ingress_service = "ingress-only.%s"`, ns)),
+			ExpectError: regexp.MustCompile(`(?s)Service ` + ns + `/ingress-only does not expose port 15012.*` +
+				`expose-istiod.*ingress_service`),
+		}},
+	})
+}
+
+// Item 4: in manual mode the entry name contains the network, and without the
+// registration's own `network` that is the group's `template.network`. When the group
+// moves to another network the registration, which reads the group at refresh, replaces
+// the entry at the next apply; until then its bundle keeps naming the entry that exists,
+// never one that does not.
+func TestAccFieldDefects_groupNetworkChange(t *testing.T) {
+	ns := testNamespace(t, "fdgn")
+	waitForDefaultServiceAccount(t, ns)
+	config := func(network string) string {
+		return providerConfig() + fmt.Sprintf(`
+resource "istio_workload_group" "product" {
+  name      = "product-vm"
+  namespace = %q
+  metadata {
+    labels = { app = "product" }
+  }
+  template {
+    service_account = "default"
+    ports           = { http = 8080 }
+    network         = %q
+  }
+}
+
+resource "istio_vm_registration" "vm" {
+  workload_group = istio_workload_group.product.id
+  mode           = "manual"
+  address        = "10.10.0.7"
+}
+`, ns, network)
+	}
+	oldEntry, newEntry := "product-vm-10.10.0.7-net-a", "product-vm-10.10.0.7-net-b"
+	bundleNames := func(entry, network string) resource.TestCheckFunc {
+		return resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "cluster_env", containsAll(
+			"ISTIO_META_WORKLOAD_ENTRY='"+entry+"'", "ISTIO_META_NETWORK='"+network+"'"))
+	}
+	accTest(t, resource.TestCase{
+		CheckDestroy: func(*terraform.State) error { return checkObjectGone(gvrWorkloadEntry, ns, newEntry) },
+		Steps: []resource.TestStep{
+			{
+				Config: config("net-a"),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					checkObjectExists(gvrWorkloadEntry, ns, oldEntry),
+					bundleNames(oldEntry, "net-a"),
+				),
+			},
+			{
+				// The group changes; the registration learns of it at the refresh after.
+				Config:             config("net-b"),
+				ExpectNonEmptyPlan: true,
+				Check: resource.ComposeAggregateTestCheckFunc(
+					checkObjectExists(gvrWorkloadEntry, ns, oldEntry),
+					bundleNames(oldEntry, "net-a"),
+				),
+			},
+			{
+				Config: config("net-b"),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					checkObjectExists(gvrWorkloadEntry, ns, newEntry),
+					func(*terraform.State) error { return checkObjectGone(gvrWorkloadEntry, ns, oldEntry) },
+					resource.TestCheckResourceAttr("istio_vm_registration.vm", "workload_entry_name", newEntry),
+					bundleNames(newEntry, "net-b"),
+				),
+			},
+		},
+	})
 }

@@ -142,3 +142,62 @@ func stopProcess(p *process) error {
 	}
 	return fmt.Errorf("%s (pid %d) did not exit", p.name, p.cmd.Process.Pid)
 }
+
+// SetIstiodEnv sets one env variable of every istiod, as `kubectl set env` and the
+// rollout that follows would: in the Deployment in the cluster (which the provider
+// reads) and in the running process (started again with the Deployment's new env).
+// A nil value removes the variable. It returns the value the first istiod had before,
+// so that a test can put it back.
+func (cp *ControlPlane) SetIstiodEnv(ctx context.Context, name string, value *string) (*string, error) {
+	var previous *string
+	for i, d := range cp.istiods {
+		c, err := d.container()
+		if err != nil {
+			return nil, err
+		}
+		before := setEnvVar(c, name, value)
+		if i == 0 {
+			previous = before
+		}
+		deployments := cp.client.AppsV1().Deployments(d.deployment.Namespace)
+		live, err := deployments.Get(ctx, d.name(), getOpts)
+		if err != nil {
+			return nil, fmt.Errorf("reading Deployment %s: %w", d.name(), err)
+		}
+		for j := range live.Spec.Template.Spec.Containers {
+			if live.Spec.Template.Spec.Containers[j].Name == c.Name {
+				setEnvVar(&live.Spec.Template.Spec.Containers[j], name, value)
+			}
+		}
+		if _, err := deployments.Update(ctx, live, metav1.UpdateOptions{}); err != nil {
+			return nil, fmt.Errorf("updating Deployment %s: %w", d.name(), err)
+		}
+		if err := stopProcess(d.process); err != nil {
+			return nil, fmt.Errorf("stopping %s: %w", d.name(), err)
+		}
+		if err := cp.startIstiod(ctx, cp.pilotBin, d); err != nil {
+			return nil, err
+		}
+	}
+	return previous, nil
+}
+
+// setEnvVar sets (or, for nil, removes) one plain env variable of c and returns its
+// value before.
+func setEnvVar(c *corev1.Container, name string, value *string) *string {
+	var before *string
+	env := c.Env[:0:0]
+	for _, e := range c.Env {
+		if e.Name == name {
+			v := e.Value
+			before = &v
+			continue
+		}
+		env = append(env, e)
+	}
+	if value != nil {
+		env = append(env, corev1.EnvVar{Name: name, Value: *value})
+	}
+	c.Env = env
+	return before
+}

@@ -162,7 +162,10 @@ pub struct VmRegistrationModel {
 pub struct BundleSettingsModel {
     /// Network of the VM for multi-network meshes; overrides the group's `template.network`.
     /// It is part of the entry name, so it must be lower-case letters, digits, '-' and '.'.
-    /// In manual mode a change replaces the entry (the old one is deleted). In auto mode
+    /// In manual mode a change replaces the entry (the old one is deleted). Without this
+    /// attribute, a change of the group's `template.network` replaces the entry at the apply
+    /// after the group's (the registration reads the group at refresh; until then its bundle
+    /// keeps naming the entry that exists). In auto mode
     /// istiod does not change an existing entry: a change of `network`, `locality` or
     /// `labels` reaches the entry when the VM reconnects with the new bundle (the plan warns).
     pub network: Option<String>,
