@@ -270,27 +270,17 @@ func TestAccFieldDefects_gatewayWithout15012(t *testing.T) {
 func TestAccFieldDefects_groupNetworkChange(t *testing.T) {
 	ns := testNamespace(t, "fdgn")
 	waitForDefaultServiceAccount(t, ns)
+	// registrationConfig's group, on a network.
+	groupPorts := "ports           = { http = 8080 }"
 	config := func(network string) string {
-		return providerConfig() + fmt.Sprintf(`
-resource "istio_workload_group" "product" {
-  name      = "product-vm"
-  namespace = %q
-  metadata {
-    labels = { app = "product" }
-  }
-  template {
-    service_account = "default"
-    ports           = { http = 8080 }
-    network         = %q
-  }
-}
-
-resource "istio_vm_registration" "vm" {
-  workload_group = istio_workload_group.product.id
-  mode           = "manual"
-  address        = "10.10.0.7"
-}
-`, ns, network)
+		config := registrationConfig(ns, `
+  mode    = "manual"
+  address = "10.10.0.7"
+`)
+		if !strings.Contains(config, groupPorts) {
+			t.Fatalf("registrationConfig's group has no line %q to put the network after", groupPorts)
+		}
+		return strings.Replace(config, groupPorts, groupPorts+fmt.Sprintf("\n    network         = %q", network), 1)
 	}
 	oldEntry, newEntry := "product-vm-10.10.0.7-net-a", "product-vm-10.10.0.7-net-b"
 	bundleNames := func(entry, network string) resource.TestCheckFunc {
