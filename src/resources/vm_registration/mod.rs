@@ -167,7 +167,10 @@ pub struct BundleSettingsModel {
     /// after the group's (the registration reads the group at refresh; until then its bundle
     /// keeps naming the entry that exists). In auto mode
     /// istiod does not change an existing entry: a change of `network`, `locality` or
-    /// `labels` reaches the entry when the VM reconnects with the new bundle (the plan warns).
+    /// `labels` reaches the entry only when istiod creates it again: after the VM's agent stayed
+    /// disconnected longer than istiod's `PILOT_WORKLOAD_ENTRY_GRACE_PERIOD` (default 10s), at
+    /// its next connection with the new bundle; a quicker restart keeps the old entry (the plan
+    /// warns).
     pub network: Option<String>,
     /// Locality `region/zone/subzone` of the VM (at most three parts; see `network` for
     /// changes in auto mode).

@@ -65,7 +65,7 @@ pub(super) fn warn_auto_entry_changes(plan: &Plan, diags: &mut Diagnostics) {
         diags.warning(
             "istiod will not update the VM's WorkloadEntry",
             format!(
-                "In auto mode istiod creates the entry when the VM connects and does not change an existing one (pilot/pkg/autoregistration): the new {} reach the entry only when the VM reconnects with the new bundle. Deliver the new files and restart the VM's istio agent (the entry is re-created on reconnection), or replace the registration.",
+                "In auto mode istiod creates the entry when the VM connects and does not change an existing one (pilot/pkg/autoregistration): the new {} reach the entry only when istiod creates it again. Deliver the new files, stop the VM's istio agent for longer than istiod's PILOT_WORKLOAD_ENTRY_GRACE_PERIOD (default 10s), after which istiod deletes the entry, and start the agent again: istiod creates the entry from the new bundle. A quicker restart keeps the old entry. Or replace the registration.",
                 ignored.join(", ")
             ),
             AttributePath::new(*first),
@@ -75,7 +75,9 @@ pub(super) fn warn_auto_entry_changes(plan: &Plan, diags: &mut Diagnostics) {
 
 /// Attributes istiod copies into an auto-registered entry only when it creates it (on the VM's
 /// connection, `workloadEntryFromGroup` in `pilot/pkg/autoregistration/controller.go`); a change
-/// does not reach an entry that exists until the VM reconnects.
+/// does not reach an entry that exists: istiod only marks it connected again when the VM
+/// reconnects, until it deletes the entry after the VM stayed away longer than its grace period
+/// (`PILOT_WORKLOAD_ENTRY_GRACE_PERIOD`, `registerWorkload` in the same file).
 fn auto_entry_changes(prior: &Value, planned: &Value) -> Vec<&'static str> {
     if planned.get_attr("mode").and_then(Value::as_str) == Some("manual") {
         return Vec::new();
