@@ -46,8 +46,9 @@ var appliedExamples = []appliedExample{
 // The configurations under examples/ that are not applied here, and why. Every directory of
 // examples/ is in one of the two lists.
 var notAppliedExamples = map[string]string{
-	"existing-vm":         "needs hashicorp/null and SSH to real VMs; make examples-check validates its module, examples/fleet, applied here",
-	"new-vm":              "needs hashicorp/aws; make examples-check validates its module, examples/fleet, applied here",
+	"existing-vm":         "needs hashicorp/null and SSH to real VMs; make examples-check validates its modules, examples/fleet and examples/fleet-service, applied here",
+	"new-vm":              "needs hashicorp/aws; make examples-check validates its modules, examples/fleet and examples/fleet-service, applied here",
+	"fleet-service":       "a module without a provider block: applied here by applyFleet's calling configuration, after examples/fleet",
 	"resources":           "reference-page snippets; make examples-check validates them together",
 	"data-sources":        "reference-page snippets; make examples-check validates them together",
 	"ephemeral-resources": "reference-page snippets for istio_vm_bootstrap; make examples-check validates them with Terraform 1.13.3, TestAccVmBootstrap_tokenNeverStored applies the same hand-off",
@@ -360,8 +361,8 @@ func meshIstiodHost(want string) func(map[string]any) error {
 }
 
 // applyFleet calls the fleet module with one VM of known address (a WorkloadEntry the
-// registration creates) and one without (auto-registration), and waits for both as the
-// fleet guide's calling configuration does.
+// registration creates) and one without (auto-registration), and waits for both with the
+// fleet-service module, as examples/existing-vm and examples/new-vm do.
 func applyFleet(t *testing.T, examples string) {
 	ns := testNamespace(t, "ex-fleet")
 	waitForDefaultServiceAccount(t, ns)
@@ -377,19 +378,14 @@ module "product" {
   bundle_dir = %[3]q
 }
 
-resource "istio_mesh_service" "product" {
-  name      = "product"
-  namespace = %[1]q
-  selector  = module.product.selector
-  ports {
-    name = "http"
-    port = 8080
-  }
-  wait {
-    min_healthy_endpoints = 2
-    timeout               = "5m"
-  }
-  depends_on = [module.product]
+module "product_service" {
+  source                = "../examples/fleet-service"
+  name                  = "product"
+  namespace             = %[1]q
+  selector              = module.product.selector
+  min_healthy_endpoints = 2
+  timeout               = "5m"
+  depends_on            = [module.product]
 }
 `, ns, ips["vm-1"], bundleDir))
 	applyExample(t, dir, nil,

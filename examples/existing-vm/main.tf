@@ -1,7 +1,7 @@
 # Flow 1 — existing VMs with known IPs:
 #   registrations (the ../fleet module) → bundles delivered over SSH (re-delivered
 #   whenever one changes) → the Service waits until every VM reports healthy.
-# No cycle: the wait lives on istio_mesh_service, after the delivery.
+# No cycle: the wait lives on the Service (../fleet-service), after the delivery.
 
 terraform {
   required_providers {
@@ -56,17 +56,10 @@ resource "null_resource" "deliver_bundle" {
   }
 }
 
-resource "istio_mesh_service" "product" {
-  name      = "product"
-  namespace = "default"
-  selector  = module.product.selector
-  ports {
-    name = "http"
-    port = 8080
-  }
-  wait {
-    min_healthy_endpoints = length(var.vm_ips)
-    timeout               = "10m"
-  }
-  depends_on = [null_resource.deliver_bundle]
+module "product_service" {
+  source                = "../fleet-service"
+  name                  = "product"
+  selector              = module.product.selector
+  min_healthy_endpoints = length(var.vm_ips)
+  depends_on            = [null_resource.deliver_bundle]
 }

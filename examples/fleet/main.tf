@@ -2,7 +2,7 @@
 # registration per VM, with for_each over a map of VM name => address. Call it once per
 # service; deliver each VM's five bootstrap files (the `bundles` output, or the files
 # under bundle_dir/<vm>) with whatever creates or configures the VMs, then wait for the
-# VMs with an istio_mesh_service in the calling configuration.
+# VMs with an istio_mesh_service in the calling configuration (the ../fleet-service module).
 #
 #   module "product" {
 #     source  = "./fleet"

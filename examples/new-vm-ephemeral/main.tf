@@ -76,17 +76,11 @@ resource "aws_instance" "product" {
   SCRIPT
 }
 
-resource "istio_mesh_service" "product" {
-  name      = "product"
-  namespace = "default"
-  selector  = module.product.selector
-  ports {
-    name = "http"
-    port = 8080
-  }
-  wait {
-    min_healthy_endpoints = length(var.vm_names)
-    timeout               = "15m"
-  }
-  depends_on = [aws_instance.product]
+module "product_service" {
+  source                = "../fleet-service"
+  name                  = "product"
+  selector              = module.product.selector
+  min_healthy_endpoints = length(var.vm_names)
+  timeout               = "15m"
+  depends_on            = [aws_instance.product]
 }
