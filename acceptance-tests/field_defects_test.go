@@ -318,3 +318,22 @@ func TestAccFieldDefects_groupNetworkChange(t *testing.T) {
 		},
 	})
 }
+
+// Item 9: a group whose template.service_account does not exist can never give its VMs a
+// token. The apply says so, naming the ServiceAccount, instead of failing on the bare 404 of
+// the TokenRequest.
+func TestAccFieldDefects_missingServiceAccount(t *testing.T) {
+	ns := testNamespace(t, "fdsa")
+	waitForDefaultServiceAccount(t, ns)
+	config := registrationConfig(ns, "")
+	const account = `service_account = "default"`
+	if !strings.Contains(config, account) {
+		t.Fatalf("registrationConfig's group has no line %q", account)
+	}
+	accTest(t, resource.TestCase{
+		Steps: []resource.TestStep{{
+			Config: strings.Replace(config, account, `service_account = "nobody"`, 1),
+			ExpectError: regexp.MustCompile(`ServiceAccount ` + ns + `/nobody \(the group's template.service_account\) does not exist; create it before registering VMs`),
+		}},
+	})
+}
