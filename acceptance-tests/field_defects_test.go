@@ -332,7 +332,7 @@ func TestAccFieldDefects_missingServiceAccount(t *testing.T) {
 	}
 	accTest(t, resource.TestCase{
 		Steps: []resource.TestStep{{
-			Config: strings.Replace(config, account, `service_account = "nobody"`, 1),
+			Config:      strings.Replace(config, account, `service_account = "nobody"`, 1),
 			ExpectError: regexp.MustCompile(`ServiceAccount ` + ns + `/nobody \(the group's template.service_account\) does not exist; create it before registering VMs`),
 		}},
 	})
