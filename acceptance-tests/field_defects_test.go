@@ -255,9 +255,8 @@ func TestAccFieldDefects_gatewayWithout15012(t *testing.T) {
 	}
 	accTest(t, resource.TestCase{
 		Steps: []resource.TestStep{{
-			Config: registrationConfig(ns, fmt.Sprintf(`  ingress_service = "ingress-only.%s"`, ns)),
-			ExpectError: regexp.MustCompile(`(?s)Service ` + ns + `/ingress-only does not expose port 15012.*` +
-				`expose-istiod.*ingress_service`),
+			Config:      registrationConfig(ns, fmt.Sprintf(`  ingress_service = "ingress-only.%s"`, ns)),
+			ExpectError: wrappedPhrases("Service "+ns+"/ingress-only does not expose port 15012", "expose-istiod", "ingress_service"),
 		}},
 	})
 }
@@ -333,7 +332,7 @@ func TestAccFieldDefects_missingServiceAccount(t *testing.T) {
 	accTest(t, resource.TestCase{
 		Steps: []resource.TestStep{{
 			Config:      strings.Replace(config, account, `service_account = "nobody"`, 1),
-			ExpectError: regexp.MustCompile(`ServiceAccount ` + ns + `/nobody \(the group's template.service_account\) does not exist; create it before registering VMs`),
+			ExpectError: wrappedPhrases("ServiceAccount " + ns + "/nobody (the group's template.service_account) does not exist; create it before registering VMs"),
 		}},
 	})
 }

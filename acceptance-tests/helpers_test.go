@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -271,4 +272,15 @@ func objectKey(rs *terraform.ResourceState) (namespace, name string) {
 		return ns, n
 	}
 	return "", rs.Primary.ID
+}
+
+// wrappedPhrases matches the phrases in this order, a space of each matching any run of white
+// space: Terraform wraps a diagnostic's detail at the terminal width
+// (internal/command/format/diagnostic.go), so a phrase can span two lines.
+func wrappedPhrases(phrases ...string) *regexp.Regexp {
+	quoted := make([]string, len(phrases))
+	for i, p := range phrases {
+		quoted[i] = strings.ReplaceAll(regexp.QuoteMeta(p), " ", `\s+`)
+	}
+	return regexp.MustCompile(`(?s)` + strings.Join(quoted, ".*"))
 }
