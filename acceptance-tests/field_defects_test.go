@@ -256,7 +256,7 @@ func TestAccFieldDefects_gatewayWithout15012(t *testing.T) {
 	accTest(t, resource.TestCase{
 		Steps: []resource.TestStep{{
 			Config:      registrationConfig(ns, fmt.Sprintf(`  ingress_service = "ingress-only.%s"`, ns)),
-			ExpectError: wrappedPhrases("Service "+ns+"/ingress-only does not expose port 15012", "expose-istiod", "ingress_service"),
+			ExpectError: wrappedPhrases(`ingress_service = "ingress-only.`+ns+`"`, "Service "+ns+"/ingress-only does not expose port 15012", "expose-istiod"),
 		}},
 	})
 }
