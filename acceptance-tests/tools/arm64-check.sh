@@ -97,8 +97,12 @@ schema() {
     "$terraform" validate -no-color >&2 &&
     "$terraform" providers schema -json)
 }
-TF_REATTACH_PROVIDERS="$reattach" schema >"$work/arm64.json" || die "Terraform could not use the arm64 provider (see above)"
-env -u TF_REATTACH_PROVIDERS schema >"$work/amd64.json" || die "Terraform could not use the native provider from the mirror (see above)"
+# An empty mirror: Terraform can reach a provider only through the reattach line, so this
+# cannot pass on the native binary.
+mkdir -p "$work/empty-mirror"
+printf 'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n  }\n}\n' "$work/empty-mirror" >"$work/empty.tfrc"
+TF_CLI_CONFIG_FILE="$work/empty.tfrc" TF_REATTACH_PROVIDERS="$reattach" schema >"$work/arm64.json" || die "Terraform could not use the arm64 provider (see above)"
+(unset TF_REATTACH_PROVIDERS; schema) >"$work/amd64.json" || die "Terraform could not use the native provider from the mirror (see above)"
 
 python3 - "$work/arm64.json" "$work/amd64.json" <<'PY'
 import json, sys
