@@ -165,10 +165,20 @@ data "istio_mesh" "this" {}
 `,
 			Check: resource.ComposeAggregateTestCheckFunc(
 				resource.TestCheckResourceAttr("data.istio_mesh.this", "istiod_host", host),
-				resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "hosts", containsAll(" "+host+"\n")),
+				bundleNamesIstiod(host),
 			),
 		}},
 	})
+}
+
+// bundleNamesIstiod checks that the registration's bundle points the VM at istiod host: a
+// hosts line through the gateway's IP or, where the gateway has only a hostname (the VM dials
+// the gateway's name), ISTIOD_SAN.
+func bundleNamesIstiod(host string) resource.TestCheckFunc {
+	if cp.Get("EASTWEST_GATEWAY_HOSTNAME") != "" {
+		return resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "cluster_env", containsAll("ISTIOD_SAN='"+host+"'"))
+	}
+	return resource.TestCheckResourceAttrWith("istio_vm_registration.vm", "hosts", containsAll(" "+host+"\n"))
 }
 
 // Item 8, after the import: the cluster never returns the token, so `terraform import`
