@@ -113,7 +113,7 @@ func expectedError(c badInput) *regexp.Regexp {
 	if c.block != "" {
 		where = `with ` + regexp.QuoteMeta(c.block) + `,`
 	}
-	want := `(?:` + strings.ReplaceAll(c.want, " ", `\s+`) + `)`
+	want := `(?:` + acrossWrapping(c.want) + `)`
 	return regexp.MustCompile(`(?s)(` + want + `.*` + where + `|` + where + `.*` + want + `)`)
 }
 

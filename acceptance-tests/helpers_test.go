@@ -274,13 +274,17 @@ func objectKey(rs *terraform.ResourceState) (namespace, name string) {
 	return "", rs.Primary.ID
 }
 
-// wrappedPhrases matches the phrases in this order, a space of each matching any run of white
-// space: Terraform wraps a diagnostic's detail at the terminal width
-// (internal/command/format/diagnostic.go), so a phrase can span two lines.
+// wrappedPhrases matches the phrases in this order, across Terraform's line wrapping: it wraps
+// a diagnostic's detail at the terminal width (internal/command/format/diagnostic.go), so a
+// phrase can span two lines.
 func wrappedPhrases(phrases ...string) *regexp.Regexp {
 	quoted := make([]string, len(phrases))
 	for i, p := range phrases {
-		quoted[i] = strings.ReplaceAll(regexp.QuoteMeta(p), " ", `\s+`)
+		quoted[i] = acrossWrapping(regexp.QuoteMeta(p))
 	}
 	return regexp.MustCompile(`(?s)` + strings.Join(quoted, ".*"))
 }
+
+// acrossWrapping lets each space of a pattern match any run of white space, so the pattern
+// matches text Terraform wrapped.
+func acrossWrapping(pattern string) string { return strings.ReplaceAll(pattern, " ", `\s+`) }

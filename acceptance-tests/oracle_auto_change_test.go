@@ -117,15 +117,13 @@ func connectedAt(entry unstructured.Unstructured) (time.Time, bool) {
 // waitForEntry polls the WorkloadEntry until done says yes, for up to 90 s.
 func waitForEntry(t *testing.T, ns, name, what string, done func(*unstructured.Unstructured) bool) unstructured.Unstructured {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		entry := getObject(t, gvrWorkloadEntry, ns, name)
-		if entry != nil && done(entry) {
-			return *entry
+	var entry *unstructured.Unstructured
+	eventually(t, 90*time.Second, fmt.Sprintf("WorkloadEntry %s/%s: %s", ns, name, what), func() error {
+		entry = getObject(t, gvrWorkloadEntry, ns, name)
+		if !done(entry) {
+			return fmt.Errorf("not yet: %v", entry.GetAnnotations())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("WorkloadEntry %s/%s: no %s after 90 s: %v", ns, name, what, entry)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
+	return *entry
 }

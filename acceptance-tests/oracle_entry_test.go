@@ -157,7 +157,7 @@ func connectAndReadEntry(t *testing.T, app *probedApp, ns, name, ip string, entr
 		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
 			found, err := findEntry(t, ns, exact)
-			connected := err == nil && nested(found, "metadata", "annotations", "istio.io/connectedAt") != nil
+			connected := err == nil && nested(found, "metadata", "annotations", connectedAtAnnotation) != nil
 			if connected {
 				app.notReady.Store(false)
 			}
