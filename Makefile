@@ -33,7 +33,7 @@ VERSION          ?= $(PROVIDER_VERSION)
 # `make test-matrix` takes every CLI, `make demo` Terraform 1.0.3 only.
 CLIS             := terraform-1.0.3 terraform-1.13.3 tofu-1.6.3 tofu-1.12.6
 MATRIX_CLIS      := terraform-1.0.3 terraform-1.5.7 terraform-1.13.3 tofu-1.6.3 tofu-1.12.6
-CONTROLPLANE_SRC := $(wildcard acceptance-tests/go.mod acceptance-tests/go.sum acceptance-tests/controlplane/*.go acceptance-tests/cmd/controlplane/*.go)
+CONTROLPLANE_SRC := $(wildcard acceptance-tests/go.mod acceptance-tests/go.sum acceptance-tests/controlplane/*.go acceptance-tests/ports/*.go acceptance-tests/cmd/controlplane/*.go)
 
 .PHONY: help setup tools provider controlplane-start controlplane-stop controlplane-env test test-matrix lint cargo-test acceptance demo \
         examples-check release release-check release-check-arm64 bench-mesh

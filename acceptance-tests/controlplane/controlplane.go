@@ -26,6 +26,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"terraform-provider-istio/acceptance-tests/ports"
 )
 
 const (
@@ -244,13 +246,13 @@ func (cp *ControlPlane) start(ctx context.Context, kubeBin, pilotBin string) err
 	if cp.egressSocket, err = egressSocketPath(cp.RunDir); err != nil {
 		return err
 	}
-	ports, err := freePorts(3)
+	addrs, err := ports.Loopback(3)
 	if err != nil {
 		return err
 	}
-	etcdURL := "http://" + ports[0]
-	peerURL := "http://" + ports[1]
-	apiserverAddr := ports[2]
+	etcdURL := "http://" + addrs[0]
+	peerURL := "http://" + addrs[1]
+	apiserverAddr := addrs[2]
 	apiserverURL := "https://" + apiserverAddr
 	cp.setEnv("RUN_DIR", cp.RunDir)
 	cp.gatewayIP = cp.opts.GatewayIP
@@ -527,26 +529,6 @@ func httpOK(c *http.Client, url string) error {
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil
-}
-
-// freePorts returns n distinct free loopback addresses (127.0.0.1:port).
-func freePorts(n int) ([]string, error) {
-	var out []string
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("no free loopback port: %w", err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
-	}
-	return out, nil
 }
 
 // baseEnv is the environment of every component: ours without anything that

@@ -22,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+
+	"terraform-provider-istio/acceptance-tests/ports"
 )
 
 // istiod is one rendered istiod Deployment and where its process listens.
@@ -271,7 +273,7 @@ func (cp *ControlPlane) startIstiod(ctx context.Context, pilotBin string, d *ist
 // pickListenAddrs gives every container port of every istiod a free
 // loopback address.
 func pickListenAddrs(istiods []*istiod) error {
-	addrs, err := freePorts(len(istiods) * len(containerPorts))
+	addrs, err := ports.Loopback(len(istiods) * len(containerPorts))
 	if err != nil {
 		return err
 	}

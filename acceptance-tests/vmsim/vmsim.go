@@ -55,6 +55,7 @@ import (
 	"time"
 
 	"terraform-provider-istio/acceptance-tests/controlplane"
+	"terraform-provider-istio/acceptance-tests/ports"
 )
 
 // BundleFiles are the five files of a VM bootstrap bundle.
@@ -351,30 +352,21 @@ func sourceEnvFile(path string) (map[string]string, error) {
 	return env, nil
 }
 
-// freePort returns a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func (vm *VM) startAgent() error {
 	o := vm.opts
 	statusPort := o.StatusPort
 	if statusPort == 0 {
-		p, err := freePort()
+		p, err := ports.Take(1)
 		if err != nil {
 			return err
 		}
-		statusPort = p
+		statusPort = p[0]
 	}
-	dnsPort, err := freePort()
+	dns, err := ports.Take(1)
 	if err != nil {
 		return err
 	}
+	dnsPort := dns[0]
 	svc := vm.Env["ISTIO_SERVICE"]
 	if svc == "" {
 		svc = "rawvm"
