@@ -201,10 +201,7 @@ func TestControlPlaneIstiodTLS(t *testing.T) {
 	type target struct{ addr, host string }
 	var targets []target
 	for _, rev := range installedRevisions() {
-		prefix := "ISTIOD"
-		if rev != "default" {
-			prefix += "_" + strings.ToUpper(rev)
-		}
+		prefix := istiodEnvPrefix(rev)
 		targets = append(targets,
 			target{cp.Get(prefix + "_XDS_ADDR"), istiodHost(rev)},
 			target{net.JoinHostPort(gw, "15012"), istiodHost(rev)},

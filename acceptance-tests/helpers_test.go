@@ -78,6 +78,15 @@ func istiodHost(rev string) string {
 	return "istiod-" + rev + "." + istioNamespace() + ".svc"
 }
 
+// istiodEnvPrefix starts the control plane's env keys of a revision's istiod
+// (ISTIOD_XDS_ADDR, ISTIOD_CANARY_HTTP_ADDR, ...).
+func istiodEnvPrefix(rev string) string {
+	if rev == "" || rev == "default" {
+		return "ISTIOD"
+	}
+	return "ISTIOD_" + strings.ToUpper(strings.ReplaceAll(rev, "-", "_"))
+}
+
 // providerConfig is the provider block pointing at the control plane as the
 // ServiceAccount bound only to the roles of examples/rbac (least_privilege_test.go).
 func providerConfig() string { return providerBlockWith(leastPrivilegeKubeconfig) }

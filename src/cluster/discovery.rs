@@ -4,6 +4,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client};
 
 use super::KubeError;
+use super::error::is_not_found;
 use crate::istio::crd::{IstioApiVersion, WorkloadGroup};
 
 /// The version the cluster serves WorkloadGroups at: `v1` when it serves it, else `v1beta1`
@@ -40,7 +41,7 @@ async fn serves(client: &Client, version: IstioApiVersion) -> Result<bool, kube:
         .await
     {
         Ok(list) => Ok(list.resources.iter().any(|r| r.name == plural)),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(error) if is_not_found(&error) => Ok(false),
         Err(other) => Err(other),
     }
 }

@@ -100,8 +100,19 @@ impl KubeError {
 
     /// True when the API answered 404: the object does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, KubeError::Api(kube::Error::Api(status)) if status.code == 404)
+        matches!(self, KubeError::Api(error) if is_not_found(error))
     }
+}
+
+/// True when the API answered 404: the object (or the API group) does not exist.
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// True when the API answered 409: a field conflict of server-side apply, or a
+/// precondition (resourceVersion, UID) that no longer holds.
+pub fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
 }
 
 /// The call's result, with "not found" (404) as `Ok(None)`: for deletes of objects that may

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::cluster::KubeError;
 use crate::cluster::apply::server_side_apply;
-use crate::cluster::error::ignore_not_found;
+use crate::cluster::error::{ignore_not_found, is_conflict, is_not_found};
 use crate::cluster::mesh;
 use crate::cluster::wait::{Deadline, SharedWatch, delete_and_wait};
 use crate::istio::control_plane::{
@@ -217,7 +217,8 @@ impl<'a> Registration<'a> {
             };
             match api.delete(&name, &unchanged).await {
                 Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+                // Gone already, or confirmed since it was listed: not ours to revoke.
+                Err(error) if is_not_found(&error) || is_conflict(&error) => {}
                 Err(error) => return Err(error.into()),
             }
         }
