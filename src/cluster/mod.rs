@@ -7,6 +7,7 @@ pub mod client;
 pub mod connection;
 pub mod discovery;
 pub mod error;
+pub mod list;
 pub mod mesh;
 #[cfg(test)]
 pub(crate) mod mock;

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::KubeError;
+use super::list::LIST_PAGE;
 use crate::istio::crd::WorkloadEntry;
 
 /// When a wait gives up: after `timeout`, or as soon as Terraform cancels (StopProvider).
@@ -122,9 +123,12 @@ fn reflect<K: Watched>(
 ) -> (Store<K>, impl Stream<Item = ()> + Send + use<K>) {
     let (reader, writer) = reflector::store();
     let what = what.to_string();
-    let config = watcher::Config::default().labels(label_selector);
+    let config = watcher::Config::default()
+        .labels(label_selector)
+        .page_size(LIST_PAGE);
     let changes = watcher(api.clone(), config)
         .default_backoff()
+        .modify(|object| object.managed_fields_mut().clear())
         .reflect(writer)
         .map(move |event| {
             if let Err(error) = event {
@@ -133,9 +137,6 @@ fn reflect<K: Watched>(
         });
     (reader, changes)
 }
-
-/// Objects per page of a shared watch's list (see [`SharedWatch::start`]).
-const SHARED_LIST_PAGE: u32 = 100;
 
 /// One watch of the objects matching a label selector in one namespace, shared by every wait
 /// and read of the provider process: N concurrent waits cost one LIST and one WATCH instead of
@@ -156,11 +157,11 @@ impl<K: Watched> SharedWatch<K> {
         let (announce, changes) = tokio::sync::watch::channel(0u64);
         let (mark_listed, listed) = tokio::sync::watch::channel(false);
         let selector = label_selector.to_string();
-        // Pages of 100, not kube-runtime's 500: a page is parsed whole, managedFields and all,
-        // before `modify` drops them, so the page size bounds the memory of the first list.
+        // Pages of LIST_PAGE, not kube-runtime's 500: a page is parsed whole, managedFields and
+        // all, before `modify` drops them, so the page size bounds the memory of the first list.
         let config = watcher::Config::default()
             .labels(label_selector)
-            .page_size(SHARED_LIST_PAGE);
+            .page_size(LIST_PAGE);
         // Nobody reads managedFields: dropping them keeps a store of 1000 entries small.
         let events = watcher(api, config)
             .default_backoff()

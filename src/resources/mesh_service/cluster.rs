@@ -6,7 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::Resource as _;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 use super::convert::service_from_model;
 use super::endpoints::count;
@@ -14,6 +14,7 @@ use super::{EndpointSummary, MeshServiceModel};
 use crate::cluster::KubeError;
 use crate::cluster::apply::server_side_apply;
 use crate::cluster::error::ignore_not_found;
+use crate::cluster::list::list_in_pages;
 use crate::cluster::wait::{Deadline, delete_and_wait, wait_for_sets};
 use crate::istio::crd::WorkloadEntry;
 use crate::provider_data::Configured;
@@ -72,17 +73,10 @@ impl Services {
     ) -> Result<EndpointSummary, ResourceError> {
         let slices: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &self.namespace);
         let entries: Api<WorkloadEntry> = Api::namespaced(self.client.clone(), &self.namespace);
-        let slices = slices
-            .list(&ListParams::default().labels(&slices_of(service)))
-            .await?
-            .items;
-        let entries = entries
-            .list(&ListParams::default().labels(&selector_string(selector)))
-            .await;
+        let slices = list_in_pages(&slices, &slices_of(service)).await?;
+        let entries = list_in_pages(&entries, &selector_string(selector)).await;
         // A cluster without Istio's CRDs has no VMs to count.
-        let entries = ignore_not_found(entries)?
-            .map(|list| list.items)
-            .unwrap_or_default();
+        let entries = ignore_not_found(entries)?.unwrap_or_default();
         Ok(count(slices.iter(), entries.iter()))
     }
 
