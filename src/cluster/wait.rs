@@ -13,12 +13,13 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::wait::delete::{Error as DeleteError, delete_and_finalize};
+use kube::runtime::wait::{await_condition, conditions::is_deleted};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::KubeError;
+use super::error::is_not_found;
 use super::list::LIST_PAGE;
 use crate::istio::crd::WorkloadEntry;
 
@@ -53,9 +54,15 @@ impl Watched for WorkloadEntry {}
 #[cfg(test)]
 impl Watched for k8s_openapi::api::core::v1::ConfigMap {}
 
-/// Deletes the named object and waits until it is gone, finalizers included (kube-runtime's
-/// `delete_and_finalize`), within `timeout` and until cancelled. An object that is already
-/// gone is not an error. `kind` names the object in errors, e.g. "Service".
+/// Deletes the named object and waits until it is gone, finalizers included, within `timeout`
+/// and until cancelled. An object that is already gone is not an error. `kind` names the object
+/// in errors, e.g. "Service".
+///
+/// The API server's answer says whether there is anything to wait for: a `Status`, or the
+/// object without a deletion timestamp, means it was removed at once (a WorkloadEntry or a
+/// Service without finalizers); only an object marked for deletion is watched until it is gone
+/// (kube-runtime's `await_condition` with `is_deleted`). kube-runtime's `delete_and_finalize`
+/// always watches, which cost a LIST per deleted object.
 pub async fn delete_and_wait<K>(
     api: &Api<K>,
     kind: &str,
@@ -67,15 +74,23 @@ where
 {
     let what = format!("{kind} {name} to be deleted");
     let deleted = async {
-        match delete_and_finalize(api.clone(), name, &DeleteParams::default()).await {
-            Ok(()) => Ok(()),
-            Err(DeleteError::Delete(error)) => match KubeError::from(error) {
-                gone if gone.is_not_found() => Ok(()),
-                other => Err(other),
+        // `left()`: the object rather than a Status.
+        let pending_uid = match api.delete(name, &DeleteParams::default()).await {
+            Ok(answer) => match answer.left() {
+                Some(object) if object.meta().deletion_timestamp.is_some() => {
+                    object.meta().uid.clone()
+                }
+                _ => return Ok(()),
             },
-            Err(other) => Err(KubeError::Watch {
+            Err(error) if is_not_found(&error) => return Ok(()),
+            Err(error) => return Err(KubeError::from(error)),
+        };
+        let gone = is_deleted(pending_uid.as_deref().unwrap_or_default());
+        match await_condition(api.clone(), name, gone).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(KubeError::Watch {
                 what: what.clone(),
-                detail: other.to_string(),
+                detail: error.to_string(),
             }),
         }
     };
@@ -299,10 +314,40 @@ mod tests {
         objects.iter().filter(is_ready).count()
     }
 
+    /// What the API server answers to a DELETE that must wait for finalizers: the object,
+    /// marked for deletion.
+    fn marked_for_deletion(name: &str) -> serde_json::Value {
+        let mut object = config_map(name, "x");
+        object["metadata"]["deletionTimestamp"] = json!("2026-12-01T00:00:00Z");
+        object["metadata"]["finalizers"] = json!(["example.com/cleanup"]);
+        object
+    }
+
+    #[tokio::test]
+    async fn an_object_removed_at_once_is_not_watched() {
+        let removed = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                             "details": {"name": "a", "kind": "configmaps", "uid": "uid-a"}});
+        for answer in [removed, config_map("a", "x")] {
+            let (client, recorded) = mock_client(move |seen| match seen.method.as_str() {
+                "DELETE" => Reply::Json(200, answer.clone()),
+                _ => Reply::Hang,
+            });
+            let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+            let cancel = CancellationToken::new();
+            delete_and_wait(&api, "ConfigMap", "a", Deadline::new(SHORT, &cancel))
+                .await
+                .expect("deleted");
+            assert_eq!(
+                recorded.lines(),
+                ["DELETE /api/v1/namespaces/ns/configmaps/a"]
+            );
+        }
+    }
+
     #[tokio::test]
     async fn delete_and_wait_returns_once_the_object_is_gone() {
         let (client, recorded) = mock_client(|seen| match seen.method.as_str() {
-            "DELETE" => Reply::Json(200, config_map("a", "x")),
+            "DELETE" => Reply::Json(200, marked_for_deletion("a")),
             _ if seen.query.contains("fieldSelector=metadata.name%3Da") => list(vec![]),
             _ => Reply::Hang,
         });
@@ -334,7 +379,7 @@ mod tests {
     #[tokio::test]
     async fn a_delete_that_never_finishes_ends_at_the_deadline() {
         let (client, _) = mock_client(|seen| match seen.method.as_str() {
-            "DELETE" => Reply::Json(200, config_map("a", "x")),
+            "DELETE" => Reply::Json(200, marked_for_deletion("a")),
             _ => Reply::Hang,
         });
         let api: Api<ConfigMap> = Api::namespaced(client, "ns");
