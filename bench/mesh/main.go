@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-const usage = "usage: meshbench prepare|drop|health|audit|stamp|reaction [flags] (see bench/README.md)"
+const usage = "usage: meshbench prepare|drop|health|audit|stamp|reaction|waitreturn [flags] (see bench/README.md)"
 
 func main() {
 	if len(os.Args) < 2 {
@@ -55,6 +55,11 @@ func main() {
 		resource := fs.String("resource", "", "resource address whose instances waited, e.g. istio_vm_registration.vm")
 		_ = fs.Parse(args)
 		err = reaction(*stamped, *healthLog, *resource)
+	case "waitreturn":
+		providerLog := fs.String("log", "", "Terraform's log file (TF_LOG_PROVIDER=INFO, TF_LOG_PATH) of the apply")
+		healthLog := fs.String("health", "", "record of `meshbench health`")
+		_ = fs.Parse(args)
+		err = waitReturn(*providerLog, *healthLog)
 	default:
 		fail(usage)
 	}

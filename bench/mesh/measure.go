@@ -148,6 +148,52 @@ func reaction(stampedPath, healthPath, resource string) error {
 	return scanner.Err()
 }
 
+// waitReturn prints, per instance, the time from the health write to the
+// instant the provider's wait returned, as the provider logs it ("the wait is
+// over", with the entry's address and the provider's own timestamp, ms): the
+// reaction without Terraform's handling of the finished resource.
+func waitReturn(logPath, healthPath string) error {
+	written, err := healthWrites(healthPath)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(logPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	over := regexp.MustCompile(`the wait is over\b.*?\baddress=(\S+)`)
+	stamp := regexp.MustCompile(`\btimestamp=(\S+)`)
+	index := map[string]int{}
+	for i := 0; i < 65536; i++ {
+		index[instanceAddress(i)] = i
+	}
+	scanner := bufio.NewScanner(f)
+	scanner.Buffer(make([]byte, 1<<20), 1<<20)
+	found := 0
+	for scanner.Scan() {
+		m := over.FindStringSubmatch(scanner.Text())
+		s := stamp.FindStringSubmatch(scanner.Text())
+		if m == nil || s == nil {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, s[1])
+		if err != nil {
+			return fmt.Errorf("%s: timestamp %q: %w", logPath, s[1], err)
+		}
+		sent, ok := written[m[1]]
+		if !ok {
+			return fmt.Errorf("the wait for %s returned but the health helper never wrote its entry", m[1])
+		}
+		fmt.Printf("%d\t%.3f\n", index[m[1]], float64(at.UnixNano()-sent)/1e6)
+		found++
+	}
+	if found == 0 {
+		return fmt.Errorf("no \"the wait is over\" line in %s (TF_LOG_PROVIDER=INFO?)", logPath)
+	}
+	return scanner.Err()
+}
+
 // instanceAddress is cidrhost("10.10.0.0/16", i + 1), the address the
 // configurations give instance i.
 func instanceAddress(i int) string {

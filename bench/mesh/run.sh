@@ -89,12 +89,13 @@ cp "$CARGO_TARGET_DIR/release/terraform-provider-istio" "$CARGO_TARGET_DIR/relea
   "$PEER_B" "$LOCAL_BIN" "$WORK/bin/"
 
 # Each provider Terraform starts is a wrapper: GNU time records the provider's ru_maxrss (its
-# VmHWM at exit, KiB) into $BENCH_RSS_DIR/<provider>, one line per launch.
+# VmHWM at exit, KiB) and its user and system CPU seconds into $BENCH_RSS_DIR/<provider>, one
+# line per launch.
 install_provider() { # host-path binary-name version real-binary
   local dir=$WORK/plugins/registry.terraform.io/$1/$3/linux_amd64 name
   name=$(basename "$1")
   mkdir -p "$dir"
-  printf '#!/bin/sh\nexec /usr/bin/time -a -o "${BENCH_RSS_DIR:-/tmp}/%s" -f "%%M" %q "$@"\n' "$name" "$4" >"$dir/$2"
+  printf '#!/bin/sh\nexec /usr/bin/time -a -o "${BENCH_RSS_DIR:-/tmp}/%s" -f "%%M %%U %%S" %q "$@"\n' "$name" "$4" >"$dir/$2"
   chmod +x "$dir/$2"
 }
 install_provider terraform-provider-istio/istio terraform-provider-istio_v0.1.0 0.1.0 "$WORK/bin/terraform-provider-istio"
@@ -154,7 +155,10 @@ run_tf() {
   for f in "$rss"/*; do
     [[ -e $f ]] || continue
     record rss "$which" "$n" "$round" "$cmd" "$(basename "$f")" \
-      "$(awk '/^[0-9]+$/ && $1 + 0 > m { m = $1 + 0 } END { print m + 0 }' "$f")" "$(grep -cE '^[0-9]+$' "$f" || true)"
+      "$(awk '/^[0-9]+ / && $1 + 0 > m { m = $1 + 0 } END { print m + 0 }' "$f")" "$(grep -cE '^[0-9]+ ' "$f" || true)"
+    # CPU of every launch of that provider during the command: what the provider itself costs.
+    record cpu "$which" "$n" "$round" "$cmd" "$(basename "$f")" \
+      "$(awk '/^[0-9]+ / { s += $2 + $3 } END { printf "%.2f", s }' "$f")"
   done
   printf '%s\t%s\t%s\t%s\n' "$which|$n|$round|$cmd" "$t0" "$t1" "$(agent_of "$which")" >>"$WINDOWS"
   if [[ $rc == 124 || $rc == 137 ]]; then
@@ -250,7 +254,10 @@ for n in $REACT_SIZES; do
       start_health "$(namespace_of "$which" "$n")" "$WORK/health/$label.tsv" "$n"
       mkdir -p "$WORK/rss/$label"
       rc=0
-      (cd "$dir" && set -o pipefail && BENCH_RSS_DIR=$WORK/rss/$label timeout --signal=INT "$(cap_of "$which")" \
+      # A logs the instant each wait returns at INFO (with its own timestamp), so its
+      # reaction is also measured at the wait itself, before Terraform handles the result.
+      tflog=(); [[ $which == a ]] && tflog=(TF_LOG_PROVIDER=INFO "TF_LOG_PATH=$WORK/log/$label.tflog")
+      (cd "$dir" && set -o pipefail && env "${tflog[@]}" BENCH_RSS_DIR="$WORK/rss/$label" timeout --signal=INT "$(cap_of "$which")" \
         "$TERRAFORM" apply -auto-approve -input=false -no-color -parallelism=$((7 * n + 10)) 2>&1 | "$MB" stamp >"$WORK/log/$label.out") || rc=$?
       stop_health
       [[ $rc == 0 ]] || { tail -20 "$WORK/log/$label.out" >&2; die "$label: apply exited $rc"; }
@@ -258,6 +265,10 @@ for n in $REACT_SIZES; do
       [[ $which == b ]] && resource=kubernetes_manifest.entry
       "$MB" reaction -stamped "$WORK/log/$label.out" -health "$WORK/health/$label.tsv" -resource "$resource" |
         while IFS=$'\t' read -r index ms; do record react "$which" "$n" "$round" "$index" "$ms"; done
+      if [[ $which == a ]]; then
+        "$MB" waitreturn -log "$WORK/log/$label.tflog" -health "$WORK/health/$label.tsv" |
+          while IFS=$'\t' read -r index ms; do record react_wait "$which" "$n" "$round" "$index" "$ms"; done
+      fi
       run_tf "$dir" "$label-destroy" "$which" "$n" "$round" react_destroy 0 destroy -auto-approve -parallelism=$((7 * n + 10))
     done
   done
