@@ -174,27 +174,29 @@ def plot(d, path):
 def plan_reason(d):
     """Where the no-op plan's time goes: the provider's own CPU against the wall time, and the
     state Terraform handles per resource."""
-    parts = []
+    parts, shares = [], []
     for n in d.sizes:
         wall, cpu = d.median("a", n, "plan"), d.cpu.get(("a", n, "plan", "istio"))
         floor = d.median("floor", n, "plan")
         if wall and cpu and floor:
             own = statistics.median(cpu)
-            parts.append(f"N={n}: {own:.2f} s of provider CPU in {wall:.2f} s, the floor {floor:.2f} s")
-    sizes = {w: d.state.get((w, max(d.sizes))) for w in ("a", "floor")}
-    per = ""
-    if all(sizes.values()):
-        big = max(d.sizes)
-        a_bytes = statistics.median(sizes["a"]) / (big + 2)
-        f_bytes = statistics.median(sizes["floor"]) / (big + 2)
-        per = (f" Terraform decodes, compares and rewrites every resource's state at each plan; a registration holds "
-               f"{a_bytes:.0f} bytes of state (its five bootstrap files, which modules pass on to their VMs from "
-               f"state) and many attributes, a floor resource {f_bytes:.0f} bytes and two attributes.")
-    cpu = "; ".join(parts)
-    return ("The difference is Terraform's work on larger resources, not the provider's: the provider's CPU "
-            f"(all its launches, user + system) is a small part of the plan ({cpu})." + per +
-            " Shrinking the state would mean dropping the bundle from it, which users read; the provider's own "
-            "share is what there is to cut.")
+            shares.append(own / wall)
+            parts.append(f"N={n}: {own:.2f} s of provider CPU in {wall:.2f} s of wall time, the floor's plan {floor:.2f} s")
+    text = ""
+    if parts:
+        most = max(shares)
+        text = (f"The provider's own CPU (all its launches, user + system) is at most {most * 100:.0f}% of the "
+                f"no-op plan's wall time ({'; '.join(parts)}); the rest is Terraform and the API server. ")
+    big = max(d.sizes)
+    a_state, f_state = d.state.get(("a", big)), d.state.get(("floor", big))
+    if a_state and f_state:
+        a_bytes = statistics.median(a_state) / (big + 2)
+        f_bytes = statistics.median(f_state) / (big + 2)
+        text += (f"Terraform decodes, compares and rewrites every resource's state at each plan; a registration "
+                 f"holds {a_bytes:.0f} bytes of state (its five bootstrap files, which modules pass on to their VMs "
+                 f"from state) and many attributes, a floor resource {f_bytes:.0f} bytes and two attributes. ")
+    return text + ("Shrinking the state would mean dropping the bundle from it, which users read; the provider's "
+                   "own share is what there is to cut.")
 
 
 def requests_reason(values, limit):
