@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
@@ -341,6 +342,16 @@ func TestAccLeastPrivilege_auditShowsExactlyTheRoles(t *testing.T) {
 					return s.RootModule().Resources["istio_vm_registration.vm"].Primary.ID, nil
 				},
 			},
+			{
+				// A finalizer holds the group and the Service when they are deleted, as a
+				// controller's would: the delete waits (list, then watch) until it is removed.
+				PreConfig: func() {
+					holdDeletion(t, gvrWorkloadGroup, ns, "product-vm")
+					holdDeletion(t, gvrService, ns, "product")
+				},
+				Config:  asUser(allResourcesConfig(ns, httpPort+"  labels = { tier = \"backend\" }\n"), kubeconfig),
+				Destroy: true,
+			},
 		},
 	})
 
@@ -383,13 +394,43 @@ func TestAccLeastPrivilege_auditShowsExactlyTheRoles(t *testing.T) {
 	t.Logf("%d requests as %s; permissions used: %v", len(entries), user, sortedKeys(used))
 }
 
+// holdDeletion puts a finalizer on the object and removes it two seconds after the object
+// is marked for deletion, in the background, as a controller that cleans up would.
+func holdDeletion(t *testing.T, gvr schema.GroupVersionResource, ns, name string) {
+	t.Helper()
+	objects := resourceClient(gvr, ns)
+	ctx := context.Background()
+	finalizer := []byte(`{"metadata":{"finalizers":["example.com/cleanup"]}}`)
+	if _, err := objects.Patch(ctx, name, types.MergePatchType, finalizer, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("adding a finalizer to %s %s/%s: %v", gvr.Resource, ns, name, err)
+	}
+	released := make(chan error, 1)
+	go func() {
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) {
+			object, err := objects.Get(ctx, name, metav1.GetOptions{})
+			if err == nil && object.GetDeletionTimestamp() != nil {
+				time.Sleep(2 * time.Second)
+				_, err = objects.Patch(ctx, name, types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+				released <- err
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		released <- fmt.Errorf("%s %s/%s was never marked for deletion", gvr.Resource, ns, name)
+	}()
+	t.Cleanup(func() {
+		if err := <-released; err != nil {
+			t.Errorf("releasing the finalizer: %v", err)
+		}
+	})
+}
+
 // usedOnlyByAWatch are the permissions a lifecycle without waiting does not use: a wait
 // lists first and opens its watch only when the list does not already satisfy it. The tests
 // that wait (TestAccMeshService_wait, TestAccVmRegistration_autoAndRenewal, every delete)
 // run with the same roles (providerConfig), and a refused watch fails them by timeout.
 var usedOnlyByAWatch = map[string]string{
-	"core/services watch":                      "istio_mesh_service: waiting for its delete",
-	"networking.istio.io/workloadgroups watch": "istio_workload_group: waiting for its delete",
 	"networking.istio.io/workloadentries watch": "istio_vm_registration: waiting for health or a delete; " +
 		"istio_mesh_service: waiting for endpoints",
 	"discovery.k8s.io/endpointslices watch": "istio_mesh_service: waiting for endpoints",
