@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -128,7 +129,7 @@ func istiodServedAddresses(t *testing.T, ns, service, sentinel string) map[strin
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		now, err := readServedAddresses(url, host, ns)
-		if err == nil && now[sentinel] && last != nil && mapsEqual(now, last) {
+		if err == nil && now[sentinel] && last != nil && maps.Equal(now, last) {
 			return now
 		}
 		if time.Now().After(deadline) {
@@ -229,16 +230,4 @@ func matchIstiodVerdict(s *terraform.State, cases []healthGateCase, served map[s
 		return fmt.Errorf("istio_mesh_service disagrees with istiod: %s", strings.Join(problems, "; "))
 	}
 	return nil
-}
-
-func mapsEqual(a, b map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
-		}
-	}
-	return true
 }

@@ -115,37 +115,16 @@ func stamp(in io.Reader, out io.Writer) error {
 // instance i has cidrhost("10.10.0.0/16", i + 1) in every configuration) and
 // prints "i<TAB>ms" per instance.
 func reaction(stampedPath, healthPath, resource string) error {
-	written, err := healthWrites(healthPath)
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(stampedPath)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	line := regexp.MustCompile(`^(\d+)\t` + regexp.QuoteMeta(resource) + `\[(\d+)\]: Creation complete`)
-	scanner := bufio.NewScanner(f)
-	found := 0
-	for scanner.Scan() {
-		m := line.FindStringSubmatch(scanner.Text())
+	return joinWithWrites(stampedPath, healthPath, fmt.Sprintf("%q creation", resource), func(text string) (int, int64, bool, error) {
+		m := line.FindStringSubmatch(text)
 		if m == nil {
-			continue
+			return 0, 0, false, nil
 		}
 		at, _ := strconv.ParseInt(m[1], 10, 64)
 		index, _ := strconv.Atoi(m[2])
-		address := instanceAddress(index)
-		sent, ok := written[address]
-		if !ok {
-			return fmt.Errorf("%s[%d] completed but the health helper never wrote its entry (address %s)", resource, index, address)
-		}
-		fmt.Printf("%d\t%.3f\n", index, float64(at-sent)/1e6)
-		found++
-	}
-	if found == 0 {
-		return fmt.Errorf("no %q creation in %s", resource, stampedPath)
-	}
-	return scanner.Err()
+		return index, at, true, nil
+	})
 }
 
 // waitReturn prints, per instance, the time from the health write to the
@@ -153,43 +132,57 @@ func reaction(stampedPath, healthPath, resource string) error {
 // over", with the entry's address and the provider's own timestamp, ms): the
 // reaction without Terraform's handling of the finished resource.
 func waitReturn(logPath, healthPath string) error {
+	over := regexp.MustCompile(`the wait is over\b.*?\baddress=10\.10\.(\d+)\.(\d+)\b`)
+	stamp := regexp.MustCompile(`\btimestamp=(\S+)`)
+	return joinWithWrites(logPath, healthPath, `"the wait is over" line (TF_LOG_PROVIDER=INFO?)`, func(text string) (int, int64, bool, error) {
+		m, s := over.FindStringSubmatch(text), stamp.FindStringSubmatch(text)
+		if m == nil || s == nil {
+			return 0, 0, false, nil
+		}
+		at, err := time.Parse(time.RFC3339Nano, s[1])
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("timestamp %q: %w", s[1], err)
+		}
+		high, _ := strconv.Atoi(m[1])
+		low, _ := strconv.Atoi(m[2])
+		return high*256 + low - 1, at.UnixNano(), true, nil // instanceAddress, inverted
+	})
+}
+
+// joinWithWrites reads path line by line; for each line match recognizes, it
+// prints "i<TAB>ms": from the health helper's write on instance i's entry to
+// the instant (unix ns) the line gives.
+func joinWithWrites(path, healthPath, what string, match func(line string) (index int, at int64, ok bool, err error)) error {
 	written, err := healthWrites(healthPath)
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(logPath)
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	over := regexp.MustCompile(`the wait is over\b.*?\baddress=(\S+)`)
-	stamp := regexp.MustCompile(`\btimestamp=(\S+)`)
-	index := map[string]int{}
-	for i := 0; i < 65536; i++ {
-		index[instanceAddress(i)] = i
-	}
 	scanner := bufio.NewScanner(f)
 	scanner.Buffer(make([]byte, 1<<20), 1<<20)
 	found := 0
 	for scanner.Scan() {
-		m := over.FindStringSubmatch(scanner.Text())
-		s := stamp.FindStringSubmatch(scanner.Text())
-		if m == nil || s == nil {
+		index, at, ok, err := match(scanner.Text())
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if !ok {
 			continue
 		}
-		at, err := time.Parse(time.RFC3339Nano, s[1])
-		if err != nil {
-			return fmt.Errorf("%s: timestamp %q: %w", logPath, s[1], err)
-		}
-		sent, ok := written[m[1]]
+		address := instanceAddress(index)
+		sent, ok := written[address]
 		if !ok {
-			return fmt.Errorf("the wait for %s returned but the health helper never wrote its entry", m[1])
+			return fmt.Errorf("instance %d finished but the health helper never wrote its entry (address %s)", index, address)
 		}
-		fmt.Printf("%d\t%.3f\n", index[m[1]], float64(at.UnixNano()-sent)/1e6)
+		fmt.Printf("%d\t%.3f\n", index, float64(at-sent)/1e6)
 		found++
 	}
 	if found == 0 {
-		return fmt.Errorf("no \"the wait is over\" line in %s (TF_LOG_PROVIDER=INFO?)", logPath)
+		return fmt.Errorf("no %s in %s", what, path)
 	}
 	return scanner.Err()
 }

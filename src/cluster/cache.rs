@@ -20,6 +20,7 @@ use tokio::sync::OnceCell;
 
 use super::KubeError;
 use super::discovery::served_version;
+use super::list::follow_pages;
 use super::mesh;
 use super::wait::SharedWatch;
 use crate::istio::crd::{IstioApiVersion, WorkloadEntry, WorkloadGroup};
@@ -303,8 +304,9 @@ impl From<ListedSecret> for Secret {
     }
 }
 
-/// Objects read per page of a list: bounds the response held at once.
-const LIST_PAGE: u32 = 250;
+/// Secrets per page: more than [`LIST_PAGE`](super::list::LIST_PAGE), because a
+/// [`ListedSecret`] parses neither the data nor managedFields.
+const SECRET_LIST_PAGE: u32 = 250;
 
 /// The Secrets with `label_selector` in `namespace` (see [`ListedSecret`]), page by page.
 async fn list_secrets(
@@ -313,20 +315,15 @@ async fn list_secrets(
     label_selector: &str,
 ) -> Result<Vec<Secret>, KubeError> {
     let request = Request::new(Secret::url_path(&(), Some(namespace)));
-    let mut secrets = Vec::new();
-    let mut params = ListParams::default()
+    let first = ListParams::default()
         .labels(label_selector)
-        .limit(LIST_PAGE);
-    loop {
-        let page: ObjectList<ListedSecret> = client
-            .request(request.list(&params).map_err(kube::Error::BuildRequest)?)
-            .await?;
-        secrets.extend(page.items.into_iter().map(Secret::from));
-        match page.metadata.continue_.filter(|token| !token.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(secrets),
-        }
-    }
+        .limit(SECRET_LIST_PAGE);
+    let listed = follow_pages(first, |params| {
+        let page = request.list(&params).map_err(kube::Error::BuildRequest);
+        async move { client.request::<ObjectList<ListedSecret>>(page?).await }
+    })
+    .await?;
+    Ok(listed.into_iter().map(Secret::from).collect())
 }
 
 fn group_key(version: IstioApiVersion, namespace: &str, name: &str) -> String {
@@ -385,10 +382,8 @@ mod tests {
         );
         let queries: Vec<_> = recorded.all().into_iter().map(|s| s.query).collect();
         assert_eq!(queries.len(), 2, "{queries:?}");
-        assert!(
-            queries.iter().all(|q| q.contains("labelSelector=app%3Dx")
-                && q.contains(&format!("limit={LIST_PAGE}")))
-        );
+        assert!(queries.iter().all(|q| q.contains("labelSelector=app%3Dx")
+            && q.contains(&format!("limit={SECRET_LIST_PAGE}"))));
         assert!(queries[1].contains("continue=more"), "{queries:?}");
     }
 
